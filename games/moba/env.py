@@ -8,8 +8,9 @@ Conventions a trainer can rely on:
 * A dead hero stays in `env.agents` while it waits to respawn: it keeps observing (its own
   `alive` feature is 0, its team's vision still works) and its mask allows only the no-op.
 * An action that the mask forbids is played as a no-op and counted:
-  `infos[agent]["illegal_action"]` is 1 on that step (0 otherwise). An action outside the
-  action space (not an int in 0..num_actions-1) is an error.
+  `infos[agent]["illegal_action"]` is 1 on that step (0 otherwise). `step` takes exactly
+  one action per agent; an action outside the action space (not an int in
+  0..num_actions-1) is an error (see games/actions.py).
 * Reward is the outcome only: +1 win, -1 loss, 0 draw, on the last step. Every step
   `infos[agent]["events"]` gives that step's counters (kills, deaths, assists, last_hits,
   denies, gold, xp, net_worth, tower_damage, towers_destroyed, damage_dealt, damage_taken,
@@ -29,6 +30,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from games.actions import as_discrete, check_agents
 from games.moba.config import make_config
 from games.moba.core import MobaCore
 from games.moba.layout import EVENT_NAMES, E_ILLEGAL, TEAM_NAMES
@@ -89,13 +91,10 @@ class MobaEnv(ParallelEnv):
         if not self.agents:
             raise RuntimeError("MobaEnv.step: the game is over (or was never started); call reset()")
         n_actions = self.layout.num_actions
+        check_agents("MobaEnv", actions, self.agents)
         acts = self._actions
-        acts[:] = 0
         for agent, action in actions.items():
-            i = self._index.get(agent)
-            if i is None:
-                raise KeyError(f"MobaEnv.step: unknown agent {agent!r}; agents are {self.agents}")
-            acts[0, i] = _as_action(agent, action, n_actions)
+            acts[0, self._index[agent]] = as_discrete("MobaEnv", agent, action, n_actions)
         r = self.core.step(acts)
         obs = self._observations()
         events = r.events[0].tolist()
@@ -130,20 +129,3 @@ class MobaEnv(ParallelEnv):
     def close(self) -> None:
         pass
 
-
-def _as_action(agent: str, action: Any, n_actions: int) -> int:
-    """Accept a Python/numpy integer (or a 0-d/size-1 integer array); reject anything else."""
-    if isinstance(action, np.ndarray):
-        if action.size != 1 or action.dtype.kind not in "iu":
-            raise ValueError(
-                f"MobaEnv.step: action of {agent!r} must be one integer in 0..{n_actions - 1}, "
-                f"got an array of shape {action.shape} and dtype {action.dtype}")
-        action = action.reshape(()).item()
-    elif isinstance(action, bool) or not isinstance(action, (int, np.integer)):
-        raise TypeError(
-            f"MobaEnv.step: action of {agent!r} must be an int in 0..{n_actions - 1}, "
-            f"got {type(action).__name__} {action!r}")
-    action = int(action)
-    if not 0 <= action < n_actions:
-        raise ValueError(f"MobaEnv.step: action of {agent!r} must lie in 0..{n_actions - 1}, got {action}")
-    return action

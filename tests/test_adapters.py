@@ -1,0 +1,170 @@
+"""Third-party PettingZoo games through TeamParallelEnv (games/adapters.py).
+
+magent2 battle (symmetric, red_* vs blue_*) and mpe2 simple_tag (asymmetric:
+adversary_* predators vs agent_* prey, an AEC game converted by PettingZoo).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import data_equivalence
+
+import games
+from games.adapters import TeamParallelEnv, as_parallel, team_spaces_differ, teams_from_prefixes
+from games.memory import MemoryGame
+
+with warnings.catch_warnings():  # pettingzoo.test imports its deprecated classic games
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+battle_v4 = pytest.importorskip("magent2.environments.battle_v4")
+simple_tag_v3 = pytest.importorskip("mpe2.simple_tag_v3")
+
+BATTLE = "pettingzoo:magent2.environments.battle_v4:parallel_env"
+BATTLE_TEAMS = {"red": "red_", "blue": "blue_"}
+TAG = "pettingzoo:mpe2.simple_tag_v3:parallel_env"
+TAG_TEAMS = {"predator": "adversary_", "prey": "agent_"}
+
+
+def battle(**kwargs) -> TeamParallelEnv:
+    """The smallest battle magent2 allows (map_size 12: two agents a side)."""
+    return games.make(BATTLE, teams=BATTLE_TEAMS, map_size=12, max_cycles=15, **kwargs)
+
+
+def tag(**kwargs) -> TeamParallelEnv:
+    return games.make(TAG, teams=TAG_TEAMS, max_cycles=15, **kwargs)
+
+
+def trajectory(env, seed: int):
+    """Observations and rewards of one episode under fixed pseudo-random actions."""
+    rng = np.random.default_rng(0)
+    obs, _ = env.reset(seed=seed)
+    out = [obs]
+    while env.agents:
+        actions = {a: int(rng.integers(env.action_space(a).n)) for a in env.agents}
+        out.append(env.step(actions)[:2])
+    return out
+
+
+# -- magent2 battle -------------------------------------------------------------------
+
+
+def test_battle_api():
+    env = battle()
+    assert isinstance(env, TeamParallelEnv)
+    parallel_api_test(env, num_cycles=50)
+
+
+def test_battle_seed():
+    parallel_seed_test(battle)
+
+
+def test_battle_teams_and_passthrough():
+    env = battle()
+    inner = env.env
+    assert env.possible_agents == ["red_0", "red_1", "blue_0", "blue_1"]
+    assert env.teams == {"red": ["red_0", "red_1"], "blue": ["blue_0", "blue_1"]}
+    assert env.agent_team == {"red_0": "red", "red_1": "red", "blue_0": "blue", "blue_1": "blue"}
+    assert env.role_of("blue_1") == "blue"
+    assert not env.team_spaces_differ
+    assert env.metadata is inner.metadata and env.metadata["name"] == "battle_v4"
+    assert env.observation_space("red_0") is inner.observation_space("red_0")
+    assert env.action_space("blue_1") is inner.action_space("blue_1")
+    assert env.unwrapped is inner.unwrapped
+    obs, infos = env.reset(seed=0)
+    assert env.agents == inner.agents and set(obs) == set(env.agents)
+    assert env.state().shape == inner.state_space.shape
+    env.close()
+
+
+def test_battle_same_seed_same_sequence():
+    assert data_equivalence(trajectory(battle(), seed=3), trajectory(battle(), seed=3))
+
+
+# -- mpe2 simple_tag: two roles -------------------------------------------------------
+
+
+def test_tag_api():
+    parallel_api_test(tag(), num_cycles=50)
+
+
+def test_tag_seed():
+    parallel_seed_test(tag)
+
+
+def test_tag_roles():
+    env = tag()
+    predators = ["adversary_0", "adversary_1", "adversary_2"]
+    assert env.teams == {"predator": predators, "prey": ["agent_0"]}
+    assert env.role_of("agent_0") == "prey" and env.role_of("adversary_2") == "predator"
+    assert env.team_spaces_differ  # 16- vs 14-dim observations
+    assert env.observation_space("adversary_0").shape != env.observation_space("agent_0").shape
+
+
+def test_tag_aec_factory_is_converted():
+    env = games.make("pettingzoo:mpe2.simple_tag_v3:env", teams=TAG_TEAMS, max_cycles=5)
+    assert isinstance(env, TeamParallelEnv)
+    parallel_api_test(env, num_cycles=10)
+
+
+def test_tag_determinism():
+    assert data_equivalence(trajectory(tag(), seed=1), trajectory(tag(), seed=1))
+    assert not data_equivalence(trajectory(tag(), seed=1), trajectory(tag(), seed=2))
+
+
+# -- team maps ------------------------------------------------------------------------
+
+
+AGENTS = ["red_0", "red_1", "blue_0", "bluered_0"]
+
+
+def test_prefix_lists_and_order():
+    teams = teams_from_prefixes(AGENTS, {"b": ["blue_", "bluered_"], "r": "red_"})
+    assert teams == {"b": ["blue_0", "bluered_0"], "r": ["red_0", "red_1"]}
+
+
+def test_unmatched_agent_is_named():
+    with pytest.raises(ValueError, match=r"matching no team: \['bluered_0'\]"):
+        teams_from_prefixes(AGENTS, {"r": "red_", "b": "blue_"})
+
+
+def test_doubly_matched_agent_is_named():
+    with pytest.raises(ValueError, match="matching several teams") as err:
+        teams_from_prefixes(AGENTS, {"r": "red", "b": "blue", "x": "blue_"})
+    assert "{'blue_0': ['b', 'x']}" in str(err.value)
+
+
+def test_team_without_agents_is_named():
+    with pytest.raises(ValueError, match=r"teams matching no agent: \['green'\]"):
+        teams_from_prefixes(AGENTS, {"r": "red_", "b": "blue", "green": "green_"})
+
+
+@pytest.mark.parametrize("bad", [{}, None, "red_", {"r": ""}, {"r": 3}, {"r": []}, {"": "red_"}])
+def test_malformed_team_map(bad):
+    with pytest.raises(ValueError, match="team"):
+        teams_from_prefixes(AGENTS, bad)
+
+
+def test_bad_team_map_through_make():
+    with pytest.raises(ValueError, match=r"matching no team: \['blue_0', 'blue_1'\]"):
+        games.make(BATTLE, teams={"red": "red_"}, map_size=12, max_cycles=5)
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def test_wrapping_needs_a_parallel_env():
+    with pytest.raises(TypeError, match="ParallelEnv"):
+        TeamParallelEnv(object(), {"r": "red_"})
+    with pytest.raises(TypeError, match="ParallelEnv or AECEnv"):
+        as_parallel(object())
+
+
+def test_wrapping_a_built_in_game_and_space_check():
+    env = TeamParallelEnv(MemoryGame(teams=2), {"red": "red_", "blue": "blue_"})
+    assert env.teams == env.env.teams and not env.team_spaces_differ
+    assert team_spaces_differ(MemoryGame(teams=2)) is False
+    parallel_api_test(env, num_cycles=20)
