@@ -539,7 +539,7 @@ def _step_game(b, actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng
             if dx * dx + dy * dy <= fountain_r2:
                 hp += params[P_FOUNTAIN_HEAL]
             unit_f[F_HP, b, h] = min(hp, unit_f[F_MAX_HP, b, h])
-        else:
+        elif events[b, h, E_DEATHS] == 0.0:  # the timer starts on the tick after death
             hero_i[H_RESPAWN, b, h] -= 1
             if hero_i[H_RESPAWN, b, h] <= 0:
                 hero_i[H_RESPAWN, b, h] = 0
