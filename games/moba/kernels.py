@@ -45,11 +45,11 @@ from games.moba.layout import (
 G_TICK, G_DONE, G_WINNER, G_EPISODES = 0, 1, 2, 3
 NUM_GAME_I = 4
 # scratch float rows: scratch_f[S, u]
-S_DMG, S_KSCORE, S_DIST, S_HP_BEFORE, S_OX, S_OY, S_OR2 = range(7)
-NUM_SCRATCH_F = 7
+S_DMG, S_KSCORE, S_DIST, S_HP_BEFORE, S_OX, S_OY, S_OR2, S_CX, S_CY = range(9)
+NUM_SCRATCH_F = 9
 # scratch int rows: scratch_i[S, u]
-S_KILLER, S_ORDER = 0, 1
-NUM_SCRATCH_I = 2
+S_KILLER, S_ORDER, S_OBSERVER, S_CAND, S_INVULN = range(5)
+NUM_SCRATCH_I = 5
 
 _MELEE_CREEP = (550.0, 21.0, 1.3, 2)   # hp, damage, range, attack period
 _RANGED_CREEP = (300.0, 24.0, 4.5, 3)
@@ -390,10 +390,14 @@ def _step_game(b, actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng
         for e in range(events.shape[2]):
             events[b, h, e] = 0.0
         scratch_f[S_HP_BEFORE, h] = unit_f[F_HP, b, h]
+    invuln = scratch_i[S_INVULN]
     for u in range(num_units):
         scratch_f[S_DMG, u] = 0.0
         scratch_f[S_KSCORE, u] = -1.0
         scratch_i[S_KILLER, u] = -1
+        invuln[u] = 0
+        if num_heroes <= u < first_creep and _invulnerable(unit_i, b, u, num_heroes, bpt):
+            invuln[u] = 1  # buildings only change at the end of the tick
         if unit_i[I_ATTACK_CD, b, u] > 0:
             unit_i[I_ATTACK_CD, b, u] -= 1
 
@@ -450,16 +454,27 @@ def _step_game(b, actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng
         t = unit_i[I_TARGET, b, u]
         if t >= 0:  # keep a target while it lives, stays an enemy in reach and can be hurt
             if unit_i[I_ALIVE, b, t] == 0 or _dist2(unit_f, b, u, t) > 1.5 * aggro2 or \
-                    _invulnerable(unit_i, b, t, num_heroes, bpt):
+                    invuln[t] == 1:
                 t = -1
-        if t < 0:
+        if t < 0:  # the nearest enemy in aggro range: heroes, buildings, then creeps
+            enemy = 1 - team
             best = aggro2
-            for v in range(num_units):
-                if unit_i[I_ALIVE, b, v] == 1 and unit_i[I_TEAM, b, v] != team:
-                    d2 = _dist2(unit_f, b, u, v)
-                    if d2 <= best and not _invulnerable(unit_i, b, v, num_heroes, bpt):
-                        best = d2
-                        t = v
+            for rng_i in range(3):
+                if rng_i == 0:
+                    lo = enemy * team_size
+                    hi = lo + team_size
+                elif rng_i == 1:
+                    lo = num_heroes + enemy * bpt
+                    hi = lo + bpt
+                else:
+                    lo = first_creep + enemy * creeps_per_team
+                    hi = lo + creeps_per_team
+                for v in range(lo, hi):
+                    if unit_i[I_ALIVE, b, v] == 1:
+                        d2 = _dist2(unit_f, b, u, v)
+                        if d2 <= best and invuln[v] == 0:
+                            best = d2
+                            t = v
         unit_i[I_TARGET, b, u] = t
         if t >= 0:
             r = unit_f[F_RANGE, b, u]
@@ -653,33 +668,56 @@ def observe_game(b, bpt, unit_f, unit_i, hero_f, hero_i, game_i, params, fountai
     dist = scratch_f[S_DIST]
 
     # ---- vision: a team sees its own live units and enemies inside their vision radius.
-    # Gather each team's live units once (x, y, r^2) so the pair test runs over short lists.
+    # Observers are gathered once: radiant's from the front of the scratch rows, dire's
+    # from the back, so each pair test runs over one short, contiguous list.
+    observer = scratch_i[S_OBSERVER]
+    invuln = scratch_i[S_INVULN]
     ox = scratch_f[S_OX]
     oy = scratch_f[S_OY]
     orr = scratch_f[S_OR2]
-    n_obs = 0
+    n0 = 0
+    n1 = 0
     for u in range(num_units):
         vis[0, b, u] = 0
         vis[1, b, u] = 0
+        invuln[u] = 0
         if unit_i[I_ALIVE, b, u] == 1:
-            order[n_obs] = u
-            ox[n_obs] = unit_f[F_X, b, u]
-            oy[n_obs] = unit_f[F_Y, b, u]
-            orr[n_obs] = unit_f[F_VISION, b, u] * unit_f[F_VISION, b, u]
-            n_obs += 1
-    for i in range(n_obs):
-        u = order[i]
-        team = unit_i[I_TEAM, b, u]
-        vis[team, b, u] = 1
-        x = ox[i]
-        y = oy[i]
-        for j in range(n_obs):
-            if unit_i[I_TEAM, b, order[j]] != team:
-                dx = ox[j] - x
-                dy = oy[j] - y
-                if dx * dx + dy * dy <= orr[j]:
-                    vis[1 - team, b, u] = 1
-                    break
+            if unit_i[I_TEAM, b, u] == 0:
+                i = n0
+                n0 += 1
+            else:
+                n1 += 1
+                i = num_units - n1
+            observer[i] = u
+            ox[i] = unit_f[F_X, b, u]
+            oy[i] = unit_f[F_Y, b, u]
+            orr[i] = unit_f[F_VISION, b, u] * unit_f[F_VISION, b, u]
+    for i in range(n0):  # radiant units: seen by dire?
+        u = observer[i]
+        vis[0, b, u] = 1
+        for j in range(num_units - n1, num_units):
+            dx = ox[j] - ox[i]
+            dy = oy[j] - oy[i]
+            if dx * dx + dy * dy <= orr[j]:
+                vis[1, b, u] = 1
+                break
+    for i in range(num_units - n1, num_units):  # dire units: seen by radiant?
+        u = observer[i]
+        vis[1, b, u] = 1
+        for j in range(n0):
+            dx = ox[j] - ox[i]
+            dy = oy[j] - oy[i]
+            if dx * dx + dy * dy <= orr[j]:
+                vis[0, b, u] = 1
+                break
+    for u in range(num_heroes, first_creep):
+        if _invulnerable(unit_i, b, u, num_heroes, bpt):
+            invuln[u] = 1
+    cand = scratch_i[S_CAND]
+    cx = scratch_f[S_CX]
+    cy = scratch_f[S_CY]
+    cand_team = -1
+    n_cand = 0
 
     wave = params[P_WAVE_INTERVAL]
     for h in range(num_heroes):
@@ -740,14 +778,22 @@ def observe_game(b, bpt, unit_f, unit_i, hero_f, hero_i, game_i, params, fountai
             if a == h:
                 continue
             _write_entity(o, e0 + k * ENT_DIM, b, h, a, unit_f, unit_i, hero_i, sign, vis_scale,
-                          max_level, ability_r2, num_heroes, bpt, True)
+                          max_level, ability_r2, invuln, True)
             k += 1
-        # ---- the nearest visible other units (insertion into a sorted list)
+        # ---- the nearest visible other units (insertion into a sorted list) among the
+        # team's candidates: everything it sees except its own heroes
+        if cand_team != team:
+            cand_team = team
+            n_cand = 0
+            for u in range(num_units):
+                if vis[team, b, u] == 1 and not (u < num_heroes and unit_i[I_TEAM, b, u] == team):
+                    cand[n_cand] = u
+                    cx[n_cand] = unit_f[F_X, b, u]
+                    cy[n_cand] = unit_f[F_Y, b, u]
+                    n_cand += 1
         n = 0
-        for u in range(num_heroes, num_units):
-            if vis[team, b, u] == 0:
-                continue
-            d2 = (unit_f[F_X, b, u] - hx) ** 2 + (unit_f[F_Y, b, u] - hy) ** 2
+        for c in range(n_cand):
+            d2 = (cx[c] - hx) ** 2 + (cy[c] - hy) ** 2
             if n == num_visible and d2 >= dist[n - 1]:
                 continue
             i = n if n < num_visible else num_visible - 1
@@ -756,22 +802,7 @@ def observe_game(b, bpt, unit_f, unit_i, hero_f, hero_i, game_i, params, fountai
                 order[i] = order[i - 1]
                 i -= 1
             dist[i] = d2
-            order[i] = u
-            if n < num_visible:
-                n += 1
-        for u in range(num_heroes):  # enemy heroes
-            if unit_i[I_TEAM, b, u] == team or vis[team, b, u] == 0:
-                continue
-            d2 = (unit_f[F_X, b, u] - hx) ** 2 + (unit_f[F_Y, b, u] - hy) ** 2
-            if n == num_visible and d2 >= dist[n - 1]:
-                continue
-            i = n if n < num_visible else num_visible - 1
-            while i > 0 and dist[i - 1] > d2:
-                dist[i] = dist[i - 1]
-                order[i] = order[i - 1]
-                i -= 1
-            dist[i] = d2
-            order[i] = u
+            order[i] = cand[c]
             if n < num_visible:
                 n += 1
         v0 = e0 + num_allies * ENT_DIM
@@ -786,8 +817,7 @@ def observe_game(b, bpt, unit_f, unit_i, hero_f, hero_i, game_i, params, fountai
                 u = order[k]
                 ent_idx[b, h, k] = u
                 attackable = _write_entity(o, base, b, h, u, unit_f, unit_i, hero_i, sign,
-                                           vis_scale, max_level, ability_r2, num_heroes, bpt,
-                                           False)
+                                           vis_scale, max_level, ability_r2, invuln, False)
                 if can_act and attackable:
                     m[first_attack + k] = 1
                 if can_act and hero_i[H_ABILITY_CD, b, h] == 0 and o[base + 3] == 1.0 and \
@@ -807,9 +837,9 @@ def observe_game(b, bpt, unit_f, unit_i, hero_f, hero_i, game_i, params, fountai
                         m[first_buy + j] = 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _write_entity(o, base, b, h, u, unit_f, unit_i, hero_i, sign, vis_scale, max_level,
-                  ability_r2, num_heroes, bpt, is_ally_hero):
+                  ability_r2, invuln, is_ally_hero):
     """Write one entity row; return whether hero h may attack it (enemy or deniable)."""
     team = unit_i[I_TEAM, b, h]
     alive = unit_i[I_ALIVE, b, u] == 1
@@ -820,7 +850,7 @@ def _write_entity(o, base, b, h, u, unit_f, unit_i, hero_i, sign, vis_scale, max
     d2 = dx * dx + dy * dy
     hp = unit_f[F_HP, b, u]
     max_hp = unit_f[F_MAX_HP, b, u]
-    invulnerable = _invulnerable(unit_i, b, u, num_heroes, bpt)
+    invulnerable = invuln[u] == 1
     r = unit_f[F_RANGE, b, h]
     o[base + 0] = 1.0
     o[base + 1] = 1.0 if alive else 0.0
