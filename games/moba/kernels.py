@@ -23,7 +23,8 @@ from numba import njit
 from games.moba.layout import (
     ANCIENT, E_ASSISTS, E_DAMAGE_DEALT, E_DAMAGE_TAKEN, E_DEATHS, E_DENIES, E_GOLD,
     E_GOLD_SPENT, E_HEALTH_DELTA, E_ILLEGAL, E_KILLS, E_LAST_HITS, E_NET_WORTH,
-    E_TOWER_DAMAGE, E_TOWERS_DESTROYED, E_XP, ENT_DIM, F_DAMAGE, F_HP, F_MAX_HP, F_RANGE,
+    DAMAGE_SCALE, E_TOWER_DAMAGE, E_TOWERS_DESTROYED, E_XP, ENT_DIM, GOLD_SCALE, HP_SCALE,
+    RESPAWN_SCALE, F_DAMAGE, F_HP, F_MAX_HP, F_RANGE,
     F_REGEN, F_SPEED, F_VISION, F_X, F_Y, GLOBAL_DIM, H_ABILITY_CD, H_GOLD, H_ITEMS, H_LEVEL,
     H_RESPAWN, H_XP, HERO, I_ALIVE, I_ATTACK_CD, I_ATTACK_PERIOD, I_HIT_HERO_TICK, I_KIND,
     I_LANE, I_TARGET, I_TEAM, I_TIER, I_WAYPOINT, MELEE, NUM_ITEMS, NUM_MOVES, P_ABILITY_COOLDOWN,
@@ -45,8 +46,8 @@ from games.moba.layout import (
 G_TICK, G_DONE, G_WINNER, G_EPISODES = 0, 1, 2, 3
 NUM_GAME_I = 4
 # scratch float rows: scratch_f[S, u]
-S_DMG, S_KSCORE, S_DIST, S_HP_BEFORE, S_OX, S_OY, S_OR2, S_CX, S_CY = range(9)
-NUM_SCRATCH_F = 9
+S_DMG, S_KSCORE, S_DIST, S_HP_BEFORE, S_OX, S_OY, S_OR2, S_CX, S_CY, S_X0, S_Y0 = range(11)
+NUM_SCRATCH_F = 11
 # scratch int rows: scratch_i[S, u]
 S_KILLER, S_ORDER, S_OBSERVER, S_CAND, S_INVULN = range(5)
 NUM_SCRATCH_I = 5
@@ -93,6 +94,13 @@ def seed_states(seeds, rng, games):
 def _dist2(unit_f, b, u, v):
     dx = unit_f[F_X, b, u] - unit_f[F_X, b, v]
     dy = unit_f[F_Y, b, u] - unit_f[F_Y, b, v]
+    return dx * dx + dy * dy
+
+
+@njit(cache=True, inline="always")
+def _d2(sx, sy, u, v):
+    dx = sx[u] - sx[v]
+    dy = sy[u] - sy[v]
     return dx * dx + dy * dy
 
 
@@ -391,7 +399,13 @@ def _step_game(b, actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng
             events[b, h, e] = 0.0
         scratch_f[S_HP_BEFORE, h] = unit_f[F_HP, b, h]
     invuln = scratch_i[S_INVULN]
+    # every decision of this tick sees the positions at its start, so the order in which
+    # units act does not matter (no side gets to react to the other's moves)
+    sx = scratch_f[S_X0]
+    sy = scratch_f[S_Y0]
     for u in range(num_units):
+        sx[u] = unit_f[F_X, b, u]
+        sy[u] = unit_f[F_Y, b, u]
         scratch_f[S_DMG, u] = 0.0
         scratch_f[S_KSCORE, u] = -1.0
         scratch_i[S_KILLER, u] = -1
@@ -402,7 +416,11 @@ def _step_game(b, actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng
             unit_i[I_ATTACK_CD, b, u] -= 1
 
     # ---- 2. heroes ---------------------------------------------------------------------
-    for h in range(num_heroes):
+    # Units act one at a time; the team that goes first alternates every tick so that
+    # neither side always sees the other's moves of the same tick.
+    first = tick & 1
+    for i in range(num_heroes):
+        h = (i + first * team_size) % num_heroes
         a = actions[b, h]
         if a < 0 or a >= num_actions or mask[b, h, a] == 0:
             events[b, h, E_ILLEGAL] += 1.0
@@ -421,13 +439,13 @@ def _step_game(b, actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng
         elif a < first_ability:
             t = ent_idx[b, h, a - first_attack]
             rng2 = unit_f[F_RANGE, b, h]
-            if _dist2(unit_f, b, h, t) <= rng2 * rng2:
+            if _d2(sx, sy, h, t) <= rng2 * rng2:
                 if unit_i[I_ATTACK_CD, b, h] == 0:
                     _hit(unit_f, unit_i, dmg_tick, scratch_f, scratch_i, events, rng, b, h, t,
                          unit_f[F_DAMAGE, b, h], tick, num_heroes)
                     unit_i[I_ATTACK_CD, b, h] = unit_i[I_ATTACK_PERIOD, b, h]
             else:
-                _move_towards(unit_f, b, h, unit_f[F_X, b, t], unit_f[F_Y, b, t], speed, map_size)
+                _move_towards(unit_f, b, h, sx[t], sy[t], speed, map_size)
         elif a < first_buy:
             t = ent_idx[b, h, a - first_ability]
             damage = params[P_ABILITY_DAMAGE] + params[P_ABILITY_DAMAGE_PER_LEVEL] * (
@@ -447,13 +465,14 @@ def _step_game(b, actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng
     # ---- 3. creeps -----------------------------------------------------------------------
     aggro2 = params[P_CREEP_AGGRO_RANGE] * params[P_CREEP_AGGRO_RANGE]
     creep_speed = params[P_CREEP_SPEED]
-    for u in range(first_creep, num_units):
+    for i in range(2 * creeps_per_team):
+        u = first_creep + (i + first * creeps_per_team) % (2 * creeps_per_team)
         if unit_i[I_ALIVE, b, u] == 0:
             continue
         team = unit_i[I_TEAM, b, u]
         t = unit_i[I_TARGET, b, u]
         if t >= 0:  # keep a target while it lives, stays an enemy in reach and can be hurt
-            if unit_i[I_ALIVE, b, t] == 0 or _dist2(unit_f, b, u, t) > 1.5 * aggro2 or \
+            if unit_i[I_ALIVE, b, t] == 0 or _d2(sx, sy, u, t) > 1.5 * aggro2 or \
                     invuln[t] == 1:
                 t = -1
         if t < 0:  # the nearest enemy in aggro range: heroes, buildings, then creeps
@@ -471,21 +490,21 @@ def _step_game(b, actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng
                     hi = lo + creeps_per_team
                 for v in range(lo, hi):
                     if unit_i[I_ALIVE, b, v] == 1:
-                        d2 = _dist2(unit_f, b, u, v)
+                        d2 = _d2(sx, sy, u, v)
                         if d2 <= best and invuln[v] == 0:
                             best = d2
                             t = v
         unit_i[I_TARGET, b, u] = t
         if t >= 0:
             r = unit_f[F_RANGE, b, u]
-            if _dist2(unit_f, b, u, t) <= r * r:
+            if _d2(sx, sy, u, t) <= r * r:
                 if unit_i[I_ATTACK_CD, b, u] == 0:
                     damage = unit_f[F_DAMAGE, b, u] * (0.9 + 0.2 * _rand(rng, b))
                     _hit(unit_f, unit_i, dmg_tick, scratch_f, scratch_i, events, rng, b, u, t,
                          damage, tick, num_heroes)
                     unit_i[I_ATTACK_CD, b, u] = unit_i[I_ATTACK_PERIOD, b, u]
             else:
-                _move_towards(unit_f, b, u, unit_f[F_X, b, t], unit_f[F_Y, b, t], creep_speed,
+                _move_towards(unit_f, b, u, sx[t], sy[t], creep_speed,
                               map_size)
         else:
             lane = unit_i[I_LANE, b, u]
@@ -497,7 +516,8 @@ def _step_game(b, actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng
                 unit_i[I_WAYPOINT, b, u] = w + 1
 
     # ---- 4. towers and ancients ---------------------------------------------------------
-    for u in range(num_heroes, first_creep):
+    for i in range(2 * bpt):
+        u = num_heroes + (i + first * bpt) % (2 * bpt)
         if unit_i[I_ALIVE, b, u] == 0 or unit_f[F_DAMAGE, b, u] <= 0.0:
             continue
         team = unit_i[I_TEAM, b, u]
@@ -506,18 +526,18 @@ def _step_game(b, actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng
         # an enemy hero that just hurt one of our heroes draws the tower's fire
         for v in range(num_heroes):
             if unit_i[I_TEAM, b, v] != team and unit_i[I_ALIVE, b, v] == 1 and \
-                    unit_i[I_HIT_HERO_TICK, b, v] >= tick - 1 and _dist2(unit_f, b, u, v) <= r2:
+                    unit_i[I_HIT_HERO_TICK, b, v] >= tick - 1 and _d2(sx, sy, u, v) <= r2:
                 t = v
                 break
         if t < 0:
             old = unit_i[I_TARGET, b, u]
-            if old >= 0 and unit_i[I_ALIVE, b, old] == 1 and _dist2(unit_f, b, u, old) <= r2:
+            if old >= 0 and unit_i[I_ALIVE, b, old] == 1 and _d2(sx, sy, u, old) <= r2:
                 t = old
         if t < 0:  # nearest creep first, then nearest hero
             best = r2
             for v in range(first_creep, num_units):
                 if unit_i[I_ALIVE, b, v] == 1 and unit_i[I_TEAM, b, v] != team:
-                    d2 = _dist2(unit_f, b, u, v)
+                    d2 = _d2(sx, sy, u, v)
                     if d2 <= best:
                         best = d2
                         t = v
@@ -525,7 +545,7 @@ def _step_game(b, actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng
             best = r2
             for v in range(num_heroes):
                 if unit_i[I_ALIVE, b, v] == 1 and unit_i[I_TEAM, b, v] != team:
-                    d2 = _dist2(unit_f, b, u, v)
+                    d2 = _d2(sx, sy, u, v)
                     if d2 <= best:
                         best = d2
                         t = v
@@ -749,9 +769,9 @@ def observe_game(b, bpt, unit_f, unit_i, hero_f, hero_i, game_i, params, fountai
         o[s + 1] = px * inv_map
         o[s + 2] = py * inv_map
         o[s + 3] = unit_f[F_HP, b, h] / max_hp
-        o[s + 4] = unit_f[F_HP, b, h] * 0.001
-        o[s + 5] = max_hp * 0.001
-        o[s + 6] = unit_f[F_DAMAGE, b, h] * 0.01
+        o[s + 4] = unit_f[F_HP, b, h] * HP_SCALE
+        o[s + 5] = max_hp * HP_SCALE
+        o[s + 6] = unit_f[F_DAMAGE, b, h] * DAMAGE_SCALE
         o[s + 7] = level / max_level
         if level < max_level:
             lo = xp_table[level]
@@ -759,11 +779,11 @@ def observe_game(b, bpt, unit_f, unit_i, hero_f, hero_i, game_i, params, fountai
         else:
             o[s + 8] = 1.0
         gold = hero_f[H_GOLD, b, h]
-        o[s + 9] = gold * 0.001
+        o[s + 9] = gold * GOLD_SCALE
         o[s + 10] = 1.0 if hero_i[H_ABILITY_CD, b, h] == 0 else 0.0
         o[s + 11] = hero_i[H_ABILITY_CD, b, h] / params[P_ABILITY_COOLDOWN]
-        o[s + 12] = 1.0 if unit_i[I_ATTACK_CD, b, h] == 0 else 0.0
-        o[s + 13] = hero_i[H_RESPAWN, b, h] * 0.02
+        o[s + 12] = 1.0 if unit_i[I_ATTACK_CD, b, h] <= 1 else 0.0  # can hit next step
+        o[s + 13] = hero_i[H_RESPAWN, b, h] * RESPAWN_SCALE
         o[s + 14] = 1.0 if at_base else 0.0
         o[s + 15] = unit_f[F_SPEED, b, h]
         held = 0
@@ -862,7 +882,7 @@ def _write_entity(o, base, b, h, u, unit_f, unit_i, hero_i, sign, vis_scale, max
     o[base + 10] = dy * vis_scale
     o[base + 11] = math.sqrt(d2) * vis_scale
     o[base + 12] = hp / max_hp
-    o[base + 13] = hp * 0.001
+    o[base + 13] = hp * HP_SCALE
     o[base + 14] = hero_i[H_LEVEL, b, u] / max_level if kind == HERO else 0.0
     o[base + 15] = 1.0 if d2 <= r * r else 0.0
     o[base + 16] = 1.0 if d2 <= ability_r2 else 0.0

@@ -76,6 +76,12 @@ ENTITY_FEATURES = (
     "ancient", "dx", "dy", "distance", "hp_frac", "hp", "level", "in_attack_range",
     "in_ability_range", "attackable", "invulnerable", "targets_me",
 )
+# Scales of the observation: feature = quantity * SCALE (entity dx, dy and distance are
+# divided by the hero vision radius, positions by the map size).
+HP_SCALE = 0.001
+DAMAGE_SCALE = 0.01
+GOLD_SCALE = 0.001
+RESPAWN_SCALE = 0.02
 GLOBAL_DIM = len(GLOBAL_FEATURES)
 SELF_DIM = len(SELF_FEATURES)
 ENT_DIM = len(ENTITY_FEATURES)

@@ -1,0 +1,614 @@
+"""Every game as fixed-shape numpy batches: B games stepped at once, one network per role.
+
+The trainer's rollout collector does not want dicts keyed by agent name whose keys come
+and go; it wants arrays of a fixed shape it can feed to one network per *role*. A
+`VecGame` gives exactly that:
+
+* **Slots.** Every agent the game can ever have (`possible_agents`, in that order) owns
+  one column `s` of the `(B, S)` arrays: `slot_agents[s]`, `slot_team[s]` (index into
+  `team_names`), `slot_role[s]` (index into `roles`).
+* **Roles.** A `RoleSpec` is what one network plays: its flat observation size, its
+  `Discrete` action count, whether the game masks actions, and the slots that play it.
+  Observations and masks are grouped per role: `obs[role]` is `(B, len(slots), obs_dim)`
+  float32 and `action_mask[role]` `(B, len(slots), num_actions)` bool, columns in the
+  order of `RoleSpec.slots`.
+* **Liveness.** `next_active[b, s]` says the slot has a live agent in the returned
+  observation and must act next; `active[b, s]` says it acted in the step just taken.
+  Slots without a live agent (agents gone for good, e.g. dead magent2 soldiers) have
+  zero observations and an all-True mask (so a batched masked softmax stays finite);
+  their actions are ignored and their rewards and events are zero.
+* **Auto-reset.** A game that ends inside `step` is reset in the same call: `dones[b]`
+  is True, `rewards`/`events`/`active` are those of the last step, `winners[b]` and
+  `lengths[b]` describe the finished episode, and `obs`/`action_mask`/`next_active` are
+  already the first ones of the next episode. Final observations are not returned (the
+  built-in MOBA ends by its own rules, so its last step is terminal; for a game that is
+  cut off by a time limit the collector bootstraps as if terminal).
+
+Everything a `VecStep` holds is a view of buffers preallocated by the game: valid until
+the next `reset`/`step`, copy what you keep.
+
+Two implementations:
+
+* `MobaVec` (`make_vec("moba", B, **config)`): the fast path, a view over one batched
+  `MobaCore(num_games=B, autoreset=True)`; no Python loop over games or heroes. One role,
+  "hero", played by both teams: MOBA observations are in each team's own frame, so one
+  network plays both sides. Heroes never leave (a dead hero acts with a no-op-only mask),
+  so every slot is always active. Game `b` of `reset(seed)` is seeded `seed + b` (so game
+  0 replays `MobaEnv().reset(seed=seed)`); later episodes continue each game's own random
+  stream.
+* `ParallelVec` (every other name, e.g. "memory" or "pettingzoo:<module>:<factory>" with
+  `teams=`): B instances of `games.make(name, **kwargs)` stepped in a Python loop. Rules:
+
+  - Roles: one per team, except that teams whose agents all have identical observation
+    and action spaces (hence the same mask-ness) share one role, named by joining their
+    team names with "+" in team order ("red+blue" for magent2 battle or the memory game;
+    simple_tag gives "predator" and "prey"). `roles={team: role name}` overrides this:
+    teams given the same role name share it (their spaces must agree), distinct names
+    keep them apart. All agents of a role must have the same spaces.
+  - Observation spaces: a `Dict` with keys exactly {"observation", "action_mask"}
+    (PettingZoo's convention) uses the mask; anything else is flattened to float32
+    (`Box` by reshape, other spaces by `gymnasium.spaces.flatten`) with an all-True mask.
+    Action spaces must be `Discrete` (actions are 0..n-1; a nonzero `start` is added).
+  - An agent that leaves `env.agents`, or is terminated/truncated, is gone: its slot is
+    inactive until the game resets. Agents that (re)appear in `env.agents` become active.
+    The game ends when no live agent is left.
+  - Seeds: `reset(seed)` resets game b with `seed + b`; the k-th automatic reset of game
+    b (k = 1, 2, ...) uses a 32-bit seed hashed from (seed, b, k) by `np.random.SeedSequence`,
+    so runs are deterministic per seed and different reset seeds do not share episodes.
+  - Outcome: if the final step's infos carry "winner" (a team name, a team index, or None
+    for a draw: the MOBA's convention) that decides it; otherwise the team with the highest
+    summed episode reward (over all its agents and steps) wins, -1 on a tie.
+  - Events: names given as `event_names=(...)`, else the env's `event_names` attribute,
+    else found by a probe: one extra instance is reset (seed 0) and stepped once with the
+    first legal action of every agent, and the numeric keys of `infos[agent]["events"]`
+    (reset and step infos, union in first-seen order) become `event_names`, fixed from then
+    on (keys that show up only later are ignored). No "events" dicts: E = 0.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+__all__ = ["MobaVec", "ParallelVec", "RoleSpec", "VecGame", "VecStep", "make_vec"]
+
+MERGED_ROLE_SEP = "+"
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """What one network plays: sizes, mask-ness, and the slots (batch columns) it plays."""
+
+    name: str
+    obs_dim: int
+    num_actions: int
+    has_mask: bool
+    slots: tuple[int, ...]
+    obs_layout: object | None = None  # the MobaLayout for the MOBA (entity encoders), else None
+
+
+@dataclass
+class VecStep:
+    """One batched step (views of preallocated buffers, valid until the next call).
+
+    obs: role -> (B, n_role_slots, obs_dim) float32, columns in `RoleSpec.slots` order;
+    action_mask: role -> (B, n_role_slots, A) bool (all True where the game has no masks
+    and for inactive slots); rewards: (B, S) float32, the game's own reward for this step;
+    dones: (B,) bool, the game ended at this step and was reset already (obs are the next
+    episode's first); active: (B, S) bool, slot acted in this step (at reset: same as
+    next_active); next_active: (B, S) bool, slot has a live agent in the returned obs;
+    winners: (B,) int64 team index of the winner, -1 draw (valid where dones; -1 elsewhere);
+    lengths: (B,) int64 steps taken in the episode so far; where dones, the finished
+    episode's length (the new episode has taken no step yet);
+    events: (B, S, E) float32 this step's event counters (names: `VecGame.event_names`).
+    """
+
+    obs: dict[str, np.ndarray]
+    action_mask: dict[str, np.ndarray]
+    rewards: np.ndarray
+    dones: np.ndarray
+    active: np.ndarray
+    next_active: np.ndarray
+    winners: np.ndarray
+    lengths: np.ndarray
+    events: np.ndarray
+
+
+class VecGame:
+    """B games of one kind as fixed-shape numpy batches (see the module docstring)."""
+
+    num_games: int
+    num_slots: int
+    slot_agents: list[str]
+    slot_team: np.ndarray
+    team_names: list[str]
+    roles: list[RoleSpec]
+    slot_role: np.ndarray
+    event_names: tuple[str, ...]
+
+    def reset(self, seed: int | None = None) -> VecStep:
+        raise NotImplementedError
+
+    def step(self, actions: np.ndarray) -> VecStep:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def role(self, name: str) -> RoleSpec:
+        """The role called `name`."""
+        for r in self.roles:
+            if r.name == name:
+                return r
+        raise KeyError(f"{type(self).__name__}: no role {name!r}; roles: "
+                       f"{[r.name for r in self.roles]}")
+
+    def __enter__(self) -> VecGame:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # helpers shared by implementations ------------------------------------------------
+    def _check_actions(self, actions: Any) -> np.ndarray:
+        actions = np.asarray(actions)
+        expected = (self.num_games, self.num_slots)
+        if actions.shape != expected:
+            raise ValueError(
+                f"{type(self).__name__}.step: actions must have shape (num_games, num_slots)"
+                f" = {expected}, got {actions.shape}")
+        if actions.dtype.kind not in "iu":
+            raise TypeError(
+                f"{type(self).__name__}.step: actions must be integers, got dtype {actions.dtype}")
+        return actions
+
+
+def _check_seed(owner: str, seed: Any) -> int:
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{owner}.reset: seed must be an int or None, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"{owner}.reset: seed must be >= 0, got {seed}")
+    return int(seed)
+
+
+def _check_num_games(owner: str, num_games: Any) -> int:
+    if isinstance(num_games, bool) or not isinstance(num_games, numbers.Integral) \
+            or num_games < 1:
+        raise ValueError(f"{owner}: num_games must be a positive int, got {num_games!r}")
+    return int(num_games)
+
+
+# ========================================================================================
+class MobaVec(VecGame):
+    """The built-in MOBA over one batched `MobaCore` (autoreset): no Python loops."""
+
+    ROLE = "hero"
+
+    def __init__(self, num_games: int, config: Any = None, **kwargs: Any) -> None:
+        from games.moba.core import MobaCore
+        from games.moba.layout import TEAM_NAMES
+
+        B = _check_num_games("MobaVec", num_games)
+        self.core = core = MobaCore(config, num_games=B, autoreset=True, **kwargs)
+        self.config = core.config
+        self.layout = core.layout
+        H = core.num_heroes
+        self.num_games, self.num_slots = B, H
+        self.slot_agents = list(core.agent_names)
+        self.team_names = list(TEAM_NAMES)
+        self.slot_team = np.arange(H, dtype=np.int64) // core.config.team_size
+        self.roles = [RoleSpec(self.ROLE, core.obs_dim, core.num_actions, True,
+                               tuple(range(H)), core.layout)]
+        self.slot_role = np.zeros(H, np.int64)
+        self.event_names = tuple(core.event_names)
+        self._active = np.ones((B, H), bool)
+        self._winners = np.full(B, -1, np.int64)
+        self._lengths = np.zeros(B, np.int64)
+        if core.action_mask.dtype.itemsize != 1:  # pragma: no cover - layout guard
+            raise TypeError("MobaVec: expected an int8 action mask from MobaCore")
+        self._step = VecStep(
+            obs={self.ROLE: core.obs},
+            action_mask={self.ROLE: core.action_mask.view(bool)},  # 0/1 int8 -> bool, no copy
+            rewards=core.rewards,
+            dones=core.dones.view(bool),
+            active=self._active,
+            next_active=self._active,
+            winners=self._winners,
+            lengths=self._lengths,
+            events=core.events,
+        )
+
+    def _result(self) -> VecStep:
+        np.copyto(self._winners, self.core.winners)
+        np.copyto(self._lengths, self.core.lengths)
+        return self._step
+
+    def reset(self, seed: int | None = None) -> VecStep:
+        self.core.reset(seed=_check_seed("MobaVec", seed))
+        self._winners.fill(-1)
+        self._lengths.fill(0)
+        return self._step
+
+    def step(self, actions: np.ndarray) -> VecStep:
+        self.core.step(self._check_actions(actions))
+        return self._result()
+
+
+# ========================================================================================
+@dataclass(frozen=True)
+class _SlotSpace:
+    obs_space: spaces.Space
+    act_space: spaces.Space
+    has_mask: bool
+    inner: spaces.Space  # the observation part (the Dict's "observation", or the space)
+    obs_dim: int
+
+
+def _slot_space(where: str, agent: str, obs_space: spaces.Space,
+                act_space: spaces.Space) -> _SlotSpace:
+    has_mask = isinstance(obs_space, spaces.Dict) and \
+        set(obs_space.spaces) == {"observation", "action_mask"}
+    inner = obs_space["observation"] if has_mask else obs_space
+    try:
+        dim = int(spaces.flatdim(inner))
+    except Exception as e:  # noqa: BLE001 - any space gymnasium cannot flatten
+        raise ValueError(
+            f"{where}: agent {agent!r} has an observation space that cannot be flattened "
+            f"to a vector: {obs_space} ({e})") from e
+    if has_mask:
+        m = obs_space["action_mask"]
+        n = getattr(act_space, "n", None)
+        if not isinstance(m, (spaces.Box, spaces.MultiBinary)) or n is None \
+                or int(np.prod(m.shape)) != int(n):
+            raise ValueError(
+                f"{where}: agent {agent!r}: the 'action_mask' space {m} does not match "
+                f"its action space {act_space} (expected one flag per action)")
+    return _SlotSpace(obs_space, act_space, has_mask, inner, dim)
+
+
+class ParallelVec(VecGame):
+    """B instances of any ParallelEnv from `games.make`, stepped in a Python loop."""
+
+    def __init__(self, name: str, num_games: int, *, roles: Mapping[str, str] | None = None,
+                 event_names: Sequence[str] | None = None, **kwargs: Any) -> None:
+        import games
+
+        where = f"ParallelVec({name!r})"
+        B = _check_num_games(where, num_games)
+        self.name = name
+        self._make_kwargs = dict(kwargs)
+        self.envs = [games.make(name, **kwargs) for _ in range(B)]
+        env = self.envs[0]
+        possible = list(getattr(env, "possible_agents", None) or [])
+        if not possible:
+            raise ValueError(f"{where}: the game has no possible_agents before reset()")
+        if len(set(possible)) != len(possible):
+            raise ValueError(f"{where}: possible_agents has duplicates: {possible}")
+        teams = getattr(env, "teams", None)
+        agent_team = getattr(env, "agent_team", None)
+        if not isinstance(teams, Mapping) or not isinstance(agent_team, Mapping):
+            raise ValueError(
+                f"{where}: the game has no team map (`teams`/`agent_team`); third-party games "
+                "need teams={team: agent-name prefix}")
+        missing = [a for a in possible if a not in agent_team]
+        if missing:
+            raise ValueError(f"{where}: agents without a team: {missing}")
+
+        S = len(possible)
+        self.num_games, self.num_slots = B, S
+        self.slot_agents = possible
+        self._slot_of = {a: s for s, a in enumerate(possible)}
+        self.team_names = list(teams)
+        team_index = {t: i for i, t in enumerate(self.team_names)}
+        self.slot_team = np.array([team_index[agent_team[a]] for a in possible], np.int64)
+
+        # -- spaces and roles --------------------------------------------------------------
+        sp = [_slot_space(where, a, env.observation_space(a), env.action_space(a))
+              for a in possible]
+        self._slot_spaces = sp
+        team_slots = {t: [s for s in range(S) if self.slot_team[s] == i]
+                      for t, i in team_index.items()}
+        role_of_team = self._assign_roles(where, team_slots, sp, roles)
+        role_names: list[str] = []
+        for t in self.team_names:
+            if role_of_team[t] not in role_names:
+                role_names.append(role_of_team[t])
+        self.roles = []
+        self.slot_role = np.zeros(S, np.int64)
+        for ri, rname in enumerate(role_names):
+            slots = tuple(s for s in range(S) if role_of_team[agent_team[possible[s]]] == rname)
+            ref = sp[slots[0]]
+            for s in slots:
+                if sp[s].obs_space != ref.obs_space or sp[s].act_space != ref.act_space:
+                    raise ValueError(
+                        f"{where}: role {rname!r}: agents of one role must share spaces, but "
+                        f"{possible[slots[0]]!r} has observation {ref.obs_space} / action "
+                        f"{ref.act_space} and {possible[s]!r} has observation {sp[s].obs_space}"
+                        f" / action {sp[s].act_space}")
+            for s in slots:
+                if not isinstance(sp[s].act_space, spaces.Discrete):
+                    raise ValueError(
+                        f"{where}: role {rname!r}, agent {possible[s]!r}: only Discrete action "
+                        f"spaces are supported, got {sp[s].act_space}")
+            self.slot_role[list(slots)] = ri
+            self.roles.append(RoleSpec(rname, ref.obs_dim, int(ref.act_space.n), ref.has_mask,
+                                       slots))
+
+        self._slot_n = np.array([int(x.act_space.n) for x in sp], np.int64)
+        self._slot_start = [int(x.act_space.start) for x in sp]
+        self._slot_box = [isinstance(x.inner, spaces.Box) for x in sp]
+
+        # -- events ----------------------------------------------------------------------
+        if event_names is None:
+            event_names = getattr(env, "event_names", None)
+        if event_names is None:
+            event_names = self._probe_event_names()
+        if isinstance(event_names, str) or not all(isinstance(e, str) for e in event_names):
+            raise ValueError(f"{where}: event_names must be a sequence of strings, "
+                             f"got {event_names!r}")
+        self.event_names = tuple(event_names)
+        self._event_index = {e: i for i, e in enumerate(self.event_names)}
+        E = len(self.event_names)
+
+        # -- buffers ---------------------------------------------------------------------
+        self._obs = {r.name: np.zeros((B, len(r.slots), r.obs_dim), np.float32)
+                     for r in self.roles}
+        self._mask = {r.name: np.ones((B, len(r.slots), r.num_actions), bool)
+                      for r in self.roles}
+        self._rewards = np.zeros((B, S), np.float32)
+        self._dones = np.zeros(B, bool)
+        self._active = np.zeros((B, S), bool)
+        self._next_active = np.zeros((B, S), bool)
+        self._winners = np.full(B, -1, np.int64)
+        self._lengths = np.zeros(B, np.int64)
+        self._events = np.zeros((B, S, E), np.float32)
+        # per (game, slot) row views into the role buffers, so the loop writes in place
+        col = {}
+        for r in self.roles:
+            for j, s in enumerate(r.slots):
+                col[s] = (r.name, j)
+        self._obs_rows = [[self._obs[col[s][0]][b, col[s][1]] for s in range(S)]
+                          for b in range(B)]
+        self._mask_rows = [[self._mask[col[s][0]][b, col[s][1]] for s in range(S)]
+                           for b in range(B)]
+        self._slot_masked = [x.has_mask for x in sp]
+        self._ep_return = np.zeros((B, len(self.team_names)), np.float64)
+        self._ep_len = np.zeros(B, np.int64)
+        self._episode = np.zeros(B, np.int64)
+        self._base_seed: int | None = None
+        self._step_result = VecStep(self._obs, self._mask, self._rewards, self._dones,
+                                    self._active, self._next_active, self._winners,
+                                    self._lengths, self._events)
+
+    # ------------------------------------------------------------------------------------
+    def _assign_roles(self, where: str, team_slots: dict[str, list[int]],
+                      sp: list[_SlotSpace], roles: Mapping[str, str] | None) -> dict[str, str]:
+        if roles is not None:
+            if not isinstance(roles, Mapping):
+                raise ValueError(f"{where}: roles must be a dict team -> role name, got {roles!r}")
+            unknown = sorted(set(roles) - set(team_slots))
+            absent = [t for t in team_slots if t not in roles]
+            if unknown or absent:
+                raise ValueError(
+                    f"{where}: roles must name a role for every team {list(team_slots)}; "
+                    f"unknown teams {unknown}, teams without a role {absent}")
+            bad = {t: r for t, r in roles.items() if not isinstance(r, str) or not r}
+            if bad:
+                raise ValueError(f"{where}: role names must be non-empty strings, got {bad}")
+            return dict(roles)
+        # default: one role per team; teams with identical spaces share one role
+        def signature(t: str) -> tuple | None:
+            first = sp[team_slots[t][0]]
+            same = all(sp[s].obs_space == first.obs_space and sp[s].act_space == first.act_space
+                       for s in team_slots[t])
+            return (first.obs_space, first.act_space) if same else None
+
+        groups: list[list[str]] = []
+        for t in team_slots:
+            sig = signature(t)
+            for g in groups:
+                gsig = signature(g[0])
+                if sig is not None and gsig is not None and sig[0] == gsig[0] \
+                        and sig[1] == gsig[1]:
+                    g.append(t)
+                    break
+            else:
+                groups.append([t])
+        return {t: MERGED_ROLE_SEP.join(g) for g in groups for t in g}
+
+    def _probe_event_names(self) -> tuple[str, ...]:
+        import games
+
+        probe = games.make(self.name, **self._make_kwargs)
+        names: list[str] = []
+
+        def collect(infos: Any) -> None:
+            if not isinstance(infos, Mapping):
+                return
+            for info in infos.values():
+                ev = info.get("events") if isinstance(info, Mapping) else None
+                if isinstance(ev, Mapping):
+                    for k, v in ev.items():
+                        if isinstance(k, str) and isinstance(v, numbers.Real) \
+                                and k not in names:
+                            names.append(k)
+
+        try:
+            obs, infos = probe.reset(seed=0)
+            collect(infos)
+            if probe.agents:
+                actions = {}
+                for a in probe.agents:
+                    s = self._slot_of.get(a)
+                    if s is None:
+                        continue
+                    act = 0
+                    o = obs.get(a)
+                    if self._slot_spaces[s].has_mask and isinstance(o, Mapping):
+                        legal = np.flatnonzero(np.asarray(o["action_mask"]).reshape(-1))
+                        act = int(legal[0]) if legal.size else 0
+                    actions[a] = act + self._slot_start[s]
+                collect(probe.step(actions)[4])
+        finally:
+            probe.close()
+        return tuple(names)
+
+    def _episode_seed(self, b: int) -> int:
+        k = int(self._episode[b])
+        if k == 0:
+            return self._base_seed + b
+        ss = np.random.SeedSequence(entropy=self._base_seed, spawn_key=(b, k))
+        return int(ss.generate_state(1, np.uint32)[0])
+
+    def _write_obs(self, b: int, obs: Mapping[str, Any], live: set[str]) -> None:
+        obs_rows, mask_rows, na = self._obs_rows[b], self._mask_rows[b], self._next_active[b]
+        for s, agent in enumerate(self.slot_agents):
+            row, mrow = obs_rows[s], mask_rows[s]
+            if agent not in live:
+                na[s] = False
+                row.fill(0.0)
+                mrow.fill(True)
+                continue
+            na[s] = True
+            try:
+                o = obs[agent]
+            except (KeyError, TypeError):
+                raise ValueError(f"ParallelVec({self.name!r}): game {b} gave no observation "
+                                 f"for live agent {agent!r}") from None
+            sp = self._slot_spaces[s]
+            if sp.has_mask:
+                m = np.asarray(o["action_mask"]).reshape(-1)
+                o = o["observation"]
+                mrow[:] = m
+            flat = np.asarray(o).reshape(-1) if self._slot_box[s] else \
+                spaces.flatten(sp.inner, o)
+            if flat.size != row.size:
+                raise ValueError(
+                    f"ParallelVec({self.name!r}): agent {agent!r} observation has "
+                    f"{flat.size} values, its space says {row.size}")
+            row[:] = flat
+
+    def _live(self, env: Any, terms: Mapping | None = None,
+              truncs: Mapping | None = None) -> set[str]:
+        live = set()
+        for a in env.agents:
+            if a not in self._slot_of:
+                raise ValueError(f"ParallelVec({self.name!r}): agent {a!r} is not one of "
+                                 f"possible_agents {self.slot_agents}")
+            if terms is not None and (terms.get(a, False) or truncs.get(a, False)):
+                continue
+            live.add(a)
+        return live
+
+    def _reset_game(self, b: int) -> None:
+        env = self.envs[b]
+        obs, _ = env.reset(seed=self._episode_seed(b))
+        self._ep_return[b] = 0.0
+        self._ep_len[b] = 0
+        self._write_obs(b, obs, self._live(env))
+        if not self._next_active[b].any():
+            raise ValueError(f"ParallelVec({self.name!r}): game {b} has no agents after reset()")
+
+    def _winner(self, b: int, infos: Mapping) -> int:
+        for info in infos.values():
+            if isinstance(info, Mapping) and "winner" in info:
+                w = info["winner"]
+                if w is None:
+                    return -1
+                if isinstance(w, str) and w in self.team_names:
+                    return self.team_names.index(w)
+                if isinstance(w, numbers.Integral) and not isinstance(w, bool) \
+                        and -1 <= w < len(self.team_names):
+                    return int(w)
+                raise ValueError(
+                    f"ParallelVec({self.name!r}): infos 'winner' must be a team name "
+                    f"{self.team_names}, a team index or None, got {w!r}")
+        ret = self._ep_return[b]
+        best = np.flatnonzero(ret == ret.max())
+        return int(best[0]) if best.size == 1 else -1
+
+    # ------------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> VecStep:
+        self._base_seed = _check_seed("ParallelVec", seed)
+        self._episode.fill(0)
+        for b in range(self.num_games):
+            self._reset_game(b)
+        self._rewards.fill(0.0)
+        self._dones.fill(False)
+        self._events.fill(0.0)
+        self._winners.fill(-1)
+        self._lengths.fill(0)
+        np.copyto(self._active, self._next_active)
+        return self._step_result
+
+    def step(self, actions: np.ndarray) -> VecStep:
+        if self._base_seed is None:
+            raise RuntimeError(f"ParallelVec({self.name!r}).step called before reset()")
+        actions = self._check_actions(actions)
+        bad = self._next_active & ((actions < 0) | (actions >= self._slot_n))
+        if bad.any():
+            b, s = map(int, np.argwhere(bad)[0])
+            raise ValueError(
+                f"ParallelVec({self.name!r}).step: action {int(actions[b, s])} of game {b} "
+                f"slot {s} ({self.slot_agents[s]!r}) is outside 0..{self._slot_n[s] - 1}")
+        np.copyto(self._active, self._next_active)
+        self._rewards.fill(0.0)
+        self._events.fill(0.0)
+        self._dones.fill(False)
+        self._winners.fill(-1)
+        slot_of, ev_index, team = self._slot_of, self._event_index, self.slot_team
+        for b, env in enumerate(self.envs):
+            act_row, active = actions[b], self._active[b]
+            acts = {a: int(act_row[s]) + self._slot_start[s]
+                    for s, a in enumerate(self.slot_agents) if active[s]}
+            obs, rewards, terms, truncs, infos = env.step(acts)
+            rew_row, ev_row, ret = self._rewards[b], self._events[b], self._ep_return[b]
+            for a, r in rewards.items():
+                s = slot_of.get(a)
+                if s is not None and r:
+                    rew_row[s] = r
+                    ret[team[s]] += float(r)
+            if ev_index:
+                for a in acts:
+                    ev = infos.get(a, {}).get("events") if isinstance(infos, Mapping) else None
+                    if isinstance(ev, Mapping):
+                        row = ev_row[slot_of[a]]
+                        for k, v in ev.items():
+                            e = ev_index.get(k)
+                            if e is not None:
+                                row[e] = v
+            self._ep_len[b] += 1
+            self._lengths[b] = self._ep_len[b]
+            live = self._live(env, terms, truncs)
+            if live:
+                self._write_obs(b, obs, live)
+                continue
+            self._dones[b] = True
+            self._winners[b] = self._winner(b, infos)
+            self._episode[b] += 1
+            self._reset_game(b)
+        return self._step_result
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+# ========================================================================================
+def make_vec(name: str, num_games: int, **kwargs: Any) -> VecGame:
+    """`num_games` games called `name` as one `VecGame`.
+
+    "moba" gives the batched `MobaVec` (kwargs: MOBA config options, or `config=`); every
+    other name a `ParallelVec` over `games.make(name, **kwargs)` (plus the optional
+    `roles=` and `event_names=`, see the module docstring).
+    """
+    if name == "moba":
+        return MobaVec(num_games, **kwargs)
+    return ParallelVec(name, num_games, **kwargs)

@@ -1,0 +1,182 @@
+"""Scripted bots and the batched match runner of the built-in MOBA."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from games.moba import MobaEnv
+from games.moba.bots import BOT_NAMES, Bot, make_bot
+from games.moba.config import MobaConfig
+from games.moba.layout import E_ILLEGAL, EVENT_NAMES, MobaLayout
+from games.moba.match import MatchResult, play_games, win_rate
+
+CONFIG = MobaConfig()
+LAYOUT = MobaLayout(CONFIG)
+
+
+def _bots(a: str, b: str, seed: int = 0) -> tuple[Bot, Bot]:
+    return make_bot(a, LAYOUT, seed=seed), make_bot(b, LAYOUT, seed=seed + 1)
+
+
+class _Checked(Bot):
+    """Wraps a bot and asserts that every action it picks is legal under the mask."""
+
+    def __init__(self, inner: Bot) -> None:
+        super().__init__(inner.layout, inner.seed)
+        self.inner = inner
+        self.name = inner.name
+        self.calls = 0
+
+    def act(self, obs, mask):
+        actions = self.inner.act(obs, mask)
+        assert actions.shape == (obs.shape[0],) and actions.dtype == np.int64
+        assert (mask[np.arange(obs.shape[0]), actions] == 1).all(), self.name
+        self.calls += 1
+        return actions
+
+
+def test_make_bot_names():
+    assert BOT_NAMES == ("random", "passive", "lasthitter", "pusher")
+    for name in BOT_NAMES:
+        bot = make_bot(name, LAYOUT, seed=3)
+        assert isinstance(bot, Bot) and bot.name == name
+    with pytest.raises(ValueError, match="random, passive, lasthitter, pusher"):
+        make_bot("godlike", LAYOUT)
+
+
+@pytest.mark.parametrize("name", BOT_NAMES)
+def test_bots_only_choose_legal_actions_in_play(name):
+    cfg = MobaConfig(max_ticks=400)
+    lay = MobaLayout(cfg)
+    # against the pusher too, so that heroes die, respawn and buildings fall
+    for other in ("random", "pusher"):
+        me, them = _Checked(make_bot(name, lay, 1)), _Checked(make_bot(other, lay, 2))
+        result = play_games(me, them, num_games=8, seed=11, config=cfg)
+        assert me.calls == them.calls == int(result.lengths.max())
+        assert result.event_totals[..., E_ILLEGAL].sum() == 0
+
+
+@pytest.mark.parametrize("options", [
+    {"team_size": 1}, {"team_size": 5, "lanes": 3}, {"num_visible": 1, "team_size": 2},
+])
+def test_bots_play_other_configs(options):
+    cfg = MobaConfig(max_ticks=250, **options)
+    lay = MobaLayout(cfg)
+    for a, b in (("pusher", "lasthitter"), ("passive", "random")):
+        result = play_games(_Checked(make_bot(a, lay, 1)), _Checked(make_bot(b, lay, 2)),
+                            num_games=4, seed=5, config=cfg)
+        assert result.event_totals.shape == (4, cfg.num_heroes, len(EVENT_NAMES))
+        assert result.event_totals[..., E_ILLEGAL].sum() == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 7))
+def test_bots_legal_on_arbitrary_inputs(seed, n):
+    """Garbage observations and arbitrary masks still get legal actions."""
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(0.0, 2.0, (n, LAYOUT.obs_dim)).astype(np.float32)
+    mask = (rng.random((n, LAYOUT.num_actions)) < rng.random()).astype(np.int8)
+    mask[rng.random(n) < 0.7, 0] = 1  # the no-op is legal in the game, but not assumed here
+    mask[np.flatnonzero(mask.sum(1) == 0), rng.integers(LAYOUT.num_actions)] = 1
+    for name in BOT_NAMES:
+        actions = make_bot(name, LAYOUT, seed).act(obs, mask)
+        assert actions.shape == (n,) and actions.dtype == np.int64
+        assert (mask[np.arange(n), actions] == 1).all(), name
+
+
+def test_bots_work_on_the_pettingzoo_view():
+    env = MobaEnv(team_size=2, max_ticks=120)
+    lay = env.layout
+    bots = {"radiant": make_bot("lasthitter", lay), "dire": make_bot("pusher", lay)}
+    obs, _ = env.reset(seed=4)
+    while env.agents:
+        actions = {}
+        for team, agents in env.teams.items():
+            o = np.stack([obs[a]["observation"] for a in agents])
+            m = np.stack([obs[a]["action_mask"] for a in agents])
+            actions.update(zip(agents, bots[team].act(o, m).tolist()))
+        obs, _, _, _, infos = env.step(actions)
+        assert all(info["illegal_action"] == 0 for info in infos.values())
+
+
+def test_random_bot_is_uniform_over_legal_actions():
+    mask = np.zeros((4000, LAYOUT.num_actions), np.int8)
+    mask[:, [0, 3, 7]] = 1
+    actions = make_bot("random", LAYOUT, seed=0).act(np.zeros((4000, LAYOUT.obs_dim)), mask)
+    counts = np.bincount(actions, minlength=LAYOUT.num_actions)
+    assert counts.sum() == counts[[0, 3, 7]].sum()
+    assert counts[[0, 3, 7]].min() > 1200
+
+
+def test_determinism_per_seed_and_on_step():
+    frames = []
+    a = play_games(*_bots("random", "pusher", seed=5), num_games=6, seed=21,
+                   on_step=lambda core: frames.append(int(core.tick.max())))
+    b = play_games(*_bots("random", "pusher", seed=5), num_games=6, seed=21)
+    c = play_games(*_bots("random", "pusher", seed=6), num_games=6, seed=21)
+    for field in ("winners", "lengths", "net_worth", "event_totals"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert not np.array_equal(a.event_totals, c.event_totals)  # the random bot's seed matters
+    # on_step: once after the reset, then after every step until the last game ended
+    assert frames[0] == 0 and len(frames) == a.lengths.max() + 1
+    # the scripted bots are pure functions of the observation
+    obs = np.random.default_rng(0).normal(size=(5, LAYOUT.obs_dim)).astype(np.float32)
+    mask = np.ones((5, LAYOUT.num_actions), np.int8)
+    for name in BOT_NAMES[1:]:
+        np.testing.assert_array_equal(make_bot(name, LAYOUT, 0).act(obs, mask),
+                                      make_bot(name, LAYOUT, 9).act(obs, mask))
+
+
+def test_match_between_scripted_bots_ends_with_a_winner():
+    result = play_games(*_bots("pusher", "lasthitter"), num_games=8, seed=3)
+    n, H = 8, CONFIG.num_heroes
+    assert result.winners.shape == (n,) and result.winners.dtype == np.int8
+    assert result.lengths.shape == (n,) and result.net_worth.shape == (n, 2)
+    assert result.event_totals.shape == (n, H, len(EVENT_NAMES))
+    assert (result.winners >= 0).all()
+    assert (result.lengths <= CONFIG.max_ticks).all()
+    # net worth: the final value per hero, summed per team
+    nw = result.event_totals[:, :, EVENT_NAMES.index("net_worth")]
+    np.testing.assert_allclose(result.net_worth, np.stack(
+        [nw[:, :CONFIG.team_size].sum(1), nw[:, CONFIG.team_size:].sum(1)], 1))
+    ended = result.ancient_destroyed
+    assert (result.lengths[ended] < CONFIG.max_ticks).all()
+
+
+def test_win_rate_counts_draws_half():
+    w = np.array([0, 1, -1, 0], np.int8)
+    r = MatchResult(winners=w, lengths=np.ones(4), net_worth=np.zeros((4, 2)),
+                    event_totals=np.zeros((4, 6, len(EVENT_NAMES))))
+    assert win_rate(r) == pytest.approx(2.5 / 4)
+    assert win_rate(r, side=1) == pytest.approx(1.5 / 4)
+    with pytest.raises(ValueError):
+        win_rate(r, side=2)
+
+
+def _score(strong: str, weak: str, games: int, seed: int) -> float:
+    """The strong bot's share of wins (draws half), half of the games on each side."""
+    half = games // 2
+    as_radiant = play_games(*_bots(strong, weak, seed), num_games=half, seed=seed)
+    as_dire = play_games(*_bots(weak, strong, seed), num_games=games - half, seed=seed + 1000)
+    return (win_rate(as_radiant, 0) * half + win_rate(as_dire, 1) * (games - half)) / games
+
+
+def test_strongest_bot_beats_random():
+    assert _score(BOT_NAMES[-1], "random", games=32, seed=100) >= 0.95
+
+
+@pytest.mark.parametrize("weak,strong", list(zip(BOT_NAMES[:-1], BOT_NAMES[1:])))
+def test_each_bot_beats_the_one_before(weak, strong):
+    assert _score(strong, weak, games=24, seed=200) > 0.5
+
+
+@pytest.mark.slow
+def test_strongest_bot_beats_random_in_100_games():
+    assert _score(BOT_NAMES[-1], "random", games=100, seed=300) >= 0.95
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("weak,strong", list(zip(BOT_NAMES[:-1], BOT_NAMES[1:])))
+def test_each_bot_beats_the_one_before_in_100_games(weak, strong):
+    assert _score(strong, weak, games=100, seed=400) > 0.7

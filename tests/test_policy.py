@@ -1,0 +1,274 @@
+"""The recurrent policy: masks, LSTM resets, sequence replay, entity encoder, state_dict."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from agents.policy import (EntityEncoder, EntityLayout, RecurrentPolicy, mask_logits,
+                           masked_categorical)
+from agents.ppo import ppo_loss
+
+OBS, ACT = 7, 5
+
+
+def random_masks(g: torch.Generator, *shape: int) -> torch.Tensor:
+    """Random boolean masks over ACT actions with at least one legal action per row."""
+    mask = torch.rand(*shape, ACT, generator=g) < 0.4
+    forced = torch.randint(ACT, shape, generator=g)
+    return mask | torch.nn.functional.one_hot(forced, ACT).bool()
+
+
+def make_policy(seed: int = 0, **kw) -> RecurrentPolicy:
+    torch.manual_seed(seed)
+    kw.setdefault("hidden", 32)
+    kw.setdefault("lstm_hidden", 16)
+    policy = RecurrentPolicy(OBS, ACT, **kw)
+    g = torch.Generator().manual_seed(seed + 100)
+    policy.update_obs_norm(torch.randn(64, OBS, generator=g) * 3 + 1)  # a non-trivial normaliser
+    return policy
+
+
+# ---- masks --------------------------------------------------------------------------------
+
+def test_masked_actions_never_sampled():
+    g = torch.Generator().manual_seed(0)
+    # Directly: illegal actions get the largest logits and must still never come out.
+    mask = random_masks(g, 256)
+    logits = torch.where(mask, 0.0, 50.0)
+    dist = masked_categorical(logits, mask)
+    samples = dist.sample((200,))  # (200, 256)
+    assert mask.gather(1, samples.T).all()
+    assert (dist.probs[~mask] == 0).all()
+    # Through the policy, over steps with fresh random masks.
+    policy = make_policy()
+    state = policy.initial_state(256)
+    start = torch.ones(256, dtype=torch.bool)
+    for _ in range(20):
+        mask = random_masks(g, 256)
+        action, logprob, entropy, _, state = policy.act(torch.randn(256, OBS, generator=g), state,
+                                                        start, mask)
+        assert mask.gather(1, action[:, None]).all()
+        assert torch.isfinite(logprob).all()
+        start = torch.zeros(256, dtype=torch.bool)
+    det, *_ = policy.act(torch.randn(256, OBS, generator=g), state, start, mask, deterministic=True)
+    assert mask.gather(1, det[:, None]).all()
+
+
+def test_entropy_finite_with_masks():
+    mask = torch.tensor([[True, False, False, False, False],   # one legal action: entropy 0
+                         [True, True, False, False, True],
+                         [True, True, True, True, True]])
+    logits = torch.randn(3, ACT, requires_grad=True)
+    dist = masked_categorical(logits, mask)
+    entropy = dist.entropy()
+    assert torch.isfinite(entropy).all()
+    assert entropy[0].item() == pytest.approx(0.0, abs=1e-6)
+    assert (entropy[1:] > 0).all()
+    (entropy.sum() + dist.log_prob(torch.tensor([0, 4, 2])).sum()).backward()
+    assert torch.isfinite(logits.grad).all()
+    assert (mask_logits(logits, mask)[~mask] == torch.finfo(torch.float32).min).all()
+
+
+# ---- recurrence ---------------------------------------------------------------------------
+
+def test_state_reset_at_episode_start():
+    policy = make_policy()
+    g = torch.Generator().manual_seed(1)
+    n = 6
+    state = policy.initial_state(n)
+    no_start = torch.zeros(n, dtype=torch.bool)
+    with torch.no_grad():
+        for _ in range(5):  # build up a non-zero history
+            _, _, state = policy.step(torch.randn(n, OBS, generator=g), state, no_start)
+        assert state[0].abs().sum() > 0
+        obs = torch.randn(n, OBS, generator=g)
+        start = torch.tensor([True, False, True, False, True, False])
+        logits, value, new_state = policy.step(obs, state, start)
+        fresh_logits, fresh_value, fresh_state = policy.step(obs, policy.initial_state(n), start)
+        stale_logits, _, _ = policy.step(obs, state, no_start)
+    torch.testing.assert_close(logits[start], fresh_logits[start], rtol=0, atol=1e-6)
+    torch.testing.assert_close(value[start], fresh_value[start], rtol=0, atol=1e-6)
+    torch.testing.assert_close(new_state[0][start], fresh_state[0][start], rtol=0, atol=1e-6)
+    torch.testing.assert_close(logits[~start], stale_logits[~start], rtol=0, atol=1e-6)
+    assert not torch.allclose(logits[~start], fresh_logits[~start], atol=1e-6)  # history matters
+
+
+@pytest.mark.parametrize("starts_kind", ["middle", "none", "every"])
+def test_forward_sequence_reproduces_steps(starts_kind: str):
+    policy = make_policy()
+    g = torch.Generator().manual_seed(2)
+    T, N = 12, 5
+    with torch.no_grad():  # a stored non-zero state at the chunk's start
+        state0 = policy.initial_state(N)
+        for _ in range(3):
+            _, _, state0 = policy.step(torch.randn(N, OBS, generator=g), state0,
+                                       torch.zeros(N, dtype=torch.bool))
+    obs = torch.randn(T, N, OBS, generator=g)
+    masks = random_masks(g, T, N)
+    if starts_kind == "middle":
+        starts = torch.rand(T, N, generator=g) < 0.2
+        starts[0, 0] = True
+        starts[4, 1] = True
+        starts[7] = False
+    elif starts_kind == "none":
+        starts = torch.zeros(T, N, dtype=torch.bool)
+    else:
+        starts = torch.ones(T, N, dtype=torch.bool)
+
+    # Actor side: step by step, sampling actions.
+    actions, logprobs, values = [], [], []
+    state = state0
+    for t in range(T):
+        a, lp, _, v, state = policy.act(obs[t], state, starts[t], masks[t])
+        actions.append(a), logprobs.append(lp), values.append(v)
+    actions, logprobs, values = torch.stack(actions), torch.stack(logprobs), torch.stack(values)
+
+    # Learner side: replay the chunk from the stored state.
+    new_logprobs, entropy, new_values = policy.evaluate_actions(obs, state0, starts, masks, actions)
+    torch.testing.assert_close(new_logprobs.detach(), logprobs, rtol=0, atol=1e-5)
+    torch.testing.assert_close(new_values.detach(), values, rtol=0, atol=1e-5)
+    _, _, final_state = policy.forward_sequence(obs, state0, starts, masks)
+    torch.testing.assert_close(final_state[0].detach(), state[0], rtol=0, atol=1e-5)
+    torch.testing.assert_close(final_state[1].detach(), state[1], rtol=0, atol=1e-5)
+
+    # And the replay trains: one PPO loss backward gives finite gradients everywhere.
+    valid = torch.ones(T, N, dtype=torch.bool)
+    loss, _ = ppo_loss(new_logprobs, logprobs, entropy, new_values, values, torch.randn(T, N, generator=g),
+                       torch.randn(T, N, generator=g), valid, clip_coef=0.2, clip_vloss=True,
+                       vf_clip_coef=0.2, ent_coef=0.01, vf_coef=0.5, norm_adv=True)
+    loss.backward()
+    for name, p in policy.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_feed_forward_ignores_history():
+    g = torch.Generator().manual_seed(3)
+    T, N = 6, 4
+    last = torch.randn(1, N, OBS, generator=g)
+    hist_a = torch.cat([torch.randn(T - 1, N, OBS, generator=g), last])
+    hist_b = torch.cat([torch.randn(T - 1, N, OBS, generator=g), last])
+    starts = torch.zeros(T, N, dtype=torch.bool)
+    outs = {}
+    for use_lstm in (False, True):
+        policy = make_policy(use_lstm=use_lstm)
+        with torch.no_grad():
+            la, va, sa = policy.forward_sequence(hist_a, policy.initial_state(N), starts, None)
+            lb, vb, _ = policy.forward_sequence(hist_b, policy.initial_state(N), starts, None)
+        outs[use_lstm] = (la[-1], lb[-1], va[-1], vb[-1])
+        if not use_lstm:
+            assert sa[0].shape == (N, 16) and (sa[0] == 0).all() and (sa[1] == 0).all()
+    la, lb, va, vb = outs[False]
+    torch.testing.assert_close(la, lb, rtol=0, atol=1e-6)
+    torch.testing.assert_close(va, vb, rtol=0, atol=1e-6)
+    la, lb, va, vb = outs[True]
+    assert not torch.allclose(la, lb, atol=1e-6) or not torch.allclose(va, vb, atol=1e-6)
+
+
+# ---- entity encoder -----------------------------------------------------------------------
+
+LAYOUT = EntityLayout(flat_dim=6, num_entities=5, entity_dim=4)
+
+
+def entity_obs(g: torch.Generator, n: int) -> torch.Tensor:
+    flat = torch.randn(n, LAYOUT.flat_dim, generator=g)
+    ents = torch.randn(n, LAYOUT.num_entities, LAYOUT.entity_dim, generator=g)
+    present = torch.rand(n, LAYOUT.num_entities, generator=g) < 0.6
+    present[0] = False  # one observation with no entity at all
+    ents[..., 0] = present.float()
+    ents[~present] = 0.0
+    return torch.cat([flat, ents.reshape(n, -1)], dim=-1)
+
+
+def permute_entities(obs: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    flat, ents = obs[:, :LAYOUT.flat_dim], obs[:, LAYOUT.flat_dim:].reshape(len(obs), LAYOUT.num_entities, -1)
+    return torch.cat([flat, ents[:, perm].reshape(len(obs), -1)], dim=-1)
+
+
+def garble_absent(obs: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    ents = obs[:, LAYOUT.flat_dim:].reshape(len(obs), LAYOUT.num_entities, -1).clone()
+    absent = ents[..., 0] < 0.5
+    noise = torch.randn(ents.shape, generator=g) * 10
+    noise[..., 0] = 0.0  # still absent
+    ents[absent] = noise[absent]
+    return torch.cat([obs[:, :LAYOUT.flat_dim], ents.reshape(len(obs), -1)], dim=-1)
+
+
+def test_entity_encoder_order_invariant_and_ignores_absent():
+    torch.manual_seed(0)
+    encoder = EntityEncoder(LAYOUT, hidden=16)
+    g = torch.Generator().manual_seed(4)
+    obs = entity_obs(g, 32)
+    with torch.no_grad():
+        out = encoder(obs)
+        for _ in range(3):
+            perm = torch.randperm(LAYOUT.num_entities, generator=g)
+            torch.testing.assert_close(encoder(permute_entities(obs, perm)), out, rtol=0, atol=1e-6)
+        torch.testing.assert_close(encoder(garble_absent(obs, g)), out, rtol=0, atol=1e-6)
+        # ... while the contents of present rows do matter
+        changed = obs.clone()
+        changed[:, LAYOUT.flat_dim + 1:] += 1.0
+        assert not torch.allclose(encoder(changed)[1:], out[1:], atol=1e-4)
+
+
+def test_policy_with_entity_encoder_and_normaliser():
+    """Through the policy, with a fitted normaliser: presence is read from the raw observation."""
+    torch.manual_seed(0)
+    policy = RecurrentPolicy(LAYOUT.obs_dim, ACT, hidden=16, lstm_hidden=8, entity_layout=LAYOUT)
+    g = torch.Generator().manual_seed(5)
+    fit = entity_obs(g, 128)
+    fit[:, :LAYOUT.flat_dim] = fit[:, :LAYOUT.flat_dim] * 2 + 0.5
+    valid = torch.ones(128, dtype=torch.bool)
+    valid[-8:] = False  # padding rows are left out
+    policy.update_obs_norm(fit, valid)
+    n_present = int(fit[:120, LAYOUT.flat_dim::LAYOUT.entity_dim].sum())
+    sd = policy.state_dict()
+    assert sd["obs_rms.count"].item() == 120 and sd["obs_rms.mean"].shape == (LAYOUT.flat_dim,)
+    # one set of entity statistics shared by all slots, fitted on present rows only
+    assert sd["entity_rms.count"].item() == n_present and sd["entity_rms.mean"].shape == (LAYOUT.entity_dim,)
+    assert sd["entity_rms.mean"][0].item() == 1.0
+    obs = entity_obs(g, 32)
+    state, start = policy.initial_state(32), torch.ones(32, dtype=torch.bool)
+    with torch.no_grad():
+        logits, value, _ = policy.step(obs, state, start)
+        perm = torch.randperm(LAYOUT.num_entities, generator=g)
+        for other in (permute_entities(obs, perm), garble_absent(obs, g)):
+            l2, v2, _ = policy.step(other, state, start)
+            torch.testing.assert_close(l2, logits, rtol=0, atol=1e-5)
+            torch.testing.assert_close(v2, value, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="obs_dim"):
+        RecurrentPolicy(LAYOUT.obs_dim + 1, ACT, entity_layout=LAYOUT)
+
+
+def test_entity_layout_from_moba():
+    from games.moba import MobaLayout, make_config
+
+    layout = MobaLayout(make_config())
+    el = EntityLayout.from_moba(layout)
+    assert el.obs_dim == layout.obs_dim
+    assert el.num_entities == layout.num_entities
+    assert el.flat_dim == layout.obs_slices["self"].stop
+
+
+# ---- saving -------------------------------------------------------------------------------
+
+def test_state_dict_round_trip_includes_obs_normaliser():
+    policy = make_policy(seed=0)
+    sd = policy.state_dict()
+    assert {"obs_rms.mean", "obs_rms.var", "obs_rms.count"} <= set(sd)
+    assert sd["obs_rms.count"].item() == 64
+    fresh = make_policy(seed=1)  # other weights and other normaliser statistics
+    fresh.load_state_dict(sd)
+    g = torch.Generator().manual_seed(6)
+    obs, starts = torch.randn(4, 3, OBS, generator=g), torch.zeros(4, 3, dtype=torch.bool)
+    with torch.no_grad():
+        a = policy.forward_sequence(obs, policy.initial_state(3), starts)
+        b = fresh.forward_sequence(obs, fresh.initial_state(3), starts)
+    torch.testing.assert_close(a[0], b[0], rtol=0, atol=0)
+    torch.testing.assert_close(a[1], b[1], rtol=0, atol=0)
+    torch.testing.assert_close(fresh.obs_rms.mean, policy.obs_rms.mean, rtol=0, atol=0)
+    # The weights travel as safetensors bytes (DESIGN.md); the float64 / 0-d buffers must too.
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    loaded = safetensors_torch.load(safetensors_torch.save(sd))
+    assert loaded["obs_rms.mean"].dtype == torch.float64 and loaded["obs_rms.count"].shape == ()
+    fresh.load_state_dict(loaded)

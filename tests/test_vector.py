@@ -1,0 +1,372 @@
+"""Games as fixed-shape numpy batches (games/vector.py): MobaVec and ParallelVec."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from games.memory import MemoryGame
+from games.moba import EVENT_NAMES, MobaEnv
+from games.vector import MobaVec, ParallelVec, RoleSpec, VecStep, make_vec
+
+BATTLE = "pettingzoo:magent2.environments.battle_v4:parallel_env"
+BATTLE_TEAMS = {"red": "red_", "blue": "blue_"}
+TAG = "pettingzoo:mpe2.simple_tag_v3:parallel_env"
+TAG_TEAMS = {"predator": "adversary_", "prey": "agent_"}
+
+needs_magent2 = pytest.mark.skipif(importlib.util.find_spec("magent2") is None,
+                                   reason="magent2 is not installed")
+needs_mpe2 = pytest.mark.skipif(importlib.util.find_spec("mpe2") is None,
+                                reason="mpe2 is not installed")
+
+
+def random_legal(vec, step: VecStep, rng: np.random.Generator) -> np.ndarray:
+    """(B, S) uniformly random legal actions (any action where a slot is inactive)."""
+    actions = np.zeros((vec.num_games, vec.num_slots), np.int64)
+    for role in vec.roles:
+        mask = step.action_mask[role.name]
+        u = rng.random(mask.shape) * mask  # argmax of masked uniforms: a random legal action
+        actions[:, list(role.slots)] = u.argmax(-1)
+    return actions
+
+
+def copy_step(step: VecStep) -> dict:
+    out = {k: getattr(step, k).copy() for k in
+           ("rewards", "dones", "active", "next_active", "winners", "lengths", "events")}
+    out.update({f"obs/{k}": v.copy() for k, v in step.obs.items()})
+    out.update({f"mask/{k}": v.copy() for k, v in step.action_mask.items()})
+    return out
+
+
+def rollout(vec, seed: int, steps: int, policy_seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(policy_seed)
+    st = vec.reset(seed=seed)
+    trace = [copy_step(st)]
+    for _ in range(steps):
+        st = vec.step(random_legal(vec, st, rng))
+        trace.append(copy_step(st))
+    return trace
+
+
+def assert_same_trace(a: list[dict], b: list[dict]) -> None:
+    assert len(a) == len(b)
+    for t, (x, y) in enumerate(zip(a, b)):
+        assert x.keys() == y.keys()
+        for k in x:
+            np.testing.assert_array_equal(x[k], y[k], err_msg=f"step {t}, {k}")
+
+
+def check_shapes(vec, st: VecStep) -> None:
+    B, S = vec.num_games, vec.num_slots
+    assert len(vec.slot_agents) == S and vec.slot_team.shape == (S,) and vec.slot_role.shape == (S,)
+    assert sorted(s for r in vec.roles for s in r.slots) == list(range(S))
+    for i, r in enumerate(vec.roles):
+        assert all(vec.slot_role[s] == i for s in r.slots)
+        assert st.obs[r.name].shape == (B, len(r.slots), r.obs_dim)
+        assert st.obs[r.name].dtype == np.float32
+        assert st.action_mask[r.name].shape == (B, len(r.slots), r.num_actions)
+        assert st.action_mask[r.name].dtype == bool
+    assert set(st.obs) == set(st.action_mask) == {r.name for r in vec.roles}
+    assert st.rewards.shape == (B, S) and st.rewards.dtype == np.float32
+    assert st.dones.shape == (B,) and st.dones.dtype == bool
+    assert st.active.shape == st.next_active.shape == (B, S)
+    assert st.active.dtype == st.next_active.dtype == bool
+    assert st.winners.shape == st.lengths.shape == (B,)
+    assert st.winners.dtype.kind == st.lengths.dtype.kind == "i"
+    assert st.events.shape == (B, S, len(vec.event_names)) and st.events.dtype == np.float32
+
+
+# -- MOBA ------------------------------------------------------------------------------
+
+
+def moba_obs(obs: dict, agents: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    return (np.stack([obs[a]["observation"] for a in agents]),
+            np.stack([obs[a]["action_mask"] for a in agents]).astype(bool))
+
+
+def test_moba_vec_matches_moba_env():
+    """Games 0 and 2 of MobaVec.reset(seed) replay MobaEnv.reset(seed) / reset(seed + 2)."""
+    kw = dict(team_size=2, max_ticks=60)
+    vec = make_vec("moba", 3, **kw)
+    assert isinstance(vec, MobaVec)
+    envs = {0: MobaEnv(**kw), 2: MobaEnv(**kw)}
+    st = vec.reset(seed=11)
+    check_shapes(vec, st)
+    assert vec.slot_agents == envs[0].possible_agents
+    assert vec.team_names == ["radiant", "dire"] and vec.slot_team.tolist() == [0, 0, 1, 1]
+    assert vec.roles == [RoleSpec("hero", vec.layout.obs_dim, vec.layout.num_actions, True,
+                                  (0, 1, 2, 3), vec.layout)]
+    assert vec.roles[0].obs_layout is vec.core.layout
+    assert vec.event_names == EVENT_NAMES
+    env_obs = {b: env.reset(seed=11 + b)[0] for b, env in envs.items()}
+    agents = envs[0].possible_agents
+    rng = np.random.default_rng(3)
+    for t in range(60):
+        assert st.active.all() and st.next_active.all()
+        for b, env in envs.items():
+            o, m = moba_obs(env_obs[b], agents)
+            np.testing.assert_array_equal(st.obs["hero"][b], o, err_msg=f"t={t} game {b}")
+            np.testing.assert_array_equal(st.action_mask["hero"][b], m)
+        actions = random_legal(vec, st, rng)
+        st = vec.step(actions)
+        for b, env in envs.items():
+            env_obs[b], rew, terms, _, infos = env.step(
+                {a: int(actions[b, s]) for s, a in enumerate(agents)})
+            np.testing.assert_array_equal(st.rewards[b], [rew[a] for a in agents])
+            np.testing.assert_array_equal(
+                st.events[b], [[infos[a]["events"][e] for e in EVENT_NAMES] for a in agents])
+            assert bool(st.dones[b]) == all(terms.values())
+            if st.dones[b]:
+                w = infos[agents[0]]["winner"]
+                assert st.winners[b] == (-1 if w is None else vec.team_names.index(w))
+                assert st.lengths[b] == t + 1
+    assert st.dones.all() and (st.lengths == 60).all()  # the time limit ends every game
+
+
+def test_moba_vec_autoreset():
+    vec = MobaVec(4, team_size=1, max_ticks=15)
+    st = vec.reset(seed=0)
+    time = vec.layout.obs_slices["global"].start  # GLOBAL_FEATURES[0] == "time"
+    assert (st.obs["hero"][..., time] == 0).all()
+    rng = np.random.default_rng(0)
+    for t in range(1, 31):
+        st = vec.step(random_legal(vec, st, rng))
+        check_shapes(vec, st)
+        if t % 15:
+            assert not st.dones.any() and (st.rewards == 0).all()
+            assert (st.obs["hero"][..., time] > 0).all()
+        else:
+            assert st.dones.all() and (st.lengths == 15).all()
+            assert np.isin(st.winners, [-1, 0, 1]).all()
+            np.testing.assert_array_equal(st.rewards.sum(1), 0.0)  # zero-sum outcome
+            won = st.winners >= 0
+            np.testing.assert_array_equal(np.abs(st.rewards[won]), 1.0)
+            # already reset: the new episode's first observation
+            assert (st.obs["hero"][..., time] == 0).all()
+
+
+def test_moba_vec_deterministic_and_errors():
+    kw = dict(team_size=1, max_ticks=12)
+    a = rollout(MobaVec(2, **kw), seed=4, steps=30)
+    b = rollout(make_vec("moba", 2, **kw), seed=4, steps=30)
+    c = rollout(MobaVec(2, **kw), seed=5, steps=30)
+    assert_same_trace(a, b)
+    assert not np.array_equal(a[5]["obs/hero"], c[5]["obs/hero"])
+    vec = MobaVec(2, **kw)
+    with pytest.raises(RuntimeError, match="before reset"):
+        vec.step(np.zeros((2, 2), np.int64))
+    vec.reset(seed=0)
+    with pytest.raises(ValueError, match="shape"):
+        vec.step(np.zeros((2, 3), np.int64))
+    with pytest.raises(TypeError, match="integers"):
+        vec.step(np.zeros((2, 2), np.float32))
+    with pytest.raises(TypeError, match="seed"):
+        vec.reset(seed=1.5)
+    with pytest.raises(ValueError, match="num_games"):
+        MobaVec(0)
+    with pytest.raises(TypeError, match="unknown option"):
+        make_vec("moba", 2, team_sise=2)
+
+
+def test_parallel_vec_over_moba_env_matches_moba_vec():
+    """The generic path over MobaEnv agrees with the fast path on the first episode, and
+    picks up events (by probing) and the winner (from infos) the same way."""
+    kw = dict(team_size=1, max_ticks=20)
+    fast, slow = MobaVec(2, **kw), ParallelVec("moba", 2, **kw)
+    assert slow.event_names == fast.event_names
+    assert [r.name for r in slow.roles] == ["radiant+dire"] and slow.roles[0].has_mask
+    a, b = rollout(fast, seed=7, steps=20), rollout(slow, seed=7, steps=20)
+    assert b[-1]["dones"].all()
+    for t, (x, y) in enumerate(zip(a, b)):
+        if t < 20:  # the last obs start the next episode, seeded differently by each path
+            np.testing.assert_array_equal(x["obs/hero"], y["obs/radiant+dire"])
+            np.testing.assert_array_equal(x["mask/hero"], y["mask/radiant+dire"])
+        for k in ("rewards", "dones", "active", "next_active", "winners", "lengths", "events"):
+            np.testing.assert_array_equal(x[k], y[k], err_msg=k)
+
+
+# -- memory game ------------------------------------------------------------------------
+
+
+def test_memory_game_one_shared_role_with_masks():
+    L, C = 5, 3
+    vec = make_vec("memory", 3, length=L, num_cues=C, team_size=2)
+    assert isinstance(vec, ParallelVec)
+    assert vec.slot_agents == ["red_0", "red_1", "blue_0", "blue_1"]
+    assert vec.team_names == ["red", "blue"] and vec.slot_team.tolist() == [0, 0, 1, 1]
+    assert [(r.name, r.obs_dim, r.num_actions, r.has_mask, r.slots) for r in vec.roles] == [
+        ("red+blue", C + 2, C + 1, True, (0, 1, 2, 3))]
+    assert vec.event_names == ("correct",)
+    st = vec.reset(seed=9)
+    check_shapes(vec, st)
+    # game 0 is MemoryGame().reset(seed), game b is reset(seed + b)
+    for b in range(3):
+        obs, _ = MemoryGame(length=L, num_cues=C, team_size=2).reset(seed=9 + b)
+        np.testing.assert_array_equal(
+            st.obs["red+blue"][b], [obs[a]["observation"] for a in vec.slot_agents])
+    assert st.active.all() and st.next_active.all() and not st.dones.any()
+    for episode in range(3):
+        cue = st.obs["red+blue"][..., :C].argmax(-1)  # (B, S), shown at t = 0 only
+        for t in range(L):
+            mask = st.action_mask["red+blue"]
+            last = t == L - 1
+            assert (mask[..., 0] == (not last)).all() and (mask[..., 1:] == last).all()
+            # red remembers the cue, blue answers cue 0 (right 1 time in C, by chance)
+            actions = np.where(last, np.where(vec.slot_team == 0, cue + 1, 1), 0)
+            st = vec.step(actions)
+            assert st.active.all() and st.next_active.all()
+            assert (st.dones == last).all()
+        np.testing.assert_array_equal(st.lengths, L)
+        np.testing.assert_array_equal(st.events[..., 0], st.rewards > 0)
+        assert (st.rewards[:, :2] == 1).all()  # red is always right
+        blue = st.rewards[:, 2:].sum(1)
+        # the team with the higher summed reward wins; a tie is a draw
+        np.testing.assert_array_equal(st.winners, np.where(blue == 2, -1, 0))
+        # auto-reset: a fresh cue in every obs, time 0
+        first = st.obs["red+blue"]
+        assert (first[..., :C].sum(-1) == 1).all() and (first[..., C] == 0).all()
+
+
+def test_memory_game_determinism_across_autoresets():
+    kw = dict(length=3, num_cues=4)
+    a = rollout(make_vec("memory", 3, **kw), seed=1, steps=40)
+    b = rollout(make_vec("memory", 3, **kw), seed=1, steps=40)
+    c = rollout(make_vec("memory", 3, **kw), seed=2, steps=40)
+    assert_same_trace(a, b)
+    assert any(not np.array_equal(x["obs/red+blue"], y["obs/red+blue"]) for x, y in zip(a, c))
+    # later episodes get new seeds: the cues are not replayed episode after episode
+    cues = np.stack([x["obs/red+blue"][..., :4].argmax(-1) for x in a[::3]])  # (13, B, S)
+    assert len({c.tobytes() for c in cues}) > 5
+
+
+# -- magent2 battle (agents die and leave) ---------------------------------------------
+
+# battle actions: 13 moves, then 8 attacks; offsets are (dx, dy) and the 13x13 view is
+# indexed [dy + 6, dx + 6]; channel 3 is the other team's presence.
+MOVES = [(0, -2), (-1, -1), (0, -1), (1, -1), (-2, 0), (-1, 0), (0, 0), (1, 0), (2, 0),
+         (-1, 1), (0, 1), (1, 1), (0, 2)]
+ATTACKS = [(-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)]
+
+
+def chase(view: np.ndarray, forward: int) -> int:
+    """Attack an adjacent enemy, else step toward the nearest one, else toward its side."""
+    enemies = np.argwhere(view[:, :, 3] > 0) - 6
+    if len(enemies):
+        dy, dx = (int(v) for v in enemies[np.abs(enemies).max(1).argmin()])
+        if max(abs(dx), abs(dy)) == 1:
+            return 13 + ATTACKS.index((dx, dy))
+        target = (dx, dy)
+    else:
+        target = (4 * forward, 0)
+    return int(np.argmin([(target[0] - mx) ** 2 + (target[1] - my) ** 2 for mx, my in MOVES]))
+
+
+@needs_magent2
+def test_battle_dead_agents_leave_their_slots():
+    B, cycles = 2, 40
+    vec = make_vec(BATTLE, B, teams=BATTLE_TEAMS, map_size=12, max_cycles=cycles)
+    assert vec.slot_agents == ["red_0", "red_1", "blue_0", "blue_1"]
+    assert [(r.name, r.obs_dim, r.num_actions, r.has_mask) for r in vec.roles] == [
+        ("red+blue", 13 * 13 * 5, 21, False)]
+    assert vec.event_names == ()
+    st = vec.reset(seed=0)
+    check_shapes(vec, st)
+    forward = np.where(vec.slot_team == 0, 1, -1)
+    gone = np.zeros((B, vec.num_slots), bool)  # slots whose agent left this episode
+    deaths = 0
+    for _ in range(2 * cycles + 5):
+        obs = st.obs["red+blue"].reshape(B, -1, 13, 13, 5)
+        actions = np.array([[chase(obs[b, s], forward[s]) for s in range(vec.num_slots)]
+                            for b in range(B)])
+        prev_next = st.next_active.copy()
+        st = vec.step(actions)
+        check_shapes(vec, st)
+        np.testing.assert_array_equal(st.active, prev_next)
+        assert not (st.active & gone).any()  # gone for good: never active again
+        assert (st.rewards[~st.active] == 0).all()
+        assert st.action_mask["red+blue"].all()  # no masks in battle
+        left = st.active & ~st.next_active & ~st.dones[:, None]
+        deaths += int(left.sum())
+        gone |= left
+        gone[st.dones] = False
+        assert not (st.next_active & gone).any()
+        inactive = ~st.next_active
+        assert (st.obs["red+blue"][inactive] == 0).all()
+        assert (np.abs(st.obs["red+blue"][st.next_active]).sum(-1) > 0).all()
+        assert st.next_active[st.dones].all()  # a fresh episode: everybody is back
+        assert (st.lengths[st.dones] <= cycles).all()
+    assert deaths >= B  # the chase policy gets soldiers killed in every episode
+
+
+@needs_magent2
+def test_battle_roles_override_and_determinism():
+    vec = make_vec(BATTLE, 1, teams=BATTLE_TEAMS, map_size=12, max_cycles=10,
+                   roles={"red": "red", "blue": "blue"})
+    assert [(r.name, r.slots) for r in vec.roles] == [("red", (0, 1)), ("blue", (2, 3))]
+    assert vec.slot_role.tolist() == [0, 0, 1, 1]
+    kw = dict(teams=BATTLE_TEAMS, map_size=12, max_cycles=10)
+    a = rollout(make_vec(BATTLE, 2, **kw), seed=3, steps=25)
+    b = rollout(make_vec(BATTLE, 2, **kw), seed=3, steps=25)
+    assert_same_trace(a, b)
+
+
+# -- mpe2 simple_tag (two roles, no masks) ---------------------------------------------
+
+
+@needs_mpe2
+def test_simple_tag_two_roles_match_the_env():
+    import games
+
+    vec = make_vec(TAG, 2, teams=TAG_TEAMS, max_cycles=8)
+    assert [(r.name, r.obs_dim, r.num_actions, r.has_mask, r.slots) for r in vec.roles] == [
+        ("predator", 16, 5, False, (0, 1, 2)), ("prey", 14, 5, False, (3,))]
+    assert vec.slot_role.tolist() == [0, 0, 0, 1]
+    env = games.make(TAG, teams=TAG_TEAMS, max_cycles=8)
+    st = vec.reset(seed=5)
+    check_shapes(vec, st)
+    obs, _ = env.reset(seed=5)
+    rng = np.random.default_rng(1)
+    for t in range(8):
+        predators = [obs[f"adversary_{i}"] for i in range(3)]
+        np.testing.assert_array_equal(st.obs["predator"][0], predators)
+        np.testing.assert_array_equal(st.obs["prey"][0], [obs["agent_0"]])
+        assert st.action_mask["predator"].all() and st.action_mask["prey"].all()
+        actions = rng.integers(0, 5, (2, 4))
+        st = vec.step(actions)
+        obs, rew, _, truncs, _ = env.step(
+            {a: int(actions[0, s]) for s, a in enumerate(vec.slot_agents)})
+        np.testing.assert_allclose(st.rewards[0], [rew[a] for a in vec.slot_agents], rtol=1e-6)
+        assert st.dones[0] == (t == 7) == all(truncs.values())
+    assert (st.lengths == 8).all() and st.next_active.all()
+
+
+@needs_mpe2
+def test_simple_tag_continuous_actions_error_names_the_role():
+    with pytest.raises(ValueError, match=r"role 'predator', agent 'adversary_0'.*Discrete"):
+        make_vec(TAG, 1, teams=TAG_TEAMS, max_cycles=5, continuous_actions=True)
+
+
+@needs_mpe2
+def test_errors():
+    with pytest.raises(ValueError, match="role 'animals'.*share spaces"):
+        make_vec(TAG, 1, teams=TAG_TEAMS, roles={"predator": "animals", "prey": "animals"})
+    with pytest.raises(ValueError, match="every team"):
+        make_vec(TAG, 1, teams=TAG_TEAMS, roles={"predator": "p"})
+    with pytest.raises(ValueError, match="num_games"):
+        make_vec("memory", 0)
+    with pytest.raises(ValueError, match="unknown game"):
+        make_vec("memroy", 2)
+    vec = make_vec("memory", 2)
+    with pytest.raises(RuntimeError, match="before reset"):
+        vec.step(np.zeros((2, 2), np.int64))
+    vec.reset(seed=0)
+    with pytest.raises(ValueError, match="shape"):
+        vec.step(np.zeros((2, 3), np.int64))
+    with pytest.raises(ValueError, match=r"action 7 of game 1 slot 0 \('red_0'\)"):
+        vec.step(np.array([[0, 0], [7, 0]]))
+    with pytest.raises(ValueError, match="seed"):
+        vec.reset(seed=-1)
+    with vec:
+        pass
