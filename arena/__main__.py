@@ -1,0 +1,5 @@
+"""`python -m arena ...` is the `arena` command."""
+
+from arena.cli import main
+
+raise SystemExit(main())

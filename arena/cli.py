@@ -1,0 +1,326 @@
+"""The `arena` command line.
+
+    arena games                          list the registered games, their teams and spaces
+    arena watch BOT_A BOT_B --out m.gif  play one MOBA match between scripted bots, as a GIF
+
+`main(argv)` returns the exit status instead of exiting, so tests and other programs can
+call it: 0 success, 1 a failure while running, 2 a usage error (bad option, unknown bot,
+invalid game setting). Errors are one line on stderr, never a traceback; progress goes to
+stderr, results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+PROG = "arena"
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported on one line, exit status 2."""
+
+
+# ---- arena games ------------------------------------------------------------------------
+def _cmd_games(args: argparse.Namespace) -> int:
+    import games
+
+    failed = 0
+    specs = games.list_games()
+    for i, spec in enumerate(specs):
+        if i:
+            print()
+        print(f"{spec.name}: {spec.description}")
+        try:
+            env = games.make(spec.name)
+        except Exception as e:  # a broken or missing game must not hide the others
+            print(f"  (cannot build it: {type(e).__name__}: {e})")
+            print(f"{PROG} games: error: game {spec.name!r} cannot be built: {e}",
+                  file=sys.stderr)
+            failed += 1
+            continue
+        try:
+            _describe_env(env)
+        finally:
+            close = getattr(env, "close", None)
+            if callable(close):
+                close()
+    return 1 if failed else 0
+
+
+def _describe_env(env: Any) -> None:
+    agents = list(getattr(env, "possible_agents", []))
+    teams: dict[str, list[str]] = dict(getattr(env, "teams", {}) or {"(all)": agents})
+    print("  teams:")
+    for team, members in teams.items():
+        print(f"    {team}: {', '.join(members)}")
+    # one line per distinct space; name the teams only when they differ
+    for label, get in (("observation space", env.observation_space),
+                       ("action space", env.action_space)):
+        per_team = {team: [str(get(a)) for a in members] for team, members in teams.items()}
+        distinct = {s for ss in per_team.values() for s in ss}
+        if len(distinct) == 1:
+            print(f"  {label}: {distinct.pop()}")
+        else:
+            for team, ss in per_team.items():
+                for agent, s in zip(teams[team], ss):
+                    print(f"  {label} ({agent}): {s}")
+
+
+# ---- arena watch ------------------------------------------------------------------------
+class _Progress:
+    """Progress of a match on a stream: a live bar on a terminal, else a line per 10%."""
+
+    def __init__(self, total: int, stream: TextIO, recorder: Any) -> None:
+        self.total = max(1, int(total))
+        self.stream = stream
+        self.recorder = recorder
+        self.live = bool(getattr(stream, "isatty", lambda: False)())
+        self.start = time.perf_counter()
+        self.last_draw = 0.0
+        self.next_mark = 0.1
+        self.core: Any = None
+        self.tick = 0
+        self.printed = -1
+
+    def __call__(self, core: Any) -> None:
+        self.core = core
+        self.tick = int(core.tick[0])
+        now = time.perf_counter()
+        frac = self.tick / self.total
+        if self.live:
+            if now - self.last_draw >= 0.2:
+                self.last_draw = now
+                self.stream.write("\r" + self._line(now))
+                self.stream.flush()
+        elif frac >= self.next_mark:
+            while self.next_mark <= frac:
+                self.next_mark += 0.1
+            self.stream.write(self._line(now) + "\n")
+            self.stream.flush()
+            self.printed = self.tick
+
+    def _line(self, now: float) -> str:
+        frac = min(1.0, self.tick / self.total)
+        width = 24
+        filled = int(round(frac * width))
+        rate = self.tick / max(now - self.start, 1e-9)
+        return (f"[{'#' * filled}{'.' * (width - filled)}] {self.tick}/{self.total} ticks "
+                f"{100 * frac:3.0f}%  {rate:,.0f} ticks/s  {len(self.recorder.frames)} frames")
+
+    def close(self) -> None:
+        """The final state: on a terminal ends the live bar, else prints a last line unless
+        the last 10% line already showed it."""
+        if self.live:
+            self.stream.write("\r" + self._line(time.perf_counter()) + "\n")
+        elif self.tick != self.printed:
+            self.stream.write(self._line(time.perf_counter()) + "\n")
+        self.stream.flush()
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    try:
+        from games.moba.bots import BOT_NAMES, make_bot
+    except ImportError as e:
+        raise RuntimeError(f"the scripted bots are unavailable: {e}") from e
+    unknown = [name for name in (args.radiant, args.dire) if name not in BOT_NAMES]
+    if unknown:
+        raise UsageError(f"unknown bot {unknown[0]!r}; valid bots: {', '.join(BOT_NAMES)}")
+    from games.moba.config import make_config
+    from games.moba.layout import TEAM_NAMES, MobaLayout
+    from games.moba.match import play_games
+    from games.moba.render import FrameRecorder, write_gif
+
+    overrides: dict[str, Any] = {"team_size": args.team_size}
+    if args.max_ticks is not None:
+        overrides["max_ticks"] = args.max_ticks
+    try:
+        config = make_config(**overrides)
+    except (TypeError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    out = _check_out_path(args.out)
+    layout = MobaLayout(config)
+    radiant = make_bot(args.radiant, layout, seed=args.seed)
+    dire = make_bot(args.dire, layout, seed=args.seed + 1)
+    view = None if args.view == "full" else args.view
+    recorder = FrameRecorder(game=0, team=view, every=args.every, scale=args.scale)
+    progress = _Progress(config.max_ticks, sys.stderr, recorder)
+
+    def on_step(core: Any) -> None:
+        recorder(core)
+        progress(core)
+
+    print(f"{args.radiant} (radiant) vs {args.dire} (dire): {config.team_size}v{config.team_size}, "
+          f"seed {args.seed}, up to {config.max_ticks} ticks, {args.view} view")
+    t0 = time.perf_counter()
+    result = play_games(radiant, dire, num_games=1, seed=args.seed, config=config,
+                        on_step=on_step)
+    progress.close()
+    t1 = time.perf_counter()
+    # the last frame shows the end of the game, even when `every` skipped it
+    if progress.core is not None and (recorder.calls - 1) % recorder.every != 0:
+        recorder.frames.append(_render_last(progress.core, view, args.scale))
+    try:
+        path = write_gif(recorder.frames, out, fps=args.fps)
+    except OSError as e:
+        raise RuntimeError(f"could not write {out}: {e}") from e
+    t2 = time.perf_counter()
+
+    winner = int(result.winners[0])
+    length = int(result.lengths[0])
+    how = ""
+    if result.ancient_destroyed is not None:
+        how = " (ancient destroyed)" if bool(result.ancient_destroyed[0]) else " (time limit)"
+    outcome = f"{TEAM_NAMES[winner]} ({(args.radiant, args.dire)[winner]}) wins" \
+        if winner in (0, 1) else "draw"
+    secs = length / 2.0
+    print(f"result: {outcome}{how} after {length} ticks ({int(secs // 60)}:{int(secs % 60):02d} "
+          f"game time)")
+    nw = result.net_worth[0]
+    print(f"net worth: radiant {nw[0]:,.0f}, dire {nw[1]:,.0f}")
+    totals = _team_totals(result, config.team_size)
+    print("kills {k[0]:.0f}/{k[1]:.0f}  deaths {d[0]:.0f}/{d[1]:.0f}  last hits {l[0]:.0f}/{l[1]:.0f}"
+          "  denies {n[0]:.0f}/{n[1]:.0f}  (radiant/dire)".format(
+              k=totals["kills"], d=totals["deaths"], l=totals["last_hits"], n=totals["denies"]))
+    size = os.path.getsize(path)
+    h, w = recorder.frames[0].shape[:2]
+    print(f"wrote {path}: {len(recorder.frames)} frames {w}x{h} at {args.fps} fps, "
+          f"{size / 1e6:.1f} MB (match + rendering {t1 - t0:.1f} s, GIF {t2 - t1:.1f} s)")
+    return 0
+
+
+def _check_out_path(text: str) -> Path:
+    """Fail before the match, not after it, when the GIF cannot be written there."""
+    out = Path(text).expanduser()
+    if out.is_dir():
+        raise UsageError(f"--out {text} is a folder; give a file path such as {out / 'match.gif'}")
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {text}: cannot create the folder {parent}: {e.strerror or e}") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {text}: the folder {parent} is not writable")
+    return out
+
+
+def _render_last(core: Any, view: str | None, scale: int) -> Any:
+    from games.moba.render import render_frame
+
+    return render_frame(core, 0, view, scale)
+
+
+def _team_totals(result: Any, team_size: int) -> dict[str, tuple[float, float]]:
+    names = list(result.event_names)
+    ev = result.event_totals[0]
+    out = {}
+    for name in ("kills", "deaths", "last_hits", "denies"):
+        col = ev[:, names.index(name)]
+        out[name] = (float(col[:team_size].sum()), float(col[team_size:].sum()))
+    return out
+
+
+# ---- parser ------------------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _version() -> str:
+    # from the installed metadata, not `arena.__version__`: an editable install made before
+    # arena/__init__.py existed maps `arena` as a namespace package that skips that file
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("arena-selfplay")
+    except PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Arena: league self-play for team games (PettingZoo games, scripted "
+                    "bots, LSTM PPO agents).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("games", help="list the registered games, their teams and spaces",
+                       description="List the registered games: name, description, teams "
+                                   "with their agents, observation and action spaces "
+                                   "(default settings).")
+    p.set_defaults(func=_cmd_games)
+
+    p = sub.add_parser(
+        "watch", help="play one MOBA match between two scripted bots and write it as a GIF",
+        description="Play one match of the built-in MOBA, BOT_A as radiant against BOT_B as "
+                    "dire, and write it as an animated GIF. Bots: random, passive, "
+                    "lasthitter, pusher (weakest first).")
+    p.add_argument("radiant", metavar="BOT_A", help="scripted bot playing radiant")
+    p.add_argument("dire", metavar="BOT_B", help="scripted bot playing dire")
+    p.add_argument("--out", required=True, metavar="PATH", help="GIF to write (e.g. match.gif)")
+    p.add_argument("--seed", type=_int, default=0, help="game and bot seed (default 0)")
+    p.add_argument("--team-size", type=_positive_int, default=3, metavar="N",
+                   help="heroes per team, 1-5 (default 3)")
+    p.add_argument("--max-ticks", type=_positive_int, default=None, metavar="N",
+                   help="time limit in ticks, 2 ticks per game second (default: the game's, 1500)")
+    p.add_argument("--view", choices=("full", "radiant", "dire"), default="full",
+                   help="full view, or one team's view with its fog of war (default full)")
+    p.add_argument("--fps", type=_positive_int, default=10, help="GIF frames per second (default 10)")
+    p.add_argument("--every", type=_positive_int, default=2, metavar="K",
+                   help="keep every K-th tick as a frame (default 2: one frame per game second)")
+    p.add_argument("--scale", type=_positive_int, default=6, metavar="PX",
+                   help="pixels per map unit, 1-32 (default 6: a 384x384 GIF)")
+    p.set_defaults(func=_cmd_watch)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error argparse has reported
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    where = f"{PROG} {args.command}"
+    if args.command == "watch":
+        if args.fps > 100:
+            print(f"{where}: error: --fps must be at most 100, got {args.fps}", file=sys.stderr)
+            return 2
+        if args.scale > 32:
+            print(f"{where}: error: --scale must be at most 32, got {args.scale}", file=sys.stderr)
+            return 2
+    try:
+        return args.func(args)
+    except UsageError as e:
+        print(f"{where}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{where}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # one clear line, no traceback
+        message = str(e) or type(e).__name__
+        print(f"{where}: error: {message}", file=sys.stderr)
+        if os.environ.get("ARENA_DEBUG"):
+            raise
+        return 1
