@@ -1,0 +1,316 @@
+"""The policy network: observation normaliser -> encoder -> LSTM -> policy and value heads.
+
+One network per role; every agent runs its own replica of it with its own LSTM state
+(OpenAI Five: one replica per hero). Shapes: N = agents in a batch, T = time steps,
+D = observation size, A = number of actions, H = `lstm_hidden`.
+
+Recurrence. An agent's LSTM state is zeroed where `episode_start` is True, *before* the
+observation of that step is processed, so nothing leaks from one episode into the next.
+Actors call `step`/`act` once per game step; the learner replays a stored chunk with
+`forward_sequence` from the state stored at the chunk's start (truncated BPTT), with the
+same resets. `step` is `forward_sequence` with T = 1, so both run the same code.
+
+Action masks. Illegal actions get the logit `torch.finfo(dtype).min` (not -inf): they are
+never sampled and have probability exactly 0, while the entropy stays finite.
+
+Observation normalisation. `policy.obs_rms` (a `RunningMeanStd` in the state_dict)
+standardises and clips observations inside `forward`; it changes only when the owner calls
+`policy.update_obs_norm(obs)`. With an entity layout, `obs_rms` covers the global+self part
+only and `policy.entity_rms` the entity rows, with one set of statistics *shared by all
+entity slots* and fitted on present rows only (per-slot statistics would make the output
+depend on the order of entities). The entity encoder reads presence flags from the *raw*
+observation, before normalisation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Categorical
+
+from agents.normalize import RunningMeanStd
+
+if TYPE_CHECKING:
+    from games.moba.layout import MobaLayout
+
+State = tuple[Tensor, Tensor]  # (h, c), each (N, lstm_hidden)
+
+
+def layer_init(layer: nn.Linear, std: float = math.sqrt(2), bias_const: float = 0.0) -> nn.Linear:
+    """CleanRL's init: orthogonal weights with gain `std`, constant bias."""
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+def mask_logits(logits: Tensor, mask: Tensor | None) -> Tensor:
+    """Logits with illegal actions (mask False) set to the dtype's most negative number.
+
+    finfo.min rather than -inf: probabilities of illegal actions are exactly 0 and they are
+    never sampled, but log-probs and the entropy stay finite (0 * finfo.min = 0, whereas
+    0 * -inf = nan). A row with no legal action at all becomes uniform over all actions;
+    the built-in games always leave one legal action (no-op / wait).
+    """
+    if mask is None:
+        return logits
+    return torch.where(mask.bool(), logits, torch.finfo(logits.dtype).min)
+
+
+def masked_categorical(logits: Tensor, mask: Tensor | None) -> Categorical:
+    """A categorical distribution over the legal actions only (mask True = legal)."""
+    return Categorical(logits=mask_logits(logits, mask))
+
+
+# ---- encoders ---------------------------------------------------------------------------
+
+class MLPEncoder(nn.Module):
+    """Two-layer ReLU MLP for flat observations: (..., obs_dim) -> (..., hidden)."""
+
+    def __init__(self, obs_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.out_dim = hidden
+        self.net = nn.Sequential(
+            layer_init(nn.Linear(obs_dim, hidden)), nn.ReLU(),
+            layer_init(nn.Linear(hidden, hidden)), nn.ReLU(),
+        )
+
+    def forward(self, obs: Tensor, raw_obs: Tensor | None = None) -> Tensor:
+        return self.net(obs)
+
+
+@dataclass(frozen=True)
+class EntityLayout:
+    """How a flat observation splits: `flat_dim` global+self features, then entity rows.
+
+    The last `num_entities * entity_dim` features reshape to (num_entities, entity_dim);
+    feature 0 of each entity row is its presence flag (1 = present, 0 = padding).
+    """
+
+    flat_dim: int
+    num_entities: int
+    entity_dim: int
+
+    @property
+    def obs_dim(self) -> int:
+        return self.flat_dim + self.num_entities * self.entity_dim
+
+    @classmethod
+    def from_moba(cls, layout: MobaLayout) -> EntityLayout:
+        """The layout of the built-in MOBA's observation: [global | self | entities]."""
+        from games.moba.layout import ENT_DIM, ENTITY_FEATURES
+
+        assert ENTITY_FEATURES[0] == "present", "the encoder reads presence from entity feature 0"
+        return cls(flat_dim=layout.obs_slices["entities"].start,
+                   num_entities=layout.num_entities, entity_dim=ENT_DIM)
+
+
+class EntityEncoder(nn.Module):
+    """Encoder for [global+self | entity rows]: permutation-invariant over entities.
+
+    Each entity row goes through the same MLP (shared weights); the embeddings of the
+    *present* entities are pooled by max and by mean (absent rows are masked out, so their
+    contents never matter, and the order of entities does not either); the pools are
+    concatenated with an MLP embedding of the global+self part and mixed by one layer.
+    With no entity present both pools are zeros.
+    """
+
+    def __init__(self, layout: EntityLayout, hidden: int) -> None:
+        super().__init__()
+        self.layout = layout
+        self.out_dim = hidden
+        self.flat_net = nn.Sequential(layer_init(nn.Linear(layout.flat_dim, hidden)), nn.ReLU())
+        self.entity_net = nn.Sequential(
+            layer_init(nn.Linear(layout.entity_dim, hidden)), nn.ReLU(),
+            layer_init(nn.Linear(hidden, hidden)), nn.ReLU(),
+        )
+        self.mix = nn.Sequential(layer_init(nn.Linear(3 * hidden, hidden)), nn.ReLU())
+
+    def forward(self, obs: Tensor, raw_obs: Tensor | None = None) -> Tensor:
+        """obs (..., obs_dim) -> (..., hidden). Presence is read from `raw_obs` (default obs)."""
+        lay = self.layout
+        raw = obs if raw_obs is None else raw_obs
+        lead = obs.shape[:-1]
+        flat = obs[..., :lay.flat_dim]
+        ents = obs[..., lay.flat_dim:].reshape(*lead, lay.num_entities, lay.entity_dim)
+        present = raw[..., lay.flat_dim::lay.entity_dim] > 0.5  # (..., num_entities)
+        emb = self.entity_net(ents)  # (..., E, hidden)
+        pmask = present.unsqueeze(-1)
+        pooled_max = emb.masked_fill(~pmask, torch.finfo(emb.dtype).min).amax(dim=-2)
+        pooled_max = torch.where(present.any(dim=-1, keepdim=True), pooled_max, 0.0)
+        n_present = present.sum(dim=-1, keepdim=True).clamp(min=1).to(emb.dtype)
+        pooled_mean = emb.masked_fill(~pmask, 0.0).sum(dim=-2) / n_present
+        return self.mix(torch.cat([self.flat_net(flat), pooled_max, pooled_mean], dim=-1))
+
+
+# ---- the policy -------------------------------------------------------------------------
+
+class RecurrentPolicy(nn.Module):
+    """obs normaliser -> encoder -> LSTM (1 layer) -> policy logits and value.
+
+    `use_lstm=False` swaps the LSTM for a ReLU layer of the same width; the state is then
+    ignored and returned as zeros (same shapes, so actors need no special case). It exists
+    to show that the memory game needs recurrence.
+
+    Outputs (logits, values) are at least float32 even under autocast (float64 for a
+    float64 policy), so distributions, log-probs and the PPO loss are in full precision.
+    Observations of any dtype are cast to the parameters' dtype; the LSTM state is kept
+    in the parameters' dtype.
+    """
+
+    def __init__(self, obs_dim: int, num_actions: int, *, hidden: int = 128, lstm_hidden: int = 128,
+                 use_lstm: bool = True, entity_layout: EntityLayout | None = None,
+                 normalize_obs: bool = True) -> None:
+        super().__init__()
+        self.obs_dim = obs_dim
+        self.num_actions = num_actions
+        self.lstm_hidden = lstm_hidden
+        self.use_lstm = use_lstm
+        self.entity_layout = entity_layout
+        self.obs_rms: RunningMeanStd | None = None
+        self.entity_rms: RunningMeanStd | None = None
+        if entity_layout is None:
+            self.encoder: nn.Module = MLPEncoder(obs_dim, hidden)
+            if normalize_obs:
+                self.obs_rms = RunningMeanStd((obs_dim,))
+        else:
+            if entity_layout.obs_dim != obs_dim:
+                raise ValueError(f"entity_layout describes {entity_layout.obs_dim} features "
+                                 f"({entity_layout}), but obs_dim is {obs_dim}")
+            self.encoder = EntityEncoder(entity_layout, hidden)
+            if normalize_obs:
+                self.obs_rms = RunningMeanStd((entity_layout.flat_dim,))
+                self.entity_rms = RunningMeanStd((entity_layout.entity_dim,))
+        if use_lstm:
+            self.lstm = nn.LSTM(hidden, lstm_hidden, num_layers=1)
+            for name, param in self.lstm.named_parameters():
+                if "bias" in name:
+                    nn.init.constant_(param, 0.0)
+                elif "weight" in name:
+                    nn.init.orthogonal_(param, 1.0)
+        else:
+            self.ff = nn.Sequential(layer_init(nn.Linear(hidden, lstm_hidden)), nn.ReLU())
+        self.actor = layer_init(nn.Linear(lstm_hidden, num_actions), std=0.01)
+        self.critic = layer_init(nn.Linear(lstm_hidden, 1), std=1.0)
+
+    # ---- state and normalisation ----------------------------------------------------------
+    def initial_state(self, n: int, device: torch.device | str | None = None) -> State:
+        """Zero (h, c), each (n, lstm_hidden), in the parameters' dtype."""
+        p = self.actor.weight
+        device = p.device if device is None else device
+        return (torch.zeros(n, self.lstm_hidden, device=device, dtype=p.dtype),
+                torch.zeros(n, self.lstm_hidden, device=device, dtype=p.dtype))
+
+    @torch.no_grad()
+    def update_obs_norm(self, obs: Tensor, valid: Tensor | None = None) -> None:
+        """Merge observations (..., D) into the normaliser; `valid` (...) bool drops padding.
+
+        Call it between PPO updates (not between a rollout and the epochs that train on it),
+        so the log-probs stored by the actors were computed with the same normaliser.
+        Entity rows count only where present.
+        """
+        if self.obs_rms is None:
+            return
+        if valid is not None:
+            obs = obs[valid.bool()]
+        obs = obs.reshape(-1, self.obs_dim)
+        lay = self.entity_layout
+        if lay is None or self.entity_rms is None:
+            self.obs_rms.update(obs)
+            return
+        self.obs_rms.update(obs[:, :lay.flat_dim])
+        rows = obs[:, lay.flat_dim:].reshape(-1, lay.entity_dim)
+        self.entity_rms.update(rows[rows[:, 0] > 0.5])
+
+    def normalize_obs(self, obs: Tensor) -> Tensor:
+        """Standardise and clip raw observations (..., D) with the running statistics."""
+        if self.obs_rms is None:
+            return obs
+        lay = self.entity_layout
+        if lay is None or self.entity_rms is None:
+            return self.obs_rms.normalize(obs)
+        flat = self.obs_rms.normalize(obs[..., :lay.flat_dim])
+        rows = obs[..., lay.flat_dim:].unflatten(-1, (lay.num_entities, lay.entity_dim))
+        return torch.cat([flat, self.entity_rms.normalize(rows).flatten(-2)], dim=-1)
+
+    # ---- forward --------------------------------------------------------------------------
+    def forward(self, obs: Tensor, state: State, episode_starts: Tensor,
+                action_masks: Tensor | None = None) -> tuple[Tensor, Tensor, State]:
+        """Same as `forward_sequence` (so DDP/Lightning wrappers see a normal forward)."""
+        return self.forward_sequence(obs, state, episode_starts, action_masks)
+
+    def forward_sequence(self, obs: Tensor, state: State, episode_starts: Tensor,
+                         action_masks: Tensor | None = None) -> tuple[Tensor, Tensor, State]:
+        """Replay a chunk: obs (T,N,D), state (h, c) at its start, episode_starts (T,N) bool,
+        action_masks (T,N,A) bool or None -> logits (T,N,A) masked, values (T,N), final state.
+
+        The state of agent n is zeroed before step t wherever episode_starts[t, n] is True.
+        The LSTM runs as one call per stretch of steps with no reset inside it, so a chunk
+        without episode starts after t = 0 costs a single (cuDNN) LSTM call.
+        """
+        if obs.dim() != 3 or obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"obs must be (T, N, {self.obs_dim}), got {tuple(obs.shape)}")
+        T, N = obs.shape[:2]
+        dtype = self.actor.weight.dtype
+        raw = obs.to(dtype)
+        x = self.normalize_obs(raw)
+        x = self.encoder(x, raw)  # (T, N, hidden)
+        starts = episode_starts.to(torch.bool).reshape(T, N)
+
+        if self.use_lstm:
+            h, c = (s.to(dtype).unsqueeze(0) for s in state)  # (1, N, H), in the params' dtype
+            # Split the chunk where any agent starts an episode; within a stretch, no resets.
+            # (T == 1, the actors' case, needs no look: no device-to-host sync per step.)
+            resets = [] if T == 1 else (starts[1:].any(dim=1).nonzero().flatten() + 1).tolist()
+            cuts = [0, *resets, T]
+            outs = []
+            for a, b in zip(cuts[:-1], cuts[1:]):
+                keep = (~starts[a]).to(dtype).view(1, N, 1)
+                out, (h, c) = self.lstm(x[a:b], (h * keep, c * keep))
+                outs.append(out)
+            feats = torch.cat(outs, dim=0) if len(outs) > 1 else outs[0]
+            new_state = (h.squeeze(0), c.squeeze(0))
+        else:
+            feats = self.ff(x)
+            new_state = self.initial_state(N, device=obs.device)
+
+        out_dtype = torch.promote_types(dtype, torch.float32)  # >= float32 even under autocast
+        logits = mask_logits(self.actor(feats).to(out_dtype), action_masks)
+        values = self.critic(feats).to(out_dtype).squeeze(-1)
+        return logits, values, new_state
+
+    def step(self, obs: Tensor, state: State, episode_start: Tensor,
+             action_mask: Tensor | None = None) -> tuple[Tensor, Tensor, State]:
+        """One step for N agents: obs (N,D), episode_start (N,) bool, action_mask (N,A) or None
+        -> logits (N,A) masked, value (N,), new state. Resets state where episode_start."""
+        logits, values, new_state = self.forward_sequence(
+            obs.unsqueeze(0), state, episode_start.unsqueeze(0),
+            None if action_mask is None else action_mask.unsqueeze(0))
+        return logits.squeeze(0), values.squeeze(0), new_state
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, state: State, episode_start: Tensor, action_mask: Tensor | None = None,
+            deterministic: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor, State]:
+        """Choose actions: -> action (N,) int64, logprob (N,), entropy (N,), value (N,), state.
+
+        For acting only (runs under no_grad); the learner scores actions with
+        `evaluate_actions`. `deterministic=True` takes the most likely legal action.
+        """
+        logits, value, new_state = self.step(obs, state, episode_start, action_mask)
+        dist = Categorical(logits=logits)  # logits are already masked
+        action = logits.argmax(dim=-1) if deterministic else dist.sample()
+        return action, dist.log_prob(action), dist.entropy(), value, new_state
+
+    def evaluate_actions(self, obs: Tensor, state: State, episode_starts: Tensor,
+                         action_masks: Tensor | None, actions: Tensor
+                         ) -> tuple[Tensor, Tensor, Tensor]:
+        """For the learner: replay a chunk and score the stored actions.
+
+        obs (T,N,D), actions (T,N) -> new_logprobs (T,N), entropy (T,N), new_values (T,N).
+        """
+        logits, values, _ = self.forward_sequence(obs, state, episode_starts, action_masks)
+        dist = Categorical(logits=logits)
+        return dist.log_prob(actions.long()), dist.entropy(), values

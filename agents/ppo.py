@@ -1,0 +1,151 @@
+"""PPO maths: GAE(lambda), the clipped PPO loss, explained variance, recurrent minibatches.
+
+Read top to bottom, as in CleanRL's ppo.py; names follow the PPO paper and CleanRL
+(advantages, returns, logratio, ratio, clipfrac, approx_kl).
+
+Layout: tensors are (T, N) - time by agent slot - as stored in a trajectory chunk. `valid`
+(same shape, bool) is False for slots with no real step behind them (padding, agents that
+had left the game); such entries contribute nothing to any loss, mean or metric.
+
+Value normalisation (agents/normalize.ValueNorm), when used: the value head predicts in
+normalised units. Denormalise values before `compute_gae`; give `ppo_loss` new values,
+old values and returns all in normalised units (`value_norm.normalize(returns)`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+# ---- GAE ----------------------------------------------------------------------------------
+
+def compute_gae(rewards: Tensor, values: Tensor, dones: Tensor, last_values: Tensor,
+                gamma: float | Tensor, gae_lambda: float) -> tuple[Tensor, Tensor]:
+    """Generalised advantage estimation over a chunk of T steps for N agents.
+
+    rewards, values, dones: (T, N); last_values: (N,), the value of the observation after
+    the chunk's last step. `dones[t]` means the episode ended with the action taken at step
+    t: the step t+1 (if any) belongs to a new episode, so nothing is bootstrapped across it.
+    `gamma` may be a float or a tensor broadcastable to (N,) (e.g. a per-agent gamma).
+
+        delta_t = r_t + gamma * V_{t+1} * (1 - done_t) - V_t
+        A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1}
+        returns = A + V          (the value targets, TD(lambda) returns)
+
+    A time-limit truncation is treated like a termination here; to bootstrap it, add
+    gamma * V(final observation) to its reward. An agent slot that goes invalid inside the
+    chunk must have done=True at its last valid step, so padding never leaks backwards.
+    """
+    T = rewards.shape[0]
+    dtype = rewards.dtype
+    values = values.to(dtype)
+    nextnonterminal_all = 1.0 - dones.to(dtype)
+    gamma = torch.as_tensor(gamma, dtype=dtype, device=rewards.device)
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = torch.zeros_like(rewards[0])
+    for t in reversed(range(T)):
+        nextvalues = last_values.to(dtype) if t == T - 1 else values[t + 1]
+        nextnonterminal = nextnonterminal_all[t]
+        delta = rewards[t] + gamma * nextvalues * nextnonterminal - values[t]
+        lastgaelam = delta + gamma * gae_lambda * nextnonterminal * lastgaelam
+        advantages[t] = lastgaelam
+    returns = advantages + values
+    return advantages, returns
+
+
+# ---- the PPO loss -------------------------------------------------------------------------
+
+def masked_mean(x: Tensor, valid: Tensor) -> Tensor:
+    """Mean of x over the valid entries (0 when none is valid)."""
+    return torch.where(valid, x, 0.0).sum() / valid.sum().clamp(min=1)
+
+
+def ppo_loss(new_logprobs: Tensor, old_logprobs: Tensor, entropy: Tensor, new_values: Tensor,
+             old_values: Tensor, advantages: Tensor, returns: Tensor, valid: Tensor, *,
+             clip_coef: float = 0.2, clip_vloss: bool = True, vf_clip_coef: float = 0.2,
+             ent_coef: float = 0.01, vf_coef: float = 0.5, norm_adv: bool = True,
+             ) -> tuple[Tensor, dict[str, float]]:
+    """The clipped PPO objective on one minibatch (any shape; all tensors alike).
+
+    new_* and entropy come from the network now (with gradients); old_* were stored by the
+    actors; advantages and returns come from `compute_gae`. Returns the scalar loss to
+    minimise and python-float metrics: policy_loss, value_loss, entropy, approx_kl,
+    old_approx_kl, clipfrac.
+    """
+    valid = valid.bool()
+    # Entries that are not valid may hold anything (even nan/inf): replace the stored data
+    # there by harmless numbers, so that neither the loss nor its gradient can see them.
+    old_logprobs = torch.where(valid, old_logprobs, new_logprobs.detach())
+    old_values = torch.where(valid, old_values, new_values.detach())
+    advantages = torch.where(valid, advantages, 0.0)
+    returns = torch.where(valid, returns, new_values.detach())
+
+    # Advantage normalisation, per minibatch and over the valid entries only
+    # (unbiased std, as torch.std in CleanRL).
+    if norm_adv:
+        n = valid.sum().clamp(min=1)
+        adv_mean = advantages.sum() / n
+        adv_var = torch.where(valid, (advantages - adv_mean) ** 2, 0.0).sum() / (n - 1).clamp(min=1)
+        advantages = torch.where(valid, (advantages - adv_mean) / (adv_var.sqrt() + 1e-8), 0.0)
+
+    # Policy loss: the clipped surrogate, as a loss (negated), pessimistic of the two.
+    logratio = new_logprobs - old_logprobs
+    ratio = logratio.exp()
+    pg_loss1 = -advantages * ratio
+    pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
+    pg_loss = masked_mean(torch.max(pg_loss1, pg_loss2), valid)
+
+    # Value loss: squared error, optionally clipped around the old prediction (CleanRL).
+    v_loss_unclipped = (new_values - returns) ** 2
+    if clip_vloss:
+        v_clipped = old_values + torch.clamp(new_values - old_values, -vf_clip_coef, vf_clip_coef)
+        v_loss_clipped = (v_clipped - returns) ** 2
+        v_loss = 0.5 * masked_mean(torch.max(v_loss_unclipped, v_loss_clipped), valid)
+    else:
+        v_loss = 0.5 * masked_mean(v_loss_unclipped, valid)
+
+    entropy_loss = masked_mean(entropy, valid)
+    loss = pg_loss - ent_coef * entropy_loss + vf_coef * v_loss
+
+    with torch.no_grad():
+        # http://joschu.net/blog/kl-approx.html
+        old_approx_kl = masked_mean(-logratio, valid)
+        approx_kl = masked_mean((ratio - 1) - logratio, valid)
+        clipfrac = masked_mean(((ratio - 1.0).abs() > clip_coef).to(ratio.dtype), valid)
+        names = ("policy_loss", "value_loss", "entropy", "approx_kl", "old_approx_kl", "clipfrac")
+        values = torch.stack([pg_loss, v_loss, entropy_loss, approx_kl, old_approx_kl, clipfrac])
+        metrics = dict(zip(names, values.detach().double().tolist()))  # one host sync
+    return loss, metrics
+
+
+def explained_variance(y_pred: Tensor, y_true: Tensor, valid: Tensor | None = None) -> float:
+    """1 - Var[y_true - y_pred] / Var[y_true] over valid entries; nan when Var[y_true] = 0.
+
+    1 = perfect value predictions, 0 = no better than a constant, < 0 = worse.
+    """
+    if valid is not None:
+        y_pred, y_true = y_pred[valid.bool()], y_true[valid.bool()]
+    y_pred, y_true = y_pred.double().flatten(), y_true.double().flatten()
+    if y_true.numel() == 0:
+        return float("nan")
+    var_y = y_true.var(unbiased=False)
+    if var_y == 0:
+        return float("nan")
+    return float(1.0 - (y_true - y_pred).var(unbiased=False) / var_y)
+
+
+# ---- recurrent minibatches ----------------------------------------------------------------
+
+def chunk_minibatches(num_chunks: int, num_minibatches: int,
+                      generator: torch.Generator | None = None) -> list[Tensor]:
+    """Shuffle chunk indices and split them into `num_minibatches` near-equal minibatches.
+
+    A minibatch is a set of whole chunks, so each sequence is replayed from its stored LSTM
+    state through all its steps (truncated BPTT); steps of one chunk are never split.
+    """
+    if not 1 <= num_minibatches <= num_chunks:
+        raise ValueError(f"num_minibatches must lie in 1..num_chunks ({num_chunks}), "
+                         f"got {num_minibatches}")
+    perm = torch.randperm(num_chunks, generator=generator)
+    return list(torch.tensor_split(perm, num_minibatches))
