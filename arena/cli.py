@@ -1,5 +1,7 @@
 """The `arena` command line.
 
+    arena train [CONFIG] [key=value ...] train by self-play (default: configs/default.yaml)
+    arena train --resume runs/NAME       continue a run from its last checkpoint
     arena games                          list the registered games, their teams and spaces
     arena watch BOT_A BOT_B --out m.gif  play one MOBA match between scripted bots, as a GIF
 
@@ -24,6 +26,19 @@ PROG = "arena"
 
 class UsageError(Exception):
     """Bad input from the user: reported on one line, exit status 2."""
+
+
+# ---- arena train ------------------------------------------------------------------------
+def _cmd_train(args: argparse.Namespace) -> int:
+    from arena.config import ConfigError
+    from arena.train import main_train
+
+    try:
+        run_dir = main_train(args.config, list(args.overrides), args.resume)
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    print(f"run finished: {run_dir}")
+    return 0
 
 
 # ---- arena games ------------------------------------------------------------------------
@@ -262,6 +277,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "train", help="train agents by self-play (LSTM PPO in PyTorch Lightning)",
+        description="Train by self-play. CONFIG is a YAML file (default configs/default.yaml: "
+                    "the built-in MOBA on CPU); key=value arguments override its entries, e.g. "
+                    "`arena train configs/moba_3v3.yaml ppo.lr=1e-4 trainer.devices=2`. Runs go "
+                    "to runs/<run.name>/ (config, checkpoints, TensorBoard events).")
+    p.add_argument("config", nargs="?", default=None, metavar="CONFIG",
+                   help="YAML config file (default configs/default.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="dotted overrides, e.g. ppo.lr=1e-4 trainer.max_updates=100")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue the run in RUN_DIR from its last checkpoint")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("games", help="list the registered games, their teams and spaces",
                        description="List the registered games: name, description, teams "

@@ -1,0 +1,335 @@
+"""The Lightning learner: one LightningModule owns the PPO update of every policy group.
+
+Each training step takes one rollout from the collector (no prefetch: the `dataloader_iter`
+step flavour pulls the next rollout only after the previous update, so PPO always trains
+on data from the current policy), shapes its rewards, computes GAE with value
+normalisation, and runs K epochs over minibatches of whole chunks, replaying each chunk
+from its stored LSTM state. The Trainer owns devices, precision, checkpoints, loggers and
+the progress bar.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, IterableDataset
+
+from agents.normalize import ValueNorm
+from agents.policy import EntityLayout, RecurrentPolicy
+from agents.ppo import chunk_minibatches, compute_gae, explained_variance, ppo_loss
+from arena.config import Config, config_from_dict
+from arena.rollout import Collector, PolicyGroup, Rollout, policy_groups
+from games.moba.layout import MobaLayout
+from games.vector import RoleSpec, make_vec
+from league.shaping import Shaper, team_spirit_at
+
+
+def build_policy(role: RoleSpec, cfg: Config) -> RecurrentPolicy:
+    m = cfg.model
+    entity_layout = None
+    if m.encoder == "entity" or (m.encoder == "auto" and isinstance(role.obs_layout, MobaLayout)):
+        if not isinstance(role.obs_layout, MobaLayout):
+            raise ValueError(f"model.encoder=entity needs an entity observation layout; role "
+                             f"{role.name!r} of game {cfg.game.name!r} has flat observations")
+        entity_layout = EntityLayout.from_moba(role.obs_layout)
+    return RecurrentPolicy(role.obs_dim, role.num_actions, hidden=m.hidden,
+                           lstm_hidden=m.lstm_hidden, use_lstm=m.use_lstm,
+                           entity_layout=entity_layout, normalize_obs=m.normalize_obs)
+
+
+def group_module_key(key: str) -> str:
+    """ModuleDict keys may not contain dots."""
+    return key.replace(".", "__")
+
+
+class _RolloutStream(IterableDataset):
+    def __init__(self, learner: PPOLearner) -> None:
+        self.learner = learner
+
+    def __iter__(self) -> Iterator[Rollout]:
+        while True:
+            yield self.learner.collector.collect()
+
+
+class PPOLearner(L.LightningModule):
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": config})
+        self.cfg: Config = config_from_dict(config)
+        self.automatic_optimization = False
+        cfg = self.cfg
+        probe = make_vec(cfg.game.name, 1, **cfg.game.options)
+        try:
+            self.slot_team = np.asarray(probe.slot_team)
+            self.team_names = list(probe.team_names)
+            self.slot_agents = list(probe.slot_agents)
+            self.event_names = tuple(probe.event_names)
+            self.groups: list[PolicyGroup] = policy_groups(probe, cfg.model.per_agent_weights)
+            self.signature = {
+                "game": cfg.game.name,
+                "agents": self.slot_agents,
+                "roles": {r.name: [r.obs_dim, r.num_actions] for r in probe.roles},
+            }
+        finally:
+            probe.close()
+        self.policies = nn.ModuleDict(
+            {group_module_key(g.key): build_policy(g.role, cfg) for g in self.groups})
+        self.value_norms = nn.ModuleDict(
+            {group_module_key(g.key): ValueNorm() for g in self.groups})
+        self.shaper = Shaper(self.event_names, self.slot_team, env_weight=cfg.reward.env_weight,
+                             weights=dict(cfg.reward.weights), zero_sum=cfg.reward.zero_sum,
+                             time_decay_ticks=cfg.reward.time_decay_ticks)
+        self.updates = 0
+        self.agent_steps = 0
+        self.collector: Collector | None = None
+        self._mb_generator = torch.Generator().manual_seed(cfg.run.seed + 1)
+        self._t_start = time.perf_counter()
+        self._steps_at_start = 0
+        self.last_metrics: dict[str, float] = {}
+        self.win_rates: dict[str, float] = {}  # latest evaluation against scripted bots
+        self._updates_at_start = 0
+        self.evaluator = None  # set by arena.train (scripted-bot evaluation)
+
+    # ---- Lightning plumbing -------------------------------------------------------------
+    def policy_for(self, key: str) -> RecurrentPolicy:
+        return self.policies[group_module_key(key)]
+
+    def setup(self, stage: str) -> None:
+        cfg = self.cfg
+        if cfg.trainer.num_threads:
+            torch.set_num_threads(cfg.trainer.num_threads)
+        rank = self.global_rank
+        vec = make_vec(cfg.game.name, cfg.game.num_envs, **cfg.game.options)
+        self.collector = Collector(
+            vec, {g.key: self.policy_for(g.key) for g in self.groups}, self.groups,
+            chunk_len=cfg.ppo.chunk_len, num_chunks=cfg.ppo.chunks_per_update,
+            seed=cfg.run.seed + 7919 * rank, device=self.device)
+
+    def teardown(self, stage: str) -> None:
+        if self.collector is not None:
+            self.collector.vec.close()
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.cfg.ppo.lr, eps=1e-5)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_RolloutStream(self), batch_size=None, collate_fn=_identity)
+
+    def on_fit_start(self) -> None:
+        self.collector.device = self.device
+        self._t_start = time.perf_counter()
+        self._steps_at_start = self.agent_steps
+        self._updates_at_start = self.updates
+
+    # ---- schedules ---------------------------------------------------------------------
+    def gamma(self) -> float:
+        return self.cfg.ppo.gamma
+
+    def team_spirit(self) -> float:
+        r = self.cfg.reward
+        return team_spirit_at(self.updates, r.team_spirit_start, r.team_spirit_end,
+                              r.team_spirit_anneal_updates)
+
+    def learning_rate(self) -> float:
+        p = self.cfg.ppo
+        if not p.anneal_lr:
+            return p.lr
+        return p.lr * max(1.0 - self.updates / self.cfg.trainer.max_updates, 0.0)
+
+    # ---- the update ----------------------------------------------------------------------
+    def training_step(self, dataloader_iter):
+        rollout, _, _ = next(dataloader_iter)
+        t_learn = time.perf_counter()
+        metrics = self.ppo_update(rollout)
+        learn_seconds = time.perf_counter() - t_learn
+        self.updates += 1
+        self.agent_steps += rollout.agent_steps
+        elapsed = time.perf_counter() - self._t_start
+        metrics.update({
+            "perf/collect_agent_steps_per_s": rollout.agent_steps / max(rollout.seconds, 1e-9),
+            "perf/learn_agent_steps_per_s": rollout.agent_steps / max(learn_seconds, 1e-9),
+            "perf/agent_steps_per_s": (self.agent_steps - self._steps_at_start) / max(elapsed, 1e-9),
+            "perf/collect_seconds": rollout.seconds,
+            "perf/learn_seconds": learn_seconds,
+            "progress/updates": float(self.updates),
+            "progress/agent_steps": float(self.agent_steps),
+        })
+        metrics.update(self.rollout_stats(rollout))
+        if self.evaluator is not None and self.cfg.eval.every and \
+                self.updates % self.cfg.eval.every == 0:
+            self.win_rates = self.evaluator(self)
+            metrics.update(self.win_rates)
+        self.last_metrics = metrics
+        if self.logger is not None and self.updates % self.cfg.trainer.log_every == 0:
+            self.logger.log_metrics(metrics, step=self.updates)
+        # for the progress bar and checkpoint file names
+        self.log("updates", float(self.updates), prog_bar=False, logger=False, batch_size=1)
+        self.log("agent_steps_per_s", metrics["perf/agent_steps_per_s"], prog_bar=False,
+                 logger=False, batch_size=1)
+        if self.updates >= self.cfg.trainer.max_updates:
+            self.trainer.should_stop = True
+
+    def ppo_update(self, ro: Rollout) -> dict[str, float]:
+        cfg, p = self.cfg, self.cfg.ppo
+        dev = self.device
+        gamma = self.gamma()
+        shaped = self.shaper(ro.env_rewards, ro.events, ro.active, ro.ticks, self.team_spirit())
+        L_, B, _ = ro.env_rewards.shape
+        T = p.chunk_len
+        K = L_ // T
+        data: dict[str, dict[str, torch.Tensor]] = {}
+        ev_pred, ev_true, ev_valid = [], [], []
+        for g in self.groups:
+            d = ro.groups[g.key]
+            n = B * len(g.slots)
+            vn = self.value_norms[group_module_key(g.key)]
+            rewards = torch.from_numpy(
+                np.ascontiguousarray(shaped["total"][:, :, list(g.slots)]).reshape(L_, n)).to(dev)
+            values, last = d["values"], d["last_values"]
+            raw_values = vn.denormalize(values) if p.value_norm else values
+            raw_last = vn.denormalize(last) if p.value_norm else last
+            advantages, returns = compute_gae(rewards, raw_values, d["agent_dones"].float(),
+                                              raw_last, gamma, p.gae_lambda)
+            valid = d["valid"]
+            if p.value_norm:
+                vn.update(returns[valid])
+                targets = vn.normalize(returns)
+            else:
+                targets = returns
+            ev_pred.append(values[valid])
+            ev_true.append(targets[valid])
+
+            def seq(x: torch.Tensor) -> torch.Tensor:
+                """(L, n, ...) -> (T, K*n, ...): chunks as columns."""
+                rest = x.shape[2:]
+                return x.reshape(K, T, n, *rest).transpose(0, 1).reshape(T, K * n, *rest)
+
+            data[g.key] = {
+                "obs": seq(d["obs"]), "action_mask": seq(d["action_mask"]),
+                "actions": seq(d["actions"]), "logprobs": seq(d["logprobs"]),
+                "values": seq(values), "advantages": seq(advantages), "targets": seq(targets),
+                "episode_starts": seq(d["episode_starts"]), "valid": seq(valid),
+                "h0": d["state_h"].reshape(K * n, -1), "c0": d["state_c"].reshape(K * n, -1),
+            }
+
+        opt = self.optimizers()
+        lr = self.learning_rate()
+        for group in opt.param_groups:
+            group["lr"] = lr
+        params = [q for q in self.parameters() if q.requires_grad]
+        sums: dict[str, float] = {}
+        count = 0
+        epochs_done = 0
+        for _ in range(p.update_epochs):
+            perms = {k: chunk_minibatches(v["h0"].shape[0], p.num_minibatches, self._mb_generator)
+                     for k, v in data.items()}
+            epoch_kl = []
+            for i in range(p.num_minibatches):
+                total = torch.zeros((), device=dev)
+                for g in self.groups:
+                    d = data[g.key]
+                    idx = perms[g.key][i].to(dev)
+                    if idx.numel() == 0:
+                        continue
+                    mb = {k: (v[idx] if k in ("h0", "c0") else v[:, idx]) for k, v in d.items()}
+                    new_logprobs, entropy, new_values = self.policy_for(g.key).evaluate_actions(
+                        mb["obs"], (mb["h0"], mb["c0"]), mb["episode_starts"],
+                        mb["action_mask"], mb["actions"])
+                    loss, m = ppo_loss(
+                        new_logprobs, mb["logprobs"], entropy, new_values, mb["values"],
+                        mb["advantages"], mb["targets"], mb["valid"], clip_coef=p.clip_coef,
+                        clip_vloss=p.clip_vloss, vf_clip_coef=p.vf_clip_coef, ent_coef=p.ent_coef,
+                        vf_coef=p.vf_coef, norm_adv=p.norm_adv)
+                    total = total + loss
+                    for k, v in m.items():
+                        sums[k] = sums.get(k, 0.0) + v / len(self.groups)
+                    epoch_kl.append(m["approx_kl"])
+                opt.zero_grad()
+                self.manual_backward(total)
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, p.max_grad_norm)
+                if not torch.isfinite(grad_norm):
+                    opt.zero_grad()  # a non-finite gradient never reaches the weights
+                    sums["skipped_steps"] = sums.get("skipped_steps", 0.0) + 1.0
+                else:
+                    opt.step()
+                sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
+                count += 1
+            epochs_done += 1
+            if p.target_kl is not None and epoch_kl and np.mean(epoch_kl) > p.target_kl:
+                break
+        # observation statistics move only between updates (see RecurrentPolicy.update_obs_norm)
+        for g in self.groups:
+            d = ro.groups[g.key]
+            self.policy_for(g.key).update_obs_norm(d["obs"], d["valid"])
+
+        metrics = {f"loss/{k}": v / max(count, 1) for k, v in sums.items() if k != "skipped_steps"}
+        metrics["loss/skipped_steps"] = sums.get("skipped_steps", 0.0)
+        metrics["loss/explained_variance"] = explained_variance(torch.cat(ev_pred), torch.cat(ev_true))
+        metrics["loss/epochs"] = float(epochs_done)
+        metrics["train/learning_rate"] = lr
+        metrics["train/gamma"] = float(gamma)
+        metrics["train/team_spirit"] = self.team_spirit()
+        active = ro.active.sum()
+        for name, comp in shaped.items():
+            metrics[f"reward/{name}"] = float(comp.sum() / max(active, 1))
+        return metrics
+
+    def rollout_stats(self, ro: Rollout) -> dict[str, float]:
+        out: dict[str, float] = {}
+        active = max(int(ro.active.sum()), 1)
+        for k, name in enumerate(self.event_names):
+            out[f"events/{name}_per_agent_step"] = float(ro.events[..., k].sum() / active)
+        w, lengths = ro.episodes["winners"], ro.episodes["lengths"]
+        out["episode/finished"] = float(len(w))
+        if len(w):
+            out["episode/length"] = float(lengths.mean())
+            out["episode/draw_rate"] = float((w < 0).mean())
+            for t, team in enumerate(self.team_names):
+                out[f"episode/{team}_win_rate"] = float((w == t).mean())
+        return out
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["arena"] = {
+            "updates": self.updates,
+            "agent_steps": self.agent_steps,
+            "signature": self.signature,
+            "torch_rng": torch.get_rng_state(),
+            "minibatch_rng": self._mb_generator.get_state(),
+            "collector_rng": (self.collector.generator.get_state()
+                              if self.collector is not None else None),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("arena")
+        if not isinstance(state, dict) or "signature" not in state:
+            raise ValueError("not an Arena training checkpoint (no 'arena' section)")
+        if state["signature"] != self.signature:
+            raise ValueError(
+                f"checkpoint was trained on {state['signature']}, but this run is "
+                f"{self.signature}: game, agents or spaces differ")
+        self.updates = int(state["updates"])
+        self.agent_steps = int(state["agent_steps"])
+        torch.set_rng_state(state["torch_rng"])
+        self._mb_generator.set_state(state["minibatch_rng"])
+        self._pending_collector_rng = state.get("collector_rng")
+
+    def on_train_start(self) -> None:
+        # a resumed run continues the action sampler's stream and starts fresh games
+        pending = getattr(self, "_pending_collector_rng", None)
+        if pending is not None and self.collector is not None:
+            self.collector.generator.set_state(pending)
+            self.collector.seed += 104729 * self.updates
+        self._pending_collector_rng = None
+
+
+def _identity(x):
+    return x
+
+
+

@@ -1,0 +1,205 @@
+"""Rollout collection: step a batch of games with the current policies, emit trajectory chunks.
+
+Every agent slot keeps its own LSTM state across steps; the state is reset where an agent's
+episode starts. A rollout of `chunk_len * chunks_per_update` steps is cut into chunks of
+`chunk_len` steps, each with the LSTM state at its start, so the learner can replay every
+chunk from that state (truncated BPTT).
+
+Policies are organised in groups: one group per role (both MOBA teams share one), or one
+group per agent slot with `model.per_agent_weights`. The collector is the same code for
+in-process collection and (later) for actor processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from agents.policy import masked_categorical
+from games.vector import RoleSpec, VecGame, VecStep
+
+
+@dataclass(frozen=True)
+class PolicyGroup:
+    """A network and the agent slots it plays (columns of the game batch)."""
+
+    key: str
+    role: RoleSpec
+    slots: tuple[int, ...]
+    role_columns: tuple[int, ...]  # positions of `slots` inside the role's obs arrays
+
+
+def policy_groups(vec: VecGame, per_agent_weights: bool) -> list[PolicyGroup]:
+    groups = []
+    for role in vec.roles:
+        if per_agent_weights:
+            for col, slot in enumerate(role.slots):
+                groups.append(PolicyGroup(f"{role.name}.{vec.slot_agents[slot]}", role, (slot,), (col,)))
+        else:
+            groups.append(PolicyGroup(role.name, role, tuple(role.slots),
+                                      tuple(range(len(role.slots)))))
+    return groups
+
+
+@dataclass
+class Rollout:
+    """One rollout. Per group (key): tensors with L steps and N = num_games * len(slots) rows.
+
+    group[key] = {obs (L,N,D), action_mask (L,N,A) bool, actions (L,N), logprobs (L,N),
+    values (L,N), episode_starts (L,N) bool, valid (L,N) bool, agent_dones (L,N) bool,
+    state_h/state_c (K,N,H), last_values (N,), last_episode_starts (N,) bool}
+    Shared numpy arrays over all slots: env_rewards (L,B,S), events (L,B,S,E),
+    active (L,B,S), ticks (L,B). `episodes`: outcome and length of every game that ended.
+    """
+
+    groups: dict[str, dict[str, torch.Tensor]]
+    env_rewards: np.ndarray
+    events: np.ndarray
+    active: np.ndarray
+    ticks: np.ndarray
+    episodes: dict[str, np.ndarray] = field(default_factory=dict)
+    agent_steps: int = 0
+    seconds: float = 0.0
+
+
+class Collector:
+    def __init__(self, vec: VecGame, policies: dict[str, torch.nn.Module],
+                 groups: list[PolicyGroup], chunk_len: int, num_chunks: int, seed: int,
+                 device: torch.device | str = "cpu") -> None:
+        self.vec = vec
+        self.policies = policies
+        self.groups = groups
+        self.chunk_len = chunk_len
+        self.num_chunks = num_chunks
+        self.length = chunk_len * num_chunks
+        self.device = torch.device(device)
+        self.seed = seed
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        B, S = vec.num_games, vec.num_slots
+        self._actions = np.zeros((B, S), np.int64)
+        self._state: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._step: VecStep | None = None
+        self._episode_start = np.ones((B, S), bool)
+        self._ticks = np.zeros(B, np.int64)
+        self.episodes_started = 0
+
+    # ------------------------------------------------------------------------------------
+    def _start(self) -> VecStep:
+        step = self.vec.reset(seed=self.seed)
+        self._episode_start[:] = True
+        self._ticks[:] = 0
+        for g in self.groups:
+            n = self.vec.num_games * len(g.slots)
+            self._state[g.key] = self.policies[g.key].initial_state(n, self.device)
+        return step
+
+    def _group_view(self, step: VecStep, g: PolicyGroup):
+        B = self.vec.num_games
+        obs = step.obs[g.role.name][:, g.role_columns]
+        mask = step.action_mask[g.role.name][:, g.role_columns]
+        obs_t = torch.from_numpy(np.ascontiguousarray(obs)).reshape(B * len(g.slots), -1)
+        mask_t = torch.from_numpy(np.ascontiguousarray(mask)).reshape(B * len(g.slots), -1)
+        starts = torch.from_numpy(self._episode_start[:, g.slots].reshape(-1).copy())
+        return (obs_t.to(self.device, non_blocking=True), mask_t.to(self.device),
+                starts.to(self.device))
+
+    @torch.no_grad()
+    def collect(self) -> Rollout:
+        import time
+
+        t0 = time.perf_counter()
+        if self._step is None:
+            self._step = self._start()
+        vec, L, T = self.vec, self.length, self.chunk_len
+        B, S = vec.num_games, vec.num_slots
+        E = len(vec.event_names)
+        env_rewards = np.zeros((L, B, S), np.float32)
+        events = np.zeros((L, B, S, E), np.float32)
+        active = np.zeros((L, B, S), bool)
+        ticks = np.zeros((L, B), np.int64)
+        winners, lengths = [], []
+        bufs: dict[str, dict[str, torch.Tensor]] = {}
+        for g in self.groups:
+            n = B * len(g.slots)
+            h = self._state[g.key][0].shape[-1]
+            dev = self.device
+            bufs[g.key] = {
+                "obs": torch.zeros((L, n, g.role.obs_dim), dtype=torch.float32, device=dev),
+                "action_mask": torch.zeros((L, n, g.role.num_actions), dtype=torch.bool, device=dev),
+                "actions": torch.zeros((L, n), dtype=torch.int64, device=dev),
+                "logprobs": torch.zeros((L, n), device=dev),
+                "values": torch.zeros((L, n), device=dev),
+                "episode_starts": torch.zeros((L, n), dtype=torch.bool, device=dev),
+                "valid": torch.zeros((L, n), dtype=torch.bool, device=dev),
+                "agent_dones": torch.zeros((L, n), dtype=torch.bool, device=dev),
+                "state_h": torch.zeros((self.num_chunks, n, h), device=dev),
+                "state_c": torch.zeros((self.num_chunks, n, h), device=dev),
+            }
+        step = self._step
+        for t in range(L):
+            valid_now = step.next_active
+            active[t] = valid_now
+            ticks[t] = self._ticks
+            for g in self.groups:
+                buf = bufs[g.key]
+                policy = self.policies[g.key]
+                obs, mask, starts = self._group_view(step, g)
+                state = self._state[g.key]
+                if t % T == 0:
+                    keep = (~starts).unsqueeze(-1).to(state[0].dtype)
+                    buf["state_h"][t // T] = state[0] * keep
+                    buf["state_c"][t // T] = state[1] * keep
+                logits, value, state = policy.step(obs, state, starts, mask)
+                dist = masked_categorical(logits, mask)
+                action = _sample(dist, self.generator, self.device)
+                self._state[g.key] = state
+                buf["obs"][t] = obs
+                buf["action_mask"][t] = mask
+                buf["actions"][t] = action
+                buf["logprobs"][t] = dist.log_prob(action)
+                buf["values"][t] = value
+                buf["episode_starts"][t] = starts
+                buf["valid"][t] = torch.from_numpy(valid_now[:, g.slots].reshape(-1)).to(self.device)
+                self._actions[:, g.slots] = action.view(B, len(g.slots)).cpu().numpy()
+            step = vec.step(self._actions)
+            env_rewards[t] = step.rewards
+            events[t] = step.events
+            self._ticks += 1
+            done = step.dones
+            # an agent's episode ends with its game or when it leaves the game for good
+            agent_done = done[:, None] | (valid_now & ~step.next_active)
+            for g in self.groups:
+                bufs[g.key]["agent_dones"][t] = torch.from_numpy(
+                    agent_done[:, g.slots].reshape(-1)).to(self.device)
+            self._episode_start = agent_done | ~valid_now
+            if done.any():
+                idx = np.flatnonzero(done)
+                winners.append(step.winners[idx].copy())
+                lengths.append(step.lengths[idx].copy())
+                self._ticks[idx] = 0
+        # bootstrap values after the last step
+        for g in self.groups:
+            obs, mask, starts = self._group_view(step, g)
+            _, value, _ = self.policies[g.key].step(obs, self._state[g.key], starts, mask)
+            bufs[g.key]["last_values"] = value
+            bufs[g.key]["last_episode_starts"] = starts
+        self._step = step
+        episodes = {
+            "winners": np.concatenate(winners) if winners else np.zeros(0, np.int64),
+            "lengths": np.concatenate(lengths) if lengths else np.zeros(0, np.int64),
+        }
+        agent_steps = int(active.sum())
+        return Rollout(bufs, env_rewards, events, active, ticks, episodes, agent_steps,
+                       time.perf_counter() - t0)
+
+
+def _sample(dist: torch.distributions.Categorical, generator: torch.Generator,
+            device: torch.device) -> torch.Tensor:
+    """Sample with our own generator so collection is reproducible for a seed."""
+    probs = dist.probs
+    if device.type == "cpu":
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    u = torch.rand(probs.shape[:-1] + (1,), generator=generator).to(device)
+    return torch.searchsorted(probs.cumsum(-1), u).clamp_(max=probs.shape[-1] - 1).squeeze(-1)

@@ -1,0 +1,1 @@
+"""The league: opponents, discount schedule, reward shaping and ratings."""

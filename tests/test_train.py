@@ -1,0 +1,142 @@
+"""`arena train` end to end: learning, run directory, resume, bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from arena.checkpoints import CheckpointError, load_learner, read_checkpoint
+from arena.cli import main
+from arena.config import CONFIG_DIR, load_config
+from arena.train import train
+from games.vector import make_vec
+
+
+def memory_accuracy(learner, episodes: int = 256, seed: int = 123) -> float:
+    """Greedy play of the trained policy on fresh memory games: fraction answered right."""
+    vec = make_vec("memory", episodes, **learner.cfg.game.options)
+    (group,) = learner.groups
+    policy = learner.policy_for(group.key)
+    step = vec.reset(seed=seed)
+    state = policy.initial_state(episodes * len(group.slots))
+    starts = torch.ones(episodes * len(group.slots), dtype=torch.bool)
+    correct = np.zeros(episodes)
+    finished = np.zeros(episodes, bool)
+    with torch.no_grad():
+        while not finished.all():
+            obs = torch.from_numpy(step.obs[group.role.name].reshape(-1, group.role.obs_dim))
+            mask = torch.from_numpy(step.action_mask[group.role.name].reshape(-1, group.role.num_actions))
+            action, _, _, _, state = policy.act(obs, state, starts, mask, deterministic=True)
+            step = vec.step(action.view(episodes, -1).numpy())
+            starts = torch.zeros_like(starts)
+            ended = step.dones & ~finished
+            correct[ended] = (step.rewards[ended] > 0).mean(axis=1)
+            finished |= ended
+    return float(correct.mean())
+
+
+def memory_run(tmp_path: Path, name: str, *overrides: str) -> Path:
+    cfg = load_config(CONFIG_DIR / "memory.yaml",
+                      [f"run.root={tmp_path}", f"run.name={name}", *overrides])
+    return train(cfg)
+
+
+def test_memory_game_is_solved_with_the_lstm_and_not_without(tmp_path):
+    with_lstm = load_learner(memory_run(tmp_path, "lstm"))
+    without = load_learner(memory_run(tmp_path, "ff", "model.use_lstm=false"))
+    acc_lstm, acc_ff = memory_accuracy(with_lstm), memory_accuracy(without)
+    assert acc_lstm >= 0.95, acc_lstm
+    assert acc_ff <= 0.5, acc_ff  # 4 cues: guessing gives 0.25
+
+
+def test_run_directory_resume_and_tensorboard(tmp_path):
+    run = memory_run(tmp_path, "r", "trainer.max_updates=4", "trainer.checkpoint_every=2")
+    assert (run / "config.yaml").is_file()
+    ckpt = read_checkpoint(run)
+    assert ckpt["arena"]["updates"] == 4 and ckpt["optimizer_states"]
+    before = load_learner(run)
+    # resume: counters, weights and normalisers continue
+    assert main(["train", "--resume", str(run), "trainer.max_updates=6"]) == 0
+    after = read_checkpoint(run)
+    assert after["arena"]["updates"] == 6
+    assert after["arena"]["agent_steps"] == 6 * ckpt["arena"]["agent_steps"] // 4
+    assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "update-000006.ckpt"
+    old = before.state_dict()
+    norm_keys = [k for k in old if k.startswith("value_norms.")]
+    assert norm_keys and any(not torch.equal(after["state_dict"][k], old[k]) for k in norm_keys)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "tb"))  # one events file per session, read in order
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    for tag in ("loss/policy_loss", "loss/value_loss", "loss/entropy", "loss/approx_kl",
+                "loss/clipfrac", "loss/explained_variance", "loss/grad_norm",
+                "perf/agent_steps_per_s", "perf/collect_agent_steps_per_s",
+                "perf/learn_agent_steps_per_s", "train/learning_rate", "episode/length"):
+        assert tag in tags, tag
+    assert [s.step for s in acc.Scalars("loss/policy_loss")] == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_after_sigkill(tmp_path):
+    cmd = [sys.executable, "-m", "arena", "train", str(CONFIG_DIR / "memory.yaml"),
+           f"run.root={tmp_path}", "run.name=k", "trainer.checkpoint_every=2",
+           "trainer.max_updates=1000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpts = tmp_path / "k" / "checkpoints"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(ckpts.glob("update-000004.ckpt")):
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (ckpts / "last.ckpt").is_file()
+    done = read_checkpoint(tmp_path / "k")["arena"]["updates"]
+    assert done >= 4
+    assert not [p for p in ckpts.iterdir() if p.suffix != ".ckpt"]  # no half-written files
+    assert main(["train", "--resume", str(tmp_path / "k"), f"trainer.max_updates={done + 2}"]) == 0
+    assert read_checkpoint(tmp_path / "k")["arena"]["updates"] == done + 2
+
+
+def test_corrupt_and_foreign_checkpoints_are_refused(tmp_path, capsys):
+    run = memory_run(tmp_path, "c", "trainer.max_updates=2", "trainer.checkpoint_every=2")
+    for extra in (run / "checkpoints").glob("update-*.ckpt"):
+        extra.unlink()  # leave last.ckpt as the run's only checkpoint
+    last = run / "checkpoints" / "last.ckpt"
+    good = last.read_bytes()
+    last.write_bytes(good[: len(good) // 3])
+    with pytest.raises(CheckpointError, match="last.ckpt: not a readable checkpoint"):
+        load_learner(run)
+    assert main(["train", "--resume", str(run), "trainer.max_updates=4"]) == 2
+    assert "last.ckpt" in capsys.readouterr().err
+    last.write_bytes(good)
+    with pytest.raises(CheckpointError, match="for game 'memory', expected 'moba'"):
+        load_learner(run, expect_game="moba")
+    # a run directory whose config names another game than its checkpoint
+    cfg_text = (run / "config.yaml").read_text().replace("num_cues: 4", "num_cues: 3")
+    (run / "config.yaml").write_text(cfg_text)
+    assert main(["train", "--resume", str(run), "trainer.max_updates=4"]) == 2
+    assert "differ" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        read_checkpoint(tmp_path / "nothing.ckpt")
+
+
+def test_config_errors_name_key_and_file(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ppo:\n  lrr: 0.1\n")
+    assert main(["train", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "ppo.lrr" in err and "did you mean 'ppo.lr'" in err
+    assert main(["train", "ppo.lr=fast"]) == 2
+    assert "ppo.lr" in capsys.readouterr().err
+    assert main(["train", "trainer.max_updates=-3"]) == 2
+    assert "trainer.max_updates" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "missing.yaml")]) == 2
+    assert "no such config file" in capsys.readouterr().err
+    bad.write_text("ppo: [1, 2\n")
+    assert main(["train", str(bad)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
