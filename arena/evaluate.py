@@ -1,8 +1,9 @@
 """Win rates of the learner's latest policy against the MOBA's scripted bots.
 
 The bots are fixed references (OpenAI Five measured itself against fixed reference agents
-in the same way): the learner plays half the games as radiant and half as dire, sampling
-from its policy; a draw counts half.
+the same way). The learner plays half of the games against each bot as radiant and half
+as dire, sampling from its policy; a draw counts half. All games of one evaluation run in
+one batched core, so the policy makes one forward pass per tick for all of them.
 """
 
 from __future__ import annotations
@@ -20,48 +21,53 @@ if TYPE_CHECKING:
 
 
 @torch.no_grad()
-def play_vs_bot(learner: PPOLearner, bot_name: str, side: int, num_games: int,
-                seed: int) -> np.ndarray:
-    """Play `num_games` MOBA games, the learner on `side` (0 radiant, 1 dire).
-    Returns the learner's score per game: 1 win, 0.5 draw, 0 loss."""
+def play_vs_bots(learner: PPOLearner, bots: list[str], games_per_side: int,
+                 seed: int) -> dict[str, np.ndarray]:
+    """The learner's score per game (1 win, 0.5 draw, 0 loss) against each bot; games
+    [0, games_per_side) of a bot have the learner as radiant, the rest as dire."""
     config = make_config(**learner.cfg.game.options)
     layout = MobaLayout(config)
-    bot = make_bot(bot_name, layout, seed=seed)
-    core = MobaCore(config, num_games=num_games, autoreset=False)
+    n, per_bot = config.team_size, 2 * games_per_side
+    B = per_bot * len(bots)
+    core = MobaCore(config, num_games=B, autoreset=False)
     r = core.reset(seed=seed)
-    n = config.team_size
-    mine = list(range(side * n, (side + 1) * n))
-    theirs = [h for h in range(2 * n) if h not in mine]
+    side = np.tile(np.repeat([0, 1], games_per_side), len(bots))  # learner's team per game
+    heroes = np.arange(2 * n)
+    learner_hero = (heroes[None, :] // n) == side[:, None]  # (B, H)
     dev = learner.device
-    plans = []  # (policy, hero columns it plays, LSTM state)
+    plans = []  # per policy group: (policy, game index, hero index) of its rows, LSTM state
     for g in learner.groups:
-        cols = [s for s in g.slots if s in mine]
-        if cols:
+        rows = np.argwhere(learner_hero & np.isin(heroes, g.slots)[None, :])
+        if len(rows):
             policy = learner.policy_for(g.key)
-            plans.append([policy, cols, policy.initial_state(num_games * len(cols), dev)])
-    actions = np.zeros((num_games, 2 * n), np.int64)
-    done = np.zeros(num_games, bool)
-    scores = np.zeros(num_games)
+            plans.append([policy, rows[:, 0], rows[:, 1], policy.initial_state(len(rows), dev)])
+    bot_players = []
+    for i, name in enumerate(bots):
+        games = np.arange(i * per_bot, (i + 1) * per_bot)
+        rows = np.argwhere(~learner_hero[games]) + [i * per_bot, 0]
+        bot_players.append((make_bot(name, layout, seed=seed + i), rows[:, 0], rows[:, 1]))
+    actions = np.zeros((B, 2 * n), np.int64)
+    done = np.zeros(B, bool)
+    scores = np.zeros(B)
     first = True
     while not done.all():
         for plan in plans:
-            policy, cols, state = plan
-            obs = torch.from_numpy(r.obs[:, cols].reshape(-1, layout.obs_dim)).to(dev)
-            mask = torch.from_numpy(r.action_mask[:, cols].reshape(-1, layout.num_actions)).to(dev)
-            starts = torch.full((obs.shape[0],), first, dtype=torch.bool, device=dev)
-            action, _, _, _, plan[2] = policy.act(obs, state, starts, mask.bool())
-            actions[:, cols] = action.view(num_games, len(cols)).cpu().numpy()
-        bot_obs = r.obs[:, theirs].reshape(-1, layout.obs_dim)
-        bot_mask = r.action_mask[:, theirs].reshape(-1, layout.num_actions)
-        actions[:, theirs] = bot.act(bot_obs, bot_mask).reshape(num_games, n)
+            policy, gi, hi, state = plan
+            obs = torch.from_numpy(r.obs[gi, hi]).to(dev)
+            mask = torch.from_numpy(r.action_mask[gi, hi]).to(dev).bool()
+            starts = torch.full((len(gi),), first, dtype=torch.bool, device=dev)
+            action, _, _, _, plan[3] = policy.act(obs, state, starts, mask)
+            actions[gi, hi] = action.cpu().numpy()
+        for bot, gi, hi in bot_players:
+            actions[gi, hi] = bot.act(r.obs[gi, hi], r.action_mask[gi, hi])
         r = core.step(actions)
         first = False
         newly = r.dones & ~done
         if newly.any():
-            w = r.winners[newly]
-            scores[newly] = np.where(w == side, 1.0, np.where(w < 0, 0.5, 0.0))
+            w = r.winners[newly].astype(np.int64)
+            scores[newly] = np.where(w == side[newly], 1.0, np.where(w < 0, 0.5, 0.0))
             done |= newly
-    return scores
+    return {name: scores[i * per_bot:(i + 1) * per_bot] for i, name in enumerate(bots)}
 
 
 class BotEvaluator:
@@ -72,20 +78,15 @@ class BotEvaluator:
         if unknown:
             raise ValueError(f"eval.bots: unknown bot(s) {unknown}; valid bots: {list(BOT_NAMES)}")
         self.bots = list(bots)
-        self.games = games
+        self.games_per_side = max(games // 2, 1)
         self.seed = seed
 
     def __call__(self, learner: PPOLearner) -> dict[str, float]:
         was_training = learner.training
         learner.eval()
-        out: dict[str, float] = {}
         try:
-            half = max(self.games // 2, 1)
-            for i, name in enumerate(self.bots):
-                seed = self.seed + 1000 * learner.updates + 10 * i
-                scores = np.concatenate([play_vs_bot(learner, name, side, half, seed + side)
-                                         for side in (0, 1)])
-                out[f"eval/win_rate_vs_{name}"] = float(scores.mean())
+            scores = play_vs_bots(learner, self.bots, self.games_per_side,
+                                  self.seed + 1000 * learner.updates)
         finally:
             learner.train(was_training)
-        return out
+        return {f"eval/win_rate_vs_{name}": float(s.mean()) for name, s in scores.items()}

@@ -139,7 +139,7 @@ class Collector:
             }
         step = self._step
         for t in range(L):
-            valid_now = step.next_active
+            valid_now = step.next_active.copy()  # the buffer is overwritten by vec.step
             active[t] = valid_now
             ticks[t] = self._ticks
             for g in self.groups:
@@ -169,7 +169,7 @@ class Collector:
             self._ticks += 1
             done = step.dones
             # an agent's episode ends with its game or when it leaves the game for good
-            agent_done = done[:, None] | (valid_now & ~step.next_active)
+            agent_done = valid_now & (done[:, None] | ~step.next_active)
             for g in self.groups:
                 bufs[g.key]["agent_dones"][t] = torch.from_numpy(
                     agent_done[:, g.slots].reshape(-1)).to(self.device)

@@ -1,0 +1,136 @@
+"""Rollout collection: replay fidelity, legal actions, LSTM state handling, padding slots."""
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+import games
+from arena.config import CONFIG_DIR, load_config, to_dict
+from arena.learner import PPOLearner
+
+
+def learner_for(config_file, *overrides, game_options=None) -> PPOLearner:
+    cfg = load_config(CONFIG_DIR / config_file, list(overrides))
+    if game_options is not None:
+        cfg.game.options = game_options
+    learner = PPOLearner(to_dict(cfg))
+    learner.setup("fit")
+    return learner
+
+
+def chunks(x, T):
+    L, n = x.shape[:2]
+    K = L // T
+    return x.reshape(K, T, n, *x.shape[2:]).transpose(0, 1).reshape(T, K * n, *x.shape[2:])
+
+
+@pytest.mark.parametrize("config_file, overrides", [
+    ("memory.yaml", ["game.num_envs=8"]),
+    ("default.yaml", ["game.num_envs=4", "game.options.team_size=2", "ppo.chunk_len=8"]),
+    ("default.yaml", ["game.num_envs=2", "game.options.team_size=1", "model.per_agent_weights=true"]),
+])
+def test_replay_reproduces_collection_time_logprobs(config_file, overrides):
+    learner = learner_for(config_file, *overrides)
+    T = learner.cfg.ppo.chunk_len
+    for _ in range(2):  # the second rollout starts from states carried over from the first
+        ro = learner.collector.collect()
+        for g in learner.groups:
+            d = ro.groups[g.key]
+            K = d["state_h"].shape[0]
+            with torch.no_grad():
+                logprobs, _, values = learner.policy_for(g.key).evaluate_actions(
+                    chunks(d["obs"], T), (d["state_h"].reshape(-1, d["state_h"].shape[-1]),
+                                          d["state_c"].reshape(-1, d["state_c"].shape[-1])),
+                    chunks(d["episode_starts"], T), chunks(d["action_mask"], T),
+                    chunks(d["actions"], T))
+            torch.testing.assert_close(logprobs, chunks(d["logprobs"], T), atol=1e-5, rtol=0)
+            torch.testing.assert_close(values, chunks(d["values"], T), atol=1e-5, rtol=0)
+            assert K == learner.cfg.ppo.chunks_per_update
+            # every collected action was legal under its mask
+            taken = d["action_mask"].gather(-1, d["actions"].unsqueeze(-1)).squeeze(-1)
+            assert taken[d["valid"]].all()
+
+
+def test_lstm_state_is_reset_at_episode_start_and_stored_per_chunk():
+    learner = learner_for("memory.yaml", "game.num_envs=4", "ppo.chunk_len=4",
+                          "ppo.chunks_per_update=4")  # episodes of 8 steps, rollouts of 16
+    ro = learner.collector.collect()
+    (g,) = learner.groups
+    d = ro.groups[g.key]
+    starts = d["episode_starts"]
+    # memory episodes are 8 steps: starts at t = 0 and 8 of the first rollout
+    assert starts[0].all() and starts[8].all() and not starts[1:8].any()
+    # a chunk that begins an episode stores a zero state; the others carry the LSTM state
+    assert torch.count_nonzero(d["state_h"][0]) == 0 and torch.count_nonzero(d["state_h"][2]) == 0
+    assert torch.count_nonzero(d["state_h"][1]) > 0 and torch.count_nonzero(d["state_h"][3]) > 0
+    # the stored mid-episode state is exactly what stepping the first chunk produced
+    policy = learner.policy_for(g.key)
+    with torch.no_grad():
+        state = policy.initial_state(d["obs"].shape[1])
+        for t in range(4):
+            _, _, state = policy.step(d["obs"][t], state, starts[t], d["action_mask"][t])
+    torch.testing.assert_close(state[0], d["state_h"][1], atol=1e-6, rtol=0)
+    torch.testing.assert_close(state[1], d["state_c"][1], atol=1e-6, rtol=0)
+
+
+class LeavingGame(ParallelEnv):
+    """Two teams of two; `red_1` leaves the game for good after 3 steps; 10-step episodes."""
+
+    metadata = {"name": "leaving_v0"}
+
+    def __init__(self):
+        self.possible_agents = ["red_0", "red_1", "blue_0", "blue_1"]
+        self.teams = {"red": ["red_0", "red_1"], "blue": ["blue_0", "blue_1"]}
+        self.agent_team = {a: t for t, agents in self.teams.items() for a in agents}
+        self._obs = spaces.Box(-1.0, 1.0, (3,), np.float32)
+        self._act = spaces.Discrete(2)
+
+    def observation_space(self, agent):
+        return self._obs
+
+    def action_space(self, agent):
+        return self._act
+
+    def _observe(self):
+        return {a: np.array([self.t / 10, i, 1.0], np.float32) for i, a in enumerate(self.agents)}
+
+    def reset(self, seed=None, options=None):
+        self.t = 0
+        self.agents = list(self.possible_agents)
+        return self._observe(), {a: {} for a in self.agents}
+
+    def step(self, actions):
+        self.t += 1
+        rewards = {a: float(actions[a]) for a in self.agents}
+        end = self.t >= 10
+        terms = {a: end or (a == "red_1" and self.t == 3) for a in self.agents}
+        truncs = {a: False for a in self.agents}
+        infos = {a: {} for a in self.agents}
+        self.agents = [a for a in self.agents if not terms[a]]
+        return self._observe(), rewards, terms, truncs, infos
+
+
+def test_agents_that_leave_produce_no_training_data():
+    games.register("leaving", LeavingGame, "a test game whose agents leave", overwrite=True)
+    learner = learner_for("memory.yaml", "game.name=leaving", "game.num_envs=3",
+                          "ppo.chunk_len=5", "ppo.chunks_per_update=4", game_options={})
+    ro = learner.collector.collect()
+    (g,) = learner.groups
+    d = ro.groups[g.key]
+    B = 3
+    slot = learner.slot_agents.index("red_1")
+    col = list(g.slots).index(slot)
+    rows = np.arange(B) * len(g.slots) + col
+    valid = d["valid"][:, rows]  # (20, B)
+    dones = d["agent_dones"][:, rows]
+    # episode of 10 steps: red_1 acts at t = 0, 1, 2 and leaves; back at the next episode
+    expected = np.zeros(20, bool)
+    expected[[0, 1, 2, 10, 11, 12]] = True
+    assert (valid.numpy() == expected[:, None]).all()
+    assert dones[2].all() and dones[12].all() and not dones[3:10].any()
+    # the other agents play all 10 steps
+    other = np.arange(B) * len(g.slots) + list(g.slots).index(learner.slot_agents.index("red_0"))
+    assert d["valid"][:, other].all()
+    assert ro.active.sum() == B * (3 * 20 + 6)
