@@ -87,7 +87,8 @@ def new_run_dir(cfg: Config) -> Path:
     return run_dir
 
 
-def build_trainer(cfg: Config, run_dir: Path) -> tuple[L.Trainer, TensorBoardLogger]:
+def build_trainer(cfg: Config, run_dir: Path,
+                  callbacks: list | tuple = ()) -> tuple[L.Trainer, TensorBoardLogger]:
     t = cfg.trainer
     logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="tb", default_hp_metric=False)
     checkpoint = ModelCheckpoint(
@@ -98,13 +99,16 @@ def build_trainer(cfg: Config, run_dir: Path) -> tuple[L.Trainer, TensorBoardLog
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
         precision=t.precision, max_epochs=math.ceil(t.max_updates / t.checkpoint_every),
         limit_train_batches=t.checkpoint_every, max_time=t.max_time, logger=logger,
-        callbacks=[checkpoint, UpdateProgress()], num_sanity_val_steps=0,
+        callbacks=[checkpoint, UpdateProgress(), *callbacks], num_sanity_val_steps=0,
         enable_model_summary=False, log_every_n_steps=1, use_distributed_sampler=False)
     return trainer, logger
 
 
-def train(cfg: Config, resume: Path | None = None) -> Path:
-    """Run (or continue) training; returns the run directory."""
+def train(cfg: Config, resume: Path | None = None, evaluator=None,
+          callbacks: list | tuple = ()) -> Path:
+    """Run (or continue) training; returns the run directory. `evaluator(learner) -> metrics`
+    replaces the default scripted-bot evaluation and `callbacks` are extra Lightning
+    callbacks (benchmarks use both to measure a run)."""
     from arena.evaluate import BotEvaluator
     from arena.learner import PPOLearner
 
@@ -123,9 +127,11 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
     learner = PPOLearner(to_dict(cfg))
-    if cfg.game.name == "moba" and cfg.eval.every > 0 and cfg.eval.bots:
+    if evaluator is not None:
+        learner.evaluator = evaluator
+    elif cfg.game.name == "moba" and cfg.eval.every > 0 and cfg.eval.bots:
         learner.evaluator = BotEvaluator(cfg.eval.bots, cfg.eval.games, cfg.run.seed + 17)
-    trainer, logger = build_trainer(cfg, run_dir)
+    trainer, logger = build_trainer(cfg, run_dir, callbacks)
     if trainer.is_global_zero:
         logger.log_hyperparams(to_flat_dict(cfg))
         print(f"run directory: {run_dir}   (tensorboard --logdir {run_dir.parent})",

@@ -140,3 +140,21 @@ def test_config_errors_name_key_and_file(tmp_path, capsys):
     bad.write_text("ppo: [1, 2\n")
     assert main(["train", str(bad)]) == 2
     assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_magent_battle_config_trains(tmp_path):
+    run = train(load_config(CONFIG_DIR / "magent_battle.yaml", [
+        f"run.root={tmp_path}", "run.name=mb", "trainer.max_updates=2", "game.num_envs=2"]))
+    learner = load_learner(run)
+    assert learner.updates == 2 and [g.key for g in learner.groups] == ["red+blue"]
+
+
+def test_asymmetric_roles_get_one_network_each(tmp_path):
+    cfg = load_config(CONFIG_DIR / "magent_battle.yaml", [
+        f"run.root={tmp_path}", "run.name=tag", "trainer.max_updates=2", "game.num_envs=2",
+        "game.name=pettingzoo:mpe2.simple_tag_v3:parallel_env"])
+    cfg.game.options = {"teams": {"predator": "adversary_", "prey": "agent_"}, "max_cycles": 25}
+    learner = load_learner(train(cfg))
+    dims = {g.key: (g.role.obs_dim, len(g.slots)) for g in learner.groups}
+    assert dims == {"predator": (16, 3), "prey": (14, 1)}
+    assert learner.policy_for("predator").obs_dim != learner.policy_for("prey").obs_dim
