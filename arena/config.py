@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import difflib
 import os
-import tempfile
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from games.files import atomic_write_bytes
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -52,7 +53,6 @@ class ModelConfig:
 class PPOConfig:
     lr: float = 3e-4
     anneal_lr: bool = False
-    gamma: float = 0.995
     gae_lambda: float = 0.95
     chunk_len: int = 16  # T: steps per trajectory chunk (truncated BPTT length)
     chunks_per_update: int = 4  # rollout length per game = chunk_len * chunks_per_update
@@ -67,6 +67,31 @@ class PPOConfig:
     target_kl: Optional[float] = None
     norm_adv: bool = True
     value_norm: bool = True
+
+
+@dataclass
+class GammaConfig:
+    """Discount schedule (league/schedule.py): OpenAI Five annealed 0.998 -> 0.9997."""
+
+    start: float = 0.998
+    end: float = 0.9997
+    anneal_updates: int = 5000
+    mode: str = "horizon"  # horizon (linear in 1/(1-gamma)) | linear | constant (= start)
+
+
+@dataclass
+class LeagueConfig:
+    """Opponents from past selves (league/pool.py): the latest policy with probability
+    latest_prob, else a snapshot sampled by quality score (or PFSP)."""
+
+    enabled: bool = True
+    latest_prob: float = 0.8
+    snapshot_every: int = 10  # updates
+    sampler: str = "quality"  # quality | pfsp
+    eta: float = 0.01  # quality-score step (OpenAI Five)
+    pfsp_weighting: str = "hard"  # hard: (1-x)^p | var: x(1-x)
+    pfsp_p: float = 2.0
+    max_snapshots: Optional[int] = None
 
 
 @dataclass
@@ -109,6 +134,8 @@ class Config:
     game: GameConfig = field(default_factory=GameConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    gamma: GammaConfig = field(default_factory=GammaConfig)
+    league: LeagueConfig = field(default_factory=LeagueConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -129,7 +156,20 @@ def _check(c: Config) -> None:
     for key in ("hidden", "lstm_hidden"):
         need(getattr(c.model, key) >= 1, f"model.{key}", "an int >= 1", getattr(c.model, key))
     need(p.lr > 0, "ppo.lr", "a positive number", p.lr)
-    need(0 < p.gamma <= 1, "ppo.gamma", "a number in (0, 1]", p.gamma)
+    gm = c.gamma
+    for key in ("start", "end"):
+        need(0 < getattr(gm, key) < 1, f"gamma.{key}", "a number in (0, 1)", getattr(gm, key))
+    need(gm.mode in ("horizon", "linear", "constant"), "gamma.mode",
+         "horizon, linear or constant", gm.mode)
+    lg = c.league
+    need(0.0 <= lg.latest_prob <= 1.0, "league.latest_prob", "a number in [0, 1]", lg.latest_prob)
+    need(lg.snapshot_every >= 1, "league.snapshot_every", "an int >= 1", lg.snapshot_every)
+    need(lg.sampler in ("quality", "pfsp"), "league.sampler", "quality or pfsp", lg.sampler)
+    need(lg.pfsp_weighting in ("hard", "var"), "league.pfsp_weighting", "hard or var",
+         lg.pfsp_weighting)
+    need(lg.eta > 0, "league.eta", "a positive number", lg.eta)
+    need(lg.max_snapshots is None or lg.max_snapshots >= 1, "league.max_snapshots",
+         "null or an int >= 1", lg.max_snapshots)
     need(0 <= p.gae_lambda <= 1, "ppo.gae_lambda", "a number in [0, 1]", p.gae_lambda)
     need(p.chunk_len >= 1, "ppo.chunk_len", "an int >= 1", p.chunk_len)
     need(p.chunks_per_update >= 1, "ppo.chunks_per_update", "an int >= 1", p.chunks_per_update)
@@ -255,16 +295,5 @@ def to_flat_dict(config: Config) -> dict[str, Any]:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a file so that readers see the old or the new content, never half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a text file so that readers see the old or the new content, never half."""
+    atomic_write_bytes(path, text.encode())

@@ -11,6 +11,7 @@ the progress bar.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Iterator
 
 import lightning as L
@@ -23,9 +24,12 @@ from agents.normalize import ValueNorm
 from agents.policy import EntityLayout, RecurrentPolicy
 from agents.ppo import chunk_minibatches, compute_gae, explained_variance, ppo_loss
 from arena.config import Config, config_from_dict
+from arena.opponents import OpponentManager
 from arena.rollout import Collector, PolicyGroup, Rollout, policy_groups
 from games.moba.layout import MobaLayout
 from games.vector import RoleSpec, make_vec
+from league.pool import OpponentPool
+from league.schedule import gamma_at
 from league.shaping import Shaper, team_spirit_at
 
 
@@ -94,6 +98,8 @@ class PPOLearner(L.LightningModule):
         self.win_rates: dict[str, float] = {}  # latest evaluation against scripted bots
         self._updates_at_start = 0
         self.evaluator = None  # set by arena.train (scripted-bot evaluation)
+        self.run_dir: Path | None = None  # set by arena.train; the league pool lives there
+        self.pools: dict[str, OpponentPool] = {}
 
     # ---- Lightning plumbing -------------------------------------------------------------
     def policy_for(self, key: str) -> RecurrentPolicy:
@@ -105,10 +111,39 @@ class PPOLearner(L.LightningModule):
             torch.set_num_threads(cfg.trainer.num_threads)
         rank = self.global_rank
         vec = make_vec(cfg.game.name, cfg.game.num_envs, **cfg.game.options)
+        opponents = None
+        if cfg.league.enabled and self.run_dir is not None:
+            self.pools = self.open_pools(self.run_dir / "league")
+            opponents = OpponentManager(
+                vec, self.groups, self.pools,
+                build=lambda key: build_policy(self._group(key).role, cfg),
+                module_key=group_module_key, seed=cfg.run.seed + 31 * rank + 5,
+                device=self.device)
         self.collector = Collector(
             vec, {g.key: self.policy_for(g.key) for g in self.groups}, self.groups,
             chunk_len=cfg.ppo.chunk_len, num_chunks=cfg.ppo.chunks_per_update,
-            seed=cfg.run.seed + 7919 * rank, device=self.device)
+            seed=cfg.run.seed + 7919 * rank, device=self.device, opponents=opponents)
+
+    def _group(self, key: str) -> PolicyGroup:
+        return next(g for g in self.groups if g.key == key)
+
+    def open_pools(self, directory: Path) -> dict[str, OpponentPool]:
+        """One pool of past snapshots per role (both MOBA teams share the role "hero")."""
+        lg = self.cfg.league
+        return {role: OpponentPool.open(
+                    directory / role, latest_prob=lg.latest_prob, sampler=lg.sampler,
+                    eta=lg.eta, pfsp_weighting=lg.pfsp_weighting, pfsp_p=lg.pfsp_p,
+                    max_snapshots=lg.max_snapshots)
+                for role in sorted({g.role.name for g in self.groups})}
+
+    def snapshot(self) -> None:
+        """Freeze the current weights of every role into its pool."""
+        state = self.state_dict()
+        for role, pool in self.pools.items():
+            keys = tuple(f"policies.{group_module_key(g.key)}." for g in self.groups
+                         if g.role.name == role)
+            weights = {k: v.detach().cpu().clone() for k, v in state.items() if k.startswith(keys)}
+            pool.add(weights, update=self.updates, agent_steps=self.agent_steps)
 
     def teardown(self, stage: str) -> None:
         if self.collector is not None:
@@ -128,7 +163,8 @@ class PPOLearner(L.LightningModule):
 
     # ---- schedules ---------------------------------------------------------------------
     def gamma(self) -> float:
-        return self.cfg.ppo.gamma
+        g = self.cfg.gamma
+        return gamma_at(self.updates, g.start, g.end, g.anneal_updates, g.mode)
 
     def team_spirit(self) -> float:
         r = self.cfg.reward
@@ -149,6 +185,11 @@ class PPOLearner(L.LightningModule):
         learn_seconds = time.perf_counter() - t_learn
         self.updates += 1
         self.agent_steps += rollout.agent_steps
+        if self.pools and self.global_rank == 0:
+            if self.updates % self.cfg.league.snapshot_every == 0:
+                self.snapshot()
+            for pool in self.pools.values():
+                pool.save_index()  # results against snapshots, on disk once per update
         elapsed = time.perf_counter() - self._t_start
         metrics.update({
             "perf/collect_agent_steps_per_s": rollout.agent_steps / max(rollout.seconds, 1e-9),
@@ -160,6 +201,8 @@ class PPOLearner(L.LightningModule):
             "progress/agent_steps": float(self.agent_steps),
         })
         metrics.update(self.rollout_stats(rollout))
+        if self.collector.opponents is not None:
+            metrics.update(self.collector.opponents.metrics())
         if self.evaluator is not None and self.cfg.eval.every and \
                 self.updates % self.cfg.eval.every == 0:
             self.win_rates = self.evaluator(self)
@@ -303,6 +346,7 @@ class PPOLearner(L.LightningModule):
             "minibatch_rng": self._mb_generator.get_state(),
             "collector_rng": (self.collector.generator.get_state()
                               if self.collector is not None else None),
+            "league": {role: pool.state_dict() for role, pool in self.pools.items()},
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -318,6 +362,9 @@ class PPOLearner(L.LightningModule):
         torch.set_rng_state(state["torch_rng"])
         self._mb_generator.set_state(state["minibatch_rng"])
         self._pending_collector_rng = state.get("collector_rng")
+        for role, pool_state in state.get("league", {}).items():
+            if role in self.pools:  # back to the pool as it was at this checkpoint
+                self.pools[role].load_state_dict(pool_state)
 
     def on_train_start(self) -> None:
         # a resumed run continues the action sampler's stream and starts fresh games

@@ -67,8 +67,9 @@ class Rollout:
 class Collector:
     def __init__(self, vec: VecGame, policies: dict[str, torch.nn.Module],
                  groups: list[PolicyGroup], chunk_len: int, num_chunks: int, seed: int,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", opponents=None) -> None:
         self.vec = vec
+        self.opponents = opponents  # arena.opponents.OpponentManager, or None: pure self-play
         self.policies = policies
         self.groups = groups
         self.chunk_len = chunk_len
@@ -93,6 +94,8 @@ class Collector:
         for g in self.groups:
             n = self.vec.num_games * len(g.slots)
             self._state[g.key] = self.policies[g.key].initial_state(n, self.device)
+        if self.opponents is not None:
+            self.opponents.start({g.key: self.vec.num_games * len(g.slots) for g in self.groups})
         return step
 
     def _group_view(self, step: VecStep, g: PolicyGroup):
@@ -154,6 +157,10 @@ class Collector:
                 logits, value, state = policy.step(obs, state, starts, mask)
                 dist = masked_categorical(logits, mask)
                 action = _sample(dist, self.generator, self.device)
+                trains = valid_now[:, g.slots].reshape(-1)
+                if self.opponents is not None:  # snapshot opponents act for their side
+                    trains = trains & self.opponents.override(g, obs, mask, starts, action,
+                                                              self.generator)
                 self._state[g.key] = state
                 buf["obs"][t] = obs
                 buf["action_mask"][t] = mask
@@ -161,7 +168,7 @@ class Collector:
                 buf["logprobs"][t] = dist.log_prob(action)
                 buf["values"][t] = value
                 buf["episode_starts"][t] = starts
-                buf["valid"][t] = torch.from_numpy(valid_now[:, g.slots].reshape(-1)).to(self.device)
+                buf["valid"][t] = torch.from_numpy(trains).to(self.device)
                 self._actions[:, g.slots] = action.view(B, len(g.slots)).cpu().numpy()
             step = vec.step(self._actions)
             env_rewards[t] = step.rewards
@@ -179,6 +186,8 @@ class Collector:
                 winners.append(step.winners[idx].copy())
                 lengths.append(step.lengths[idx].copy())
                 self._ticks[idx] = 0
+                if self.opponents is not None:
+                    self.opponents.finish(idx, step.winners[idx])
         # bootstrap values after the last step
         for g in self.groups:
             obs, mask, starts = self._group_view(step, g)

@@ -127,6 +127,7 @@ def train(cfg: Config, resume: Path | None = None, evaluator=None,
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
     learner = PPOLearner(to_dict(cfg))
+    learner.run_dir = run_dir
     if evaluator is not None:
         learner.evaluator = evaluator
     elif cfg.game.name == "moba" and cfg.eval.every > 0 and cfg.eval.bots:

@@ -40,3 +40,15 @@ def as_discrete(game: str, agent: str, action: Any, n: int) -> int:
     if not 0 <= value < n:
         raise ValueError(f"{game}.step: action of {agent!r} must lie in 0..{n - 1}, got {value}")
     return value
+
+
+def as_action_batch(owner: str, actions: Any, shape: tuple[int, int], dims: str) -> np.ndarray:
+    """A batched action array of the given shape and an integer dtype, or a clear error.
+    `dims` names the axes for the message, e.g. "(num_games, num_heroes)"."""
+    actions = np.asarray(actions)
+    if actions.shape != shape:
+        raise ValueError(f"{owner}.step: actions must have shape {dims} = {shape}, "
+                         f"got {actions.shape}")
+    if actions.dtype.kind not in "iu":
+        raise TypeError(f"{owner}.step: actions must be integers, got dtype {actions.dtype}")
+    return actions

@@ -67,6 +67,8 @@ Two implementations:
 
 from __future__ import annotations
 
+import abc
+
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -74,6 +76,8 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+
+from games.actions import as_action_batch
 
 __all__ = ["MobaVec", "ParallelVec", "RoleSpec", "VecGame", "VecStep", "make_vec"]
 
@@ -119,7 +123,7 @@ class VecStep:
     events: np.ndarray
 
 
-class VecGame:
+class VecGame(abc.ABC):
     """B games of one kind as fixed-shape numpy batches (see the module docstring)."""
 
     num_games: int
@@ -131,11 +135,13 @@ class VecGame:
     slot_role: np.ndarray
     event_names: tuple[str, ...]
 
+    @abc.abstractmethod
     def reset(self, seed: int | None = None) -> VecStep:
-        raise NotImplementedError
+        """Start every game; game b of a seeded reset uses seed + b."""
 
+    @abc.abstractmethod
     def step(self, actions: np.ndarray) -> VecStep:
-        raise NotImplementedError
+        """Advance every game; actions (B, S) int64, inactive slots ignored."""
 
     def close(self) -> None:
         pass
@@ -156,16 +162,8 @@ class VecGame:
 
     # helpers shared by implementations ------------------------------------------------
     def _check_actions(self, actions: Any) -> np.ndarray:
-        actions = np.asarray(actions)
-        expected = (self.num_games, self.num_slots)
-        if actions.shape != expected:
-            raise ValueError(
-                f"{type(self).__name__}.step: actions must have shape (num_games, num_slots)"
-                f" = {expected}, got {actions.shape}")
-        if actions.dtype.kind not in "iu":
-            raise TypeError(
-                f"{type(self).__name__}.step: actions must be integers, got dtype {actions.dtype}")
-        return actions
+        return as_action_batch(type(self).__name__, actions, (self.num_games, self.num_slots),
+                               "(num_games, num_slots)")
 
 
 def _check_seed(owner: str, seed: Any) -> int:

@@ -8,7 +8,8 @@ much each thing is worth is a training decision, so it lives here and in the con
     zero-sum:     r_i <- r_i - mean_{j in enemy teams} r_j
 
 `decay(t) = 0.6 ** (t / time_decay_ticks)` is OpenAI Five's decay of everything but the
-outcome (off when `time_decay_ticks` is None). Team means count only agents present at
+outcome (off when `time_decay_ticks` is None). The weights come from the config
+(configs/default.yaml holds the MOBA's table, adapted from OpenAI Five's). Team means count only agents present at
 that step. Each component is returned separately so it can be logged.
 """
 
@@ -17,23 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-# OpenAI Five's reward table (Berner et al. 2019, "Dota 2 with Large Scale Deep Reinforcement
-# Learning", appendix, as reproduced by public reimplementations), mapped onto the MOBA's
-# events. Win is applied through `env_weight` (the MOBA's env reward is the outcome).
-OPENAI_FIVE_WEIGHTS: dict[str, float] = {
-    "xp": 0.002,
-    "gold": 0.006,
-    "gold_spent": 0.0006,
-    "health_delta": 2.0,  # change of HP as a fraction of max HP
-    "deaths": -1.0,
-    "kills": -0.6,  # negative: the gold and XP of a kill are rewarded already
-    "last_hits": -0.16,  # likewise
-    "denies": 0.15,
-    "tower_damage": 0.0012,  # buildings pay 2/3 linearly with HP lost ...
-    "towers_destroyed": 0.75,  # ... and 1/3 on destruction (2.25 per tower in all)
-}
-
 
 @dataclass
 class Shaper:

@@ -25,6 +25,8 @@ measures its progress along the lane as s = (x + y) / sqrt(2) in map units.
 
 from __future__ import annotations
 
+import abc
+
 import math
 from dataclasses import dataclass
 
@@ -46,7 +48,7 @@ _OCTANT = math.pi / 4.0
 _RETREAT_MOVE = 6  # move SW: straight back down the lane, towards the own base
 
 
-class Bot:
+class Bot(abc.ABC):
     """Base class: `act(obs (N, obs_dim) float32, mask (N, num_actions) int8) -> (N,) int64`."""
 
     name: str = "bot"
@@ -55,8 +57,9 @@ class Bot:
         self.layout = layout
         self.seed = int(seed)
 
+    @abc.abstractmethod
     def act(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """One legal action per row."""
 
     def __call__(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return self.act(obs, mask)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from games.actions import as_action_batch
 from games.moba import kernels as K
 from games.moba.config import MobaConfig
 from games.moba.layout import (
@@ -154,14 +155,8 @@ class MobaCore:
         and counted in the `illegal_actions` event of that hero."""
         if not self._reset_called:
             raise RuntimeError("MobaCore.step called before reset()")
-        actions = np.asarray(actions)
-        expected = (self.num_games, self.num_heroes)
-        if actions.shape != expected:
-            raise ValueError(
-                f"MobaCore.step: actions must have shape (num_games, num_heroes) = {expected}, "
-                f"got {actions.shape}")
-        if actions.dtype.kind not in "iu":
-            raise TypeError(f"MobaCore.step: actions must be integers, got dtype {actions.dtype}")
+        actions = as_action_batch("MobaCore", actions, (self.num_games, self.num_heroes),
+                                  "(num_games, num_heroes)")
         if actions.dtype != np.int64:
             np.copyto(self._actions, actions, casting="unsafe")
             actions = self._actions

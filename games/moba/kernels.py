@@ -212,18 +212,23 @@ def _hit(unit_f, unit_i, dmg_tick, scratch_f, scratch_i, events, rng, b, attacke
     unit_i[I_TARGET, b, attacker] = target
 
 
+@njit(cache=True, inline="always")
+def _sizes(hero_f, unit_f, waypoints):
+    """Unit-table geometry from the array shapes: heroes, team size, units, lanes,
+    buildings per team (ancient + 2 towers per lane), index of the first creep slot."""
+    num_heroes = hero_f.shape[2]
+    lanes = waypoints.shape[1]
+    bpt = 2 * lanes + 1
+    return num_heroes, num_heroes // 2, unit_f.shape[2], lanes, bpt, num_heroes + 2 * bpt
+
+
 # ---------------------------------------------------------------------------------------
 # reset
 # ---------------------------------------------------------------------------------------
 @njit(cache=True)
 def reset_game(b, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng, params, fountains,
                waypoints, tower_pos, items):
-    num_heroes = hero_f.shape[2]
-    team_size = num_heroes // 2
-    num_units = unit_f.shape[2]
-    lanes = waypoints.shape[1]
-    bpt = 2 * lanes + 1
-    first_creep = num_heroes + 2 * bpt
+    num_heroes, team_size, num_units, lanes, bpt, first_creep = _sizes(hero_f, unit_f, waypoints)
     for u in range(num_units):
         for f in range(unit_f.shape[0]):
             unit_f[f, b, u] = 0.0
@@ -377,12 +382,7 @@ def _kill(b, u, killer, tick, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, 
 def _step_game(b, actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng, params,
                fountains, waypoints, items, xp_table, scratch_f, scratch_i, ent_idx, mask,
                rewards, events):
-    num_heroes = hero_f.shape[2]
-    team_size = num_heroes // 2
-    num_units = unit_f.shape[2]
-    lanes = waypoints.shape[1]
-    bpt = 2 * lanes + 1
-    first_creep = num_heroes + 2 * bpt
+    num_heroes, team_size, num_units, lanes, bpt, first_creep = _sizes(hero_f, unit_f, waypoints)
     creeps_per_team = (num_units - first_creep) // 2
     num_visible = ent_idx.shape[2]
     num_actions = mask.shape[2]

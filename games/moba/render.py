@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +33,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from games.files import atomic_write_bytes
 
 from games.moba.config import MobaConfig
 from games.moba.kernels import G_DONE, G_TICK, G_WINNER
@@ -342,23 +343,10 @@ def write_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: float 
     once complete, so a reader never sees a half-written file. Missing parent folders are
     created. Returns the path.
     """
-    path = Path(path)
     frames = _check_frames(frames)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            _save_gif(frames, fh, fps)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    buffer = io.BytesIO()
+    _save_gif(frames, buffer, fps)
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 # ---- recording matches ----------------------------------------------------------------

@@ -1,0 +1,141 @@
+"""Who plays the other side: the latest policy (a mirror game) or a frozen past snapshot.
+
+OpenAI Five played the latest policy against itself 80% of the time and a past version
+20% of the time. Here every game of the batch draws its opponent at the start of each
+episode from the league pool of the opponent team's role (league/pool.py): `None` means
+the latest policy (both sides train), a snapshot means the learner's side trains alone
+while the other side is played by that frozen network. Games facing the same snapshot are
+run through it in one batched forward pass, each opponent row with its own LSTM state,
+reset with the episode. Results against snapshots go back to the pool (quality scores).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable
+
+import numpy as np
+import torch
+
+from agents.policy import RecurrentPolicy, masked_categorical
+from games.vector import VecGame
+from league.pool import OpponentPool
+
+State = tuple[torch.Tensor, torch.Tensor]
+
+
+class OpponentManager:
+    def __init__(self, vec: VecGame, groups, pools: dict[str, OpponentPool],
+                 build: Callable[[str], RecurrentPolicy], module_key: Callable[[str], str],
+                 seed: int, device: torch.device, max_cached: int = 8) -> None:
+        teams = np.unique(vec.slot_team)
+        if len(teams) != 2:
+            raise ValueError(f"league: needs a game with exactly two teams, got {len(teams)}")
+        self.vec = vec
+        self.groups = groups
+        self.pools = pools  # role name -> pool of that role's snapshots
+        self.build = build  # group key -> a fresh policy of that group's shape
+        self.module_key = module_key
+        self.device = device
+        self.rng = np.random.default_rng(seed)
+        self.max_cached = max_cached
+        B = vec.num_games
+        self.learner_team = np.zeros(B, np.int64)
+        self.snapshot = np.full(B, -1, np.int64)  # per game: snapshot id, -1 = mirror
+        self.team_role = {int(t): vec.roles[int(vec.slot_role[np.flatnonzero(vec.slot_team == t)[0]])].name
+                          for t in teams}
+        self._models: OrderedDict[tuple[str, int], dict[str, RecurrentPolicy]] = OrderedDict()
+        self._state: dict[str, State] = {}
+        self.games_vs_snapshots = 0
+        self.games_total = 0
+
+    # ---- assignment ------------------------------------------------------------------------
+    def assign(self, games: np.ndarray) -> None:
+        """Draw the opponent of each listed game for its next episode."""
+        for b in games:
+            learner_team = int(self.rng.integers(0, 2))
+            opponent_role = self.team_role[1 - learner_team]
+            snap = self.pools[opponent_role].sample(self.rng)
+            self.learner_team[b] = learner_team
+            self.snapshot[b] = -1 if snap is None else snap.id
+
+    def start(self, num_rows: dict[str, int]) -> None:
+        """A fresh batch of games: opponents for all of them, zero opponent LSTM states."""
+        self.assign(np.arange(self.vec.num_games))
+        for g in self.groups:
+            policy = self.build(g.key)
+            self._state[g.key] = policy.initial_state(num_rows[g.key], self.device)
+
+    def finish(self, games: np.ndarray, winners: np.ndarray) -> None:
+        """Report finished games to the pools, then draw the next opponents."""
+        for b, w in zip(games, winners):
+            self.games_total += 1
+            snap = int(self.snapshot[b])
+            if snap >= 0:
+                self.games_vs_snapshots += 1
+                score = 1.0 if w == self.learner_team[b] else (0.5 if w < 0 else 0.0)
+                role = self.team_role[1 - int(self.learner_team[b])]
+                self.pools[role].record(snap, score)
+        self.assign(games)
+
+    # ---- acting ------------------------------------------------------------------------------
+    def _models_for(self, role: str, snap: int) -> dict[str, RecurrentPolicy]:
+        key = (role, snap)
+        if key in self._models:
+            self._models.move_to_end(key)
+            return self._models[key]
+        weights = self.pools[role].load_weights(snap)
+        models = {}
+        for g in self.groups:
+            if g.role.name != role:
+                continue
+            prefix = f"policies.{self.module_key(g.key)}."
+            policy = self.build(g.key)
+            policy.load_state_dict({k[len(prefix):]: v for k, v in weights.items()
+                                    if k.startswith(prefix)})
+            models[g.key] = policy.to(self.device).eval()
+        self._models[key] = models
+        while len(self._models) > self.max_cached:
+            self._models.popitem(last=False)
+        return models
+
+    @torch.no_grad()
+    def override(self, g, obs: torch.Tensor, mask: torch.Tensor, starts: torch.Tensor,
+                 action: torch.Tensor, generator: torch.Generator) -> np.ndarray:
+        """Replace the actions of opponent rows in snapshot games (in place); returns the
+        (rows,) bool array of rows the learner trains on in this group."""
+        B = self.vec.num_games
+        n = len(g.slots)
+        slot_team = np.asarray(self.vec.slot_team)[list(g.slots)]  # (n,)
+        opp_rows = (self.snapshot[:, None] >= 0) & (slot_team[None, :] != self.learner_team[:, None])
+        opp_rows = opp_rows.reshape(B * n)
+        h, c = self._state[g.key]
+        keep = (~starts).unsqueeze(-1).to(h.dtype)
+        h, c = h * keep, c * keep  # an opponent's state starts afresh with its episode
+        if opp_rows.any():
+            snaps = np.repeat(self.snapshot, n)
+            for snap in np.unique(snaps[opp_rows]):
+                rows = np.flatnonzero(opp_rows & (snaps == snap))
+                idx = torch.from_numpy(rows).to(self.device)
+                policy = self._models_for(g.role.name, int(snap))[g.key]
+                logits, _, (nh, nc) = policy.step(obs[idx], (h[idx], c[idx]), starts[idx], mask[idx])
+                probs = masked_categorical(logits, mask[idx]).probs
+                picks = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1)
+                action[idx] = picks.to(action.device)
+                h[idx], c[idx] = nh, nc
+        self._state[g.key] = (h, c)
+        return ~opp_rows
+
+    # ---- logging -------------------------------------------------------------------------------
+    def metrics(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if self.games_total:
+            out["league/games_vs_snapshots_fraction"] = self.games_vs_snapshots / self.games_total
+        for role, pool in self.pools.items():
+            prefix = "league" if len(self.pools) == 1 else f"league/{role}"
+            out[f"{prefix}/pool_size"] = float(len(pool))
+            for snap in pool.snapshots:
+                out[f"{prefix}/quality/{snap.id:04d}"] = float(snap.quality)
+                if snap.games:
+                    out[f"{prefix}/win_rate_vs/{snap.id:04d}"] = snap.score / snap.games
+        return out

@@ -1,0 +1,77 @@
+"""The league inside training: opponents from the pool, who trains, results, resume."""
+
+import numpy as np
+
+from arena.checkpoints import read_checkpoint
+from arena.cli import main
+from arena.config import CONFIG_DIR, load_config, to_dict
+from arena.learner import PPOLearner
+from arena.train import train
+from league.pool import OpponentPool
+
+SHORT = ["game.options.max_ticks=30", "game.num_envs=4", "ppo.chunk_len=10",
+         "ppo.chunks_per_update=6", "eval.every=0", "model.hidden=32", "model.lstm_hidden=32"]
+
+
+def league_learner(tmp_path, *overrides) -> PPOLearner:
+    cfg = load_config(CONFIG_DIR / "default.yaml", [*SHORT, *overrides])
+    learner = PPOLearner(to_dict(cfg))
+    learner.run_dir = tmp_path
+    learner.setup("fit")
+    return learner
+
+
+def test_snapshot_games_train_only_the_learner_side_and_swap_at_episode_ends(tmp_path):
+    learner = league_learner(tmp_path, "league.latest_prob=0.0")
+    learner.snapshot()  # the pool holds one past self: every new episode faces it
+    ro = learner.collector.collect()
+    (g,) = learner.groups
+    d = ro.groups[g.key]
+    B, n = 4, len(g.slots)
+    valid = d["valid"].numpy().reshape(-1, B, n)  # (L, B, slots)
+    starts = d["episode_starts"].numpy().reshape(-1, B, n)[:, :, 0]
+    team = np.asarray(learner.collector.vec.slot_team)
+    episodes = np.cumsum(starts, axis=0)
+    for b in range(B):
+        for e in np.unique(episodes[:, b]):
+            rows = valid[episodes[:, b] == e, b]  # this episode's steps
+            assert (rows == rows[0]).all()  # who trains is fixed within an episode
+            trained = team[rows[0]]
+            assert len(set(trained.tolist())) == 1  # exactly one side trains ...
+            assert rows[0].sum() == n // 2  # ... and it is a whole team
+    sides = [team[valid[episodes[:, b] == e, b][0]][0] for b in range(B)
+             for e in np.unique(episodes[:, b])]
+    assert set(sides) == {0, 1}  # the learner plays both sides over the games
+    pool = learner.pools["hero"]
+    assert pool.snapshots[0].games == 4 * 2  # 4 games, 60 steps of 30-tick episodes
+    assert learner.collector.opponents.metrics()["league/pool_size"] == 1.0
+
+
+def test_latest_probability_one_means_pure_self_play(tmp_path):
+    learner = league_learner(tmp_path, "league.latest_prob=1.0")
+    learner.snapshot()
+    ro = learner.collector.collect()
+    assert all(d["valid"].all() for d in ro.groups.values())
+    assert learner.pools["hero"].snapshots[0].games == 0
+
+
+def test_resume_keeps_pool_scores_and_training_state(tmp_path):
+    overrides = [f"run.root={tmp_path}", "run.name=lg", "league.snapshot_every=2",
+                 "league.latest_prob=0.5", "trainer.checkpoint_every=2", "trainer.max_updates=4"]
+    run = train(load_config(CONFIG_DIR / "default.yaml", [*SHORT, *overrides]))
+    saved = read_checkpoint(run)["arena"]["league"]["hero"]
+    assert [s["update"] for s in saved["snapshots"]] == [2, 4]
+    played = sum(s["games"] for s in saved["snapshots"])
+    assert played > 0
+    assert main(["train", "--resume", str(run), "trainer.max_updates=6"]) == 0
+    pool = OpponentPool.open(run / "league" / "hero")
+    assert [s.update for s in pool.snapshots] == [2, 4, 6]
+    assert sum(s.games for s in pool.snapshots) >= played
+    assert read_checkpoint(run)["arena"]["updates"] == 6
+
+
+def test_gamma_follows_the_schedule(tmp_path):
+    learner = league_learner(tmp_path, "gamma.anneal_updates=100")
+    assert abs(learner.gamma() - 0.998) < 1e-12
+    learner.updates = 100
+    assert abs(learner.gamma() - 0.9997) < 1e-12
