@@ -129,6 +129,18 @@ class EvalConfig:
 
 
 @dataclass
+class WatchConfig:
+    """A match of the latest policy against a league opponent, logged to TensorBoard as an
+    animation every `every` updates (MOBA only; 0 disables)."""
+
+    every: int = 0
+    view: Optional[str] = None  # None: full view; radiant | dire: that team's fog of war
+    frame_every: int = 4  # keep every k-th tick as a frame
+    fps: int = 10
+    max_ticks: Optional[int] = None  # shorter matches for smaller GIFs; None: the game's
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     game: GameConfig = field(default_factory=GameConfig)
@@ -139,6 +151,7 @@ class Config:
     reward: RewardConfig = field(default_factory=RewardConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
 
     def __post_init__(self) -> None:
         _check(self)
@@ -191,6 +204,11 @@ def _check(c: Config) -> None:
          "null or a positive number", r.time_decay_ticks)
     need(c.eval.every >= 0, "eval.every", "an int >= 0 (0 disables)", c.eval.every)
     need(c.eval.games >= 1, "eval.games", "an int >= 1", c.eval.games)
+    w = c.watch
+    need(w.every >= 0, "watch.every", "an int >= 0 (0 disables)", w.every)
+    need(w.view in (None, "radiant", "dire"), "watch.view", "null, radiant or dire", w.view)
+    need(w.frame_every >= 1, "watch.frame_every", "an int >= 1", w.frame_every)
+    need(1 <= w.fps <= 100, "watch.fps", "an int from 1 to 100", w.fps)
 
 
 # ---------------------------------------------------------------------------------------

@@ -98,6 +98,7 @@ class PPOLearner(L.LightningModule):
         self.win_rates: dict[str, float] = {}  # latest evaluation against scripted bots
         self._updates_at_start = 0
         self.evaluator = None  # set by arena.train (scripted-bot evaluation)
+        self.watcher = None  # set by arena.train (match GIFs in TensorBoard)
         self.run_dir: Path | None = None  # set by arena.train; the league pool lives there
         self.pools: dict[str, OpponentPool] = {}
 
@@ -207,6 +208,9 @@ class PPOLearner(L.LightningModule):
                 self.updates % self.cfg.eval.every == 0:
             self.win_rates = self.evaluator(self)
             metrics.update(self.win_rates)
+        if self.watcher is not None and self.global_rank == 0 and \
+                self.updates % self.cfg.watch.every == 0:
+            metrics.update(self.watcher(self))
         self.last_metrics = metrics
         if self.logger is not None and self.updates % self.cfg.trainer.log_every == 0:
             self.logger.log_metrics(metrics, step=self.updates)

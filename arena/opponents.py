@@ -79,7 +79,8 @@ class OpponentManager:
         self.assign(games)
 
     # ---- acting ------------------------------------------------------------------------------
-    def _models_for(self, role: str, snap: int) -> dict[str, RecurrentPolicy]:
+    def models(self, snap: int, role: str) -> dict[str, RecurrentPolicy]:
+        """The frozen networks of a snapshot, by group key (cached, most recent kept)."""
         key = (role, snap)
         if key in self._models:
             self._models.move_to_end(key)
@@ -117,7 +118,7 @@ class OpponentManager:
             for snap in np.unique(snaps[opp_rows]):
                 rows = np.flatnonzero(opp_rows & (snaps == snap))
                 idx = torch.from_numpy(rows).to(self.device)
-                policy = self._models_for(g.role.name, int(snap))[g.key]
+                policy = self.models(int(snap), g.role.name)[g.key]
                 logits, _, (nh, nc) = policy.step(obs[idx], (h[idx], c[idx]), starts[idx], mask[idx])
                 probs = masked_categorical(logits, mask[idx]).probs
                 picks = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1)

@@ -111,6 +111,7 @@ def train(cfg: Config, resume: Path | None = None, evaluator=None,
     callbacks (benchmarks use both to measure a run)."""
     from arena.evaluate import BotEvaluator
     from arena.learner import PPOLearner
+    from arena.watch import MatchWatcher
 
     warnings.filterwarnings("ignore", message=".*dataloader_iter.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -132,6 +133,10 @@ def train(cfg: Config, resume: Path | None = None, evaluator=None,
         learner.evaluator = evaluator
     elif cfg.game.name == "moba" and cfg.eval.every > 0 and cfg.eval.bots:
         learner.evaluator = BotEvaluator(cfg.eval.bots, cfg.eval.games, cfg.run.seed + 17)
+    if cfg.game.name == "moba" and cfg.watch.every > 0:
+        w = cfg.watch
+        learner.watcher = MatchWatcher(w.every, w.view, w.frame_every, w.fps, w.max_ticks,
+                                       cfg.run.seed + 23)
     trainer, logger = build_trainer(cfg, run_dir, callbacks)
     if trainer.is_global_zero:
         logger.log_hyperparams(to_flat_dict(cfg))

@@ -75,3 +75,20 @@ def test_gamma_follows_the_schedule(tmp_path):
     assert abs(learner.gamma() - 0.998) < 1e-12
     learner.updates = 100
     assert abs(learner.gamma() - 0.9997) < 1e-12
+
+
+def test_match_gif_appears_in_tensorboard_images(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    overrides = [f"run.root={tmp_path}", "run.name=w", "trainer.max_updates=2",
+                 "trainer.checkpoint_every=2", "league.snapshot_every=1", "watch.every=1",
+                 "watch.frame_every=3"]
+    run = train(load_config(CONFIG_DIR / "default.yaml", [*SHORT, *overrides]))
+    acc = EventAccumulator(str(run / "tb"), size_guidance={"images": 0})
+    acc.Reload()
+    tags = acc.Tags()["images"]
+    assert tags and all(t.startswith("match/latest_vs_") for t in tags)
+    image = acc.Images(tags[0])[0]
+    assert image.encoded_image_string[:6] == b"GIF89a"
+    assert image.width == image.height == 384
+    assert "watch/latest_won" in acc.Tags()["scalars"]
