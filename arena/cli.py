@@ -41,6 +41,61 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- arena tournament -------------------------------------------------------------------
+def _cmd_tournament(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.table import Table
+
+    from arena.checkpoints import CheckpointError
+    from arena.tournament import entrants_from, log_to_tensorboard, run_tournament, write_results
+
+    options: dict[str, Any] = {"team_size": args.team_size}
+    if args.max_ticks is not None:
+        options["max_ticks"] = args.max_ticks
+    from games.moba.bots import BOT_NAMES
+
+    bots = [] if args.bots is None else (list(args.bots) or list(BOT_NAMES))
+    try:
+        entrants = entrants_from(list(args.specs), bots)
+        if len(entrants) < 2:
+            raise ValueError(f"a tournament needs at least 2 participants, got {len(entrants)}")
+        from arena.players import load_player
+
+        for e in entrants:  # fail before playing: every participant must load
+            load_player(e.spec, options)
+    except (CheckpointError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    if args.out is not None:
+        out = Path(args.out)
+    else:
+        runs = [Path(s) for s in args.specs if Path(s).is_dir()]
+        out = runs[0] if runs else Path(".")
+    pairs = len(entrants) * (len(entrants) - 1) // 2
+    console = Console(stderr=True)
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console, transient=False) as bar:
+        task = bar.add_task(f"{pairs} pairs x {args.games} games", total=pairs)
+        table, results = run_tournament(entrants, games=args.games, seed=args.seed,
+                                        workers=args.workers, game_options=options,
+                                        progress=lambda: bar.advance(task))
+    rows = table.table()
+    shown = Table(title=f"tournament: {len(entrants)} players, {args.games} games per pair")
+    for col in ("rank", "name", "mu", "mu - 3 sigma", "win rate", "games"):
+        shown.add_column(col, justify="left" if col == "name" else "right")
+    for r in rows:
+        shown.add_row(str(r["rank"]), r["name"] + (" (anchor)" if r["anchor"] else ""),
+                      f"{r['mu']:.1f}", f"{r['conservative']:.1f}",
+                      "-" if r["win_rate"] is None else f"{r['win_rate']:.2f}", str(r["games"]))
+    Console().print(shown)
+    meta = {"games_per_pair": args.games, "seed": args.seed, "game_options": options,
+            "participants": [e.spec for e in entrants]}
+    json_path, csv_path = write_results(out, table, entrants, results, meta)
+    log_to_tensorboard(out / "tb", table, entrants)
+    print(f"wrote {json_path} and {csv_path}; TensorBoard: {out / 'tb'}")
+    return 0
+
+
 # ---- arena games ------------------------------------------------------------------------
 def _cmd_games(args: argparse.Namespace) -> int:
     import games
@@ -139,16 +194,10 @@ class _Progress:
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    try:
-        from games.moba.bots import BOT_NAMES, make_bot
-    except ImportError as e:
-        raise RuntimeError(f"the scripted bots are unavailable: {e}") from e
-    unknown = [name for name in (args.radiant, args.dire) if name not in BOT_NAMES]
-    if unknown:
-        raise UsageError(f"unknown bot {unknown[0]!r}; valid bots: {', '.join(BOT_NAMES)}")
+    from arena.checkpoints import CheckpointError
+    from arena.players import load_player, play
     from games.moba.config import make_config
-    from games.moba.layout import TEAM_NAMES, MobaLayout
-    from games.moba.match import play_games
+    from games.moba.layout import TEAM_NAMES
     from games.moba.render import FrameRecorder, write_gif
 
     overrides: dict[str, Any] = {"team_size": args.team_size}
@@ -159,9 +208,18 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as e:
         raise UsageError(str(e)) from None
     out = _check_out_path(args.out)
-    layout = MobaLayout(config)
-    radiant = make_bot(args.radiant, layout, seed=args.seed)
-    dire = make_bot(args.dire, layout, seed=args.seed + 1)
+    try:
+        radiant = load_player(args.radiant, overrides, seed=args.seed)
+        dire = load_player(args.dire, overrides, seed=args.seed + 1)
+    except CheckpointError as e:
+        name = str(e).split(":")[0]
+        if not Path(name).exists() and "@" not in name and "/" not in name and \
+                not name.endswith(".ckpt"):
+            from games.moba.bots import BOT_NAMES
+
+            raise UsageError(f"unknown bot {name!r}; valid bots: {', '.join(BOT_NAMES)} "
+                             f"(or a checkpoint, a run directory, RUN_DIR@SNAPSHOT)") from None
+        raise UsageError(str(e)) from None
     view = None if args.view == "full" else args.view
     recorder = FrameRecorder(game=0, team=view, every=args.every, scale=args.scale)
     progress = _Progress(config.max_ticks, sys.stderr, recorder)
@@ -173,8 +231,8 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     print(f"{args.radiant} (radiant) vs {args.dire} (dire): {config.team_size}v{config.team_size}, "
           f"seed {args.seed}, up to {config.max_ticks} ticks, {args.view} view")
     t0 = time.perf_counter()
-    result = play_games(radiant, dire, num_games=1, seed=args.seed, config=config,
-                        on_step=on_step)
+    result = play(radiant, dire, games=1, seed=args.seed, game_options=overrides,
+                  on_step=on_step)
     progress.close()
     t1 = time.perf_counter()
     # the last frame shows the end of the game, even when `every` skipped it
@@ -185,6 +243,14 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     except OSError as e:
         raise RuntimeError(f"could not write {out}: {e}") from e
     t2 = time.perf_counter()
+    if args.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        from arena.media import log_gif
+
+        with SummaryWriter(args.tensorboard) as writer:
+            log_gif(writer, f"match/{_tag(args.radiant)}_vs_{_tag(args.dire)}", recorder.frames,
+                    step=0, fps=args.fps)
 
     winner = int(result.winners[0])
     length = int(result.lengths[0])
@@ -207,6 +273,10 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     print(f"wrote {path}: {len(recorder.frames)} frames {w}x{h} at {args.fps} fps, "
           f"{size / 1e6:.1f} MB (match + rendering {t1 - t0:.1f} s, GIF {t2 - t1:.1f} s)")
     return 0
+
+
+def _tag(spec: str) -> str:
+    return Path(spec.partition("@")[0]).name + (f"@{spec.partition('@')[2]}" if "@" in spec else "")
 
 
 def _check_out_path(text: str) -> Path:
@@ -292,6 +362,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in RUN_DIR from its last checkpoint")
     p.set_defaults(func=_cmd_train)
 
+    p = sub.add_parser(
+        "tournament", help="rank checkpoints, league snapshots and bots in a round robin",
+        description="Round robin with sides swapped between the given players: run "
+                    "directories (their league snapshots, else their checkpoints), checkpoint "
+                    "files, RUN_DIR@SNAPSHOT, and scripted bots (--bots). Prints a ranked "
+                    "table (openskill rating, mu - 3 sigma, win rate; bots are fixed anchors), "
+                    "writes tournament.json and tournament.csv, and logs to TensorBoard.")
+    p.add_argument("specs", nargs="*", metavar="SPEC", help="run directory, checkpoint, RUN@ID")
+    p.add_argument("--bots", nargs="*", default=None, metavar="BOT",
+                   help="scripted bots to add (no names: all four)")
+    p.add_argument("--games", type=_positive_int, default=10, help="games per pair (default 10)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="processes (default 1)")
+    p.add_argument("--seed", type=_int, default=0, help="seed (default 0)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="where tournament.json/.csv go (default: the first run directory)")
+    p.add_argument("--team-size", type=_positive_int, default=3, metavar="N")
+    p.add_argument("--max-ticks", type=_positive_int, default=None, metavar="N")
+    p.set_defaults(func=_cmd_tournament)
+
     p = sub.add_parser("games", help="list the registered games, their teams and spaces",
                        description="List the registered games: name, description, teams "
                                    "with their agents, observation and action spaces "
@@ -299,12 +388,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_games)
 
     p = sub.add_parser(
-        "watch", help="play one MOBA match between two scripted bots and write it as a GIF",
-        description="Play one match of the built-in MOBA, BOT_A as radiant against BOT_B as "
-                    "dire, and write it as an animated GIF. Bots: random, passive, "
-                    "lasthitter, pusher (weakest first).")
-    p.add_argument("radiant", metavar="BOT_A", help="scripted bot playing radiant")
-    p.add_argument("dire", metavar="BOT_B", help="scripted bot playing dire")
+        "watch", help="play one MOBA match (bots or checkpoints) and write it as a GIF",
+        description="Play one match of the built-in MOBA, A as radiant against B as dire, and "
+                    "write it as an animated GIF. A and B are scripted bots (random, passive, "
+                    "lasthitter, pusher: weakest first), training checkpoints, run directories "
+                    "(their newest checkpoint) or RUN_DIR@SNAPSHOT (a league snapshot).")
+    p.add_argument("radiant", metavar="A", help="radiant: a bot name, checkpoint, run "
+                                                "directory or RUN_DIR@SNAPSHOT")
+    p.add_argument("dire", metavar="B", help="dire: same kinds as A")
+    p.add_argument("--tensorboard", metavar="LOGDIR", default=None,
+                   help="also log the match as an animation to TensorBoard in LOGDIR")
     p.add_argument("--out", required=True, metavar="PATH", help="GIF to write (e.g. match.gif)")
     p.add_argument("--seed", type=_int, default=0, help="game and bot seed (default 0)")
     p.add_argument("--team-size", type=_positive_int, default=3, metavar="N",
