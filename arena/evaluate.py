@@ -71,7 +71,10 @@ def play_vs_bots(learner: PPOLearner, bots: list[str], games_per_side: int,
 
 
 class BotEvaluator:
-    """Called by the learner every `eval.every` updates; returns metrics to log."""
+    """Called by the learner every `eval.every` updates; returns metrics to log: the win
+    rate against each bot, and a rating of the latest policy on the bots' fixed scale
+    (league/ratings.py), which makes the rating curve in TensorBoard. The rating table,
+    one entry per evaluation, is kept in the learner's checkpoints."""
 
     def __init__(self, bots: list[str], games: int, seed: int) -> None:
         unknown = [b for b in bots if b not in BOT_NAMES]
@@ -89,4 +92,14 @@ class BotEvaluator:
                                   self.seed + 1000 * learner.updates)
         finally:
             learner.train(was_training)
-        return {f"eval/win_rate_vs_{name}": float(s.mean()) for name, s in scores.items()}
+        out = {f"eval/win_rate_vs_{name}": float(s.mean()) for name, s in scores.items()}
+        me = f"update-{learner.updates:06d}"
+        table = learner.ratings
+        table.add(me)
+        for k in range(self.games_per_side * 2):  # games interleaved over the bots
+            for name, s in scores.items():
+                table.update(me, name, float(s[k]))
+        mu, sigma = table.rating(me)
+        out["eval/rating"] = mu - 3.0 * sigma
+        out["eval/rating_mu"] = mu
+        return out

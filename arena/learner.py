@@ -29,6 +29,7 @@ from arena.rollout import Collector, PolicyGroup, Rollout, policy_groups
 from games.moba.layout import MobaLayout
 from games.vector import RoleSpec, make_vec
 from league.pool import OpponentPool
+from league.ratings import BOT_ANCHORS, RatingTable
 from league.schedule import gamma_at
 from league.shaping import Shaper, team_spirit_at
 
@@ -101,6 +102,7 @@ class PPOLearner(L.LightningModule):
         self.watcher = None  # set by arena.train (match GIFs in TensorBoard)
         self.run_dir: Path | None = None  # set by arena.train; the league pool lives there
         self.pools: dict[str, OpponentPool] = {}
+        self.ratings = RatingTable(anchors=BOT_ANCHORS)  # the latest policy at each evaluation
 
     # ---- Lightning plumbing -------------------------------------------------------------
     def policy_for(self, key: str) -> RecurrentPolicy:
@@ -351,6 +353,7 @@ class PPOLearner(L.LightningModule):
             "collector_rng": (self.collector.generator.get_state()
                               if self.collector is not None else None),
             "league": {role: pool.state_dict() for role, pool in self.pools.items()},
+            "ratings": self.ratings.state_dict(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -366,6 +369,8 @@ class PPOLearner(L.LightningModule):
         torch.set_rng_state(state["torch_rng"])
         self._mb_generator.set_state(state["minibatch_rng"])
         self._pending_collector_rng = state.get("collector_rng")
+        if "ratings" in state:
+            self.ratings.load_state_dict(state["ratings"])
         for role, pool_state in state.get("league", {}).items():
             if role in self.pools:  # back to the pool as it was at this checkpoint
                 self.pools[role].load_state_dict(pool_state)

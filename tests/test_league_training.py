@@ -57,8 +57,12 @@ def test_latest_probability_one_means_pure_self_play(tmp_path):
 
 def test_resume_keeps_pool_scores_and_training_state(tmp_path):
     overrides = [f"run.root={tmp_path}", "run.name=lg", "league.snapshot_every=2",
-                 "league.latest_prob=0.5", "trainer.checkpoint_every=2", "trainer.max_updates=4"]
+                 "league.latest_prob=0.5", "trainer.checkpoint_every=2", "trainer.max_updates=4",
+                 "eval.every=2", "eval.games=2", "eval.bots=[random,pusher]"]
     run = train(load_config(CONFIG_DIR / "default.yaml", [*SHORT, *overrides]))
+    ratings = read_checkpoint(run)["arena"]["ratings"]["ratings"]
+    assert {"update-000002", "update-000004", "random", "pusher"} <= set(ratings)
+    assert ratings["random"] == [10.0, 1.0]  # anchors stay put
     saved = read_checkpoint(run)["arena"]["league"]["hero"]
     assert [s["update"] for s in saved["snapshots"]] == [2, 4]
     played = sum(s["games"] for s in saved["snapshots"])
@@ -68,6 +72,13 @@ def test_resume_keeps_pool_scores_and_training_state(tmp_path):
     assert [s.update for s in pool.snapshots] == [2, 4, 6]
     assert sum(s.games for s in pool.snapshots) >= played
     assert read_checkpoint(run)["arena"]["updates"] == 6
+    after = read_checkpoint(run)["arena"]["ratings"]["ratings"]
+    assert after["update-000002"] == ratings["update-000002"] and "update-000006" in after
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "tb"))
+    acc.Reload()
+    assert [s.step for s in acc.Scalars("eval/rating")] == [2, 4, 6]
 
 
 def test_gamma_follows_the_schedule(tmp_path):
