@@ -19,7 +19,7 @@ Rules (time t = 0 .. length-1 is the index of the observation an agent acts on):
 - every step `infos[agent]["events"] == {"correct": 0 or 1}`, a per-step counter like the
   MOBA's events (1 only on the last step, when the answer was right).
 - after the last step all agents are terminated and `agents == []`. The observation
-  returned with the termination is a placeholder (no cue, time 1.0, flag 0, wait-only
+  returned with the termination is a neutral final frame (no cue, time 1.0, flag 0, wait-only
   mask) that is never acted on.
 
 With `teams=2` a second team plays the same game, scored independently: there is no
@@ -204,7 +204,7 @@ class MemoryGame(ParallelEnv):
         obs = np.zeros(self.num_cues + 2, dtype=np.float32)
         mask = np.zeros(self.num_cues + 1, dtype=np.int8)
         t = self._t
-        if t >= self.length:  # placeholder returned with the termination
+        if t >= self.length:  # the neutral final frame returned with the termination
             obs[self.num_cues] = 1.0
             mask[0] = 1
         else:
