@@ -65,9 +65,13 @@ class UpdateProgress(ProgressBar):
         eta = per_update * (total - done)
         parts = [f"update {done}/{total}", f"{pl_module.agent_steps:,} agent-steps",
                  f"{rate:,.0f} agent-steps/s", f"ETA {_hms(eta)}"]
-        wins = {k.rsplit("_", 1)[-1]: v for k, v in pl_module.win_rates.items()}
+        evals = pl_module.win_rates
+        wins = {k.rsplit("_", 1)[-1]: v for k, v in evals.items()
+                if k.startswith("eval/win_rate_vs_")}
         if wins:
             parts.append("win " + " ".join(f"{k} {v:.2f}" for k, v in wins.items()))
+        if "eval/rating" in evals:
+            parts.append(f"rating {evals['eval/rating']:.1f}")
         if "loss/approx_kl" in m:
             parts.append(f"kl {m['loss/approx_kl']:.4f}")
         print(" | ".join(parts), file=self.stream, flush=True)
