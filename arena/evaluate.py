@@ -70,11 +70,25 @@ def play_vs_bots(learner: PPOLearner, bots: list[str], games_per_side: int,
     return {name: scores[i * per_bot:(i + 1) * per_bot] for i, name in enumerate(bots)}
 
 
+class _Frozen:
+    """A snapshot's networks in the shape a PolicyPlayer wants (groups, policy_for)."""
+
+    def __init__(self, groups, models: dict) -> None:
+        self.groups, self.models, self.updates = groups, models, 0
+
+    def policy_for(self, key: str):
+        return self.models[key]
+
+    def eval(self):
+        return self
+
+
 class BotEvaluator:
     """Called by the learner every `eval.every` updates; returns metrics to log: the win
-    rate against each bot, and a rating of the latest policy on the bots' fixed scale
-    (league/ratings.py), which makes the rating curve in TensorBoard. The rating table,
-    one entry per evaluation, is kept in the learner's checkpoints."""
+    rate against each bot and against two league snapshots (the newest and a random one),
+    and a rating of the latest policy on the bots' fixed scale (league/ratings.py), which
+    makes the rating curve in TensorBoard. The rating table (an entry per evaluation and
+    per snapshot played) is kept in the learner's checkpoints."""
 
     def __init__(self, bots: list[str], games: int, seed: int) -> None:
         unknown = [b for b in bots if b not in BOT_NAMES]
@@ -83,6 +97,27 @@ class BotEvaluator:
         self.bots = list(bots)
         self.games_per_side = max(games // 2, 1)
         self.seed = seed
+
+    def play_snapshots(self, learner: PPOLearner) -> dict[int, np.ndarray]:
+        """The latest policy against the newest and a random older league snapshot."""
+        from arena.players import PolicyPlayer, play_match
+
+        pool = learner.pools.get("hero")
+        if pool is None or not len(pool) or learner.collector.opponents is None:
+            return {}
+        rng = np.random.default_rng(self.seed + learner.updates)
+        picks = {pool.snapshots[-1].id, pool.snapshots[int(rng.integers(len(pool)))].id}
+        out = {}
+        was_training = learner.training
+        for snap_id in sorted(picks):
+            models = learner.collector.opponents.models(snap_id, "hero")
+            out[snap_id] = play_match(
+                PolicyPlayer("latest", learner),
+                PolicyPlayer(f"snapshot-{snap_id}", _Frozen(learner.groups, models)),
+                games=self.games_per_side, seed=self.seed + 7 * snap_id,
+                game_options=dict(learner.cfg.game.options))
+        learner.train(was_training)
+        return out
 
     def __call__(self, learner: PPOLearner) -> dict[str, float]:
         was_training = learner.training
@@ -93,12 +128,16 @@ class BotEvaluator:
         finally:
             learner.train(was_training)
         out = {f"eval/win_rate_vs_{name}": float(s.mean()) for name, s in scores.items()}
+        for snap_id, s in self.play_snapshots(learner).items():
+            scores[f"snapshot-{snap_id:04d}"] = s
+            out[f"eval/win_rate_vs_snapshot/{snap_id:04d}"] = float(s.mean())
         me = f"update-{learner.updates:06d}"
         table = learner.ratings
         table.add(me)
-        for k in range(self.games_per_side * 2):  # games interleaved over the bots
+        for k in range(max(len(s) for s in scores.values())):  # games interleaved
             for name, s in scores.items():
-                table.update(me, name, float(s[k]))
+                if k < len(s):
+                    table.update(me, name, float(s[k]))
         mu, sigma = table.rating(me)
         out["eval/rating"] = mu - 3.0 * sigma
         out["eval/rating_mu"] = mu

@@ -68,10 +68,12 @@ class PolicyPlayer(Player):
     def act(self, obs, mask, episode_start):
         out = np.zeros(len(obs), np.int64)
         for policy, rows in self._rows:
+            dev = policy.actor.weight.device
             action, _, _, _, self._state[id(policy)] = policy.act(
-                torch.from_numpy(obs[rows]), self._state[id(policy)],
-                torch.from_numpy(episode_start[rows]), torch.from_numpy(mask[rows]).bool())
-            out[rows] = action.numpy()
+                torch.from_numpy(obs[rows]).to(dev), self._state[id(policy)],
+                torch.from_numpy(episode_start[rows]).to(dev),
+                torch.from_numpy(mask[rows]).to(dev).bool())
+            out[rows] = action.cpu().numpy()
         return out
 
 

@@ -79,6 +79,9 @@ def test_resume_keeps_pool_scores_and_training_state(tmp_path):
     acc = EventAccumulator(str(run / "tb"))
     acc.Reload()
     assert [s.step for s in acc.Scalars("eval/rating")] == [2, 4, 6]
+    # the latest also plays league snapshots (snapshot 0 is taken at update 2, before eval)
+    assert [s.step for s in acc.Scalars("eval/win_rate_vs_snapshot/0000")][:1] == [2]
+    assert any(name.startswith("snapshot-") for name in after)
 
 
 def test_gamma_follows_the_schedule(tmp_path):
