@@ -45,8 +45,9 @@ def test_monotonic_and_bounded_for_any_settings(start, delta, t, a, b, mode):
     end = min(start + delta, 0.99999)
     lo, hi = sorted((a, b))
     g_lo, g_hi = gamma_at(lo, start, end, t, mode), gamma_at(hi, start, end, t, mode)
-    assert g_lo <= g_hi
-    assert start <= g_lo <= end and start <= g_hi <= end
+    eps = 1e-15  # one rounding step: the formula's value just before `end` vs `end` itself
+    assert g_lo <= g_hi + eps
+    assert start - eps <= g_lo <= end + eps and start - eps <= g_hi <= end + eps
 
 
 def test_horizon_mode_is_linear_in_the_horizon():
@@ -56,9 +57,9 @@ def test_horizon_mode_is_linear_in_the_horizon():
     assert h[1000] == pytest.approx(h1) and h1 == pytest.approx(1 / 0.0003)
     assert h[500] == pytest.approx((h0 + h1) / 2, rel=1e-9)  # the midpoint of the horizons
     assert h[250] == pytest.approx(h0 + (h1 - h0) / 4, rel=1e-9)
-    # linear in gamma reaches the longer horizons sooner; horizon mode spreads them evenly
+    # linear in gamma stays at short horizons for most of the schedule
     assert gamma_at(500, START, END, T, "linear") == pytest.approx((START + END) / 2)
-    assert gamma_at(500, START, END, T, "horizon") < gamma_at(500, START, END, T, "linear")
+    assert gamma_at(500, START, END, T, "linear") < gamma_at(500, START, END, T, "horizon")
 
 
 def test_decreasing_schedules_work_too():
