@@ -3,18 +3,24 @@
     arena train [CONFIG] [key=value ...] train by self-play (default: configs/default.yaml)
     arena train --resume runs/NAME       continue a run from its last checkpoint
     arena games                          list the registered games, their teams and spaces
-    arena watch BOT_A BOT_B --out m.gif  play one MOBA match between scripted bots, as a GIF
+    arena tournament SPEC... [--bots]    round robin of checkpoints, snapshots and bots: ranked
+                                         table, tournament.json/.csv, TensorBoard
+    arena watch A B --out m.gif          play one MOBA match (bots or trained players) as a GIF
+
+A player SPEC is a bot name, a checkpoint file, a run directory, RUN_DIR@ID (a league
+snapshot) or a snapshot file (arena/players.py).
 
 `main(argv)` returns the exit status instead of exiting, so tests and other programs can
 call it: 0 success, 1 a failure while running, 2 a usage error (bad option, unknown bot,
-invalid game setting). Errors are one line on stderr, never a traceback; progress goes to
-stderr, results to stdout.
+invalid game setting, a missing, corrupt or foreign checkpoint or run). Errors are one
+line on stderr, never a traceback; progress goes to stderr, results to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -42,57 +48,118 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 # ---- arena tournament -------------------------------------------------------------------
+def _game_options(specs: Sequence[str], team_size: int | None,
+                  max_ticks: int | None) -> dict[str, Any]:
+    """The game of a match: the settings of the first trained player among `specs` (the
+    MOBA's defaults when there is none), with --team-size and --max-ticks on top."""
+    from arena.checkpoints import CheckpointError
+    from arena.players import game_options_of
+    from games.moba.config import make_config
+
+    options: dict[str, Any] = {}
+    for spec in specs:
+        try:
+            found = game_options_of(spec)
+        except CheckpointError as e:
+            raise UsageError(str(e)) from None
+        if found is not None:
+            options = dict(found)
+            break
+    if team_size is not None:
+        options["team_size"] = team_size
+    if max_ticks is not None:
+        options["max_ticks"] = max_ticks
+    try:
+        make_config(**options)
+    except (TypeError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    return options
+
+
 def _cmd_tournament(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.table import Table
 
     from arena.checkpoints import CheckpointError
+    from arena.players import load_player
     from arena.tournament import entrants_from, log_to_tensorboard, run_tournament, write_results
-
-    options: dict[str, Any] = {"team_size": args.team_size}
-    if args.max_ticks is not None:
-        options["max_ticks"] = args.max_ticks
     from games.moba.bots import BOT_NAMES
 
     bots = [] if args.bots is None else (list(args.bots) or list(BOT_NAMES))
     try:
         entrants = entrants_from(list(args.specs), bots)
-        if len(entrants) < 2:
-            raise ValueError(f"a tournament needs at least 2 participants, got {len(entrants)}")
-        from arena.players import load_player
-
-        for e in entrants:  # fail before playing: every participant must load
-            load_player(e.spec, options)
     except (CheckpointError, ValueError) as e:
         raise UsageError(str(e)) from None
+    if not entrants:
+        raise UsageError("no participants: give run directories, checkpoints, RUN_DIR@ID "
+                         "snapshots or bot names, and/or --bots")
+    if len(entrants) < 2:
+        raise UsageError(f"a tournament needs at least 2 participants, got 1 "
+                         f"({entrants[0].name}); add more, e.g. --bots")
+    options = _game_options([e.spec for e in entrants], args.team_size, args.max_ticks)
+    cache: dict = {}
+    try:  # fail before playing: every participant must load and fit the game
+        for e in entrants:
+            load_player(e.spec, options, cache=cache)
+    except (CheckpointError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    del cache
     if args.out is not None:
-        out = Path(args.out)
+        out = Path(args.out).expanduser()
     else:
-        runs = [Path(s) for s in args.specs if Path(s).is_dir()]
-        out = runs[0] if runs else Path(".")
-    pairs = len(entrants) * (len(entrants) - 1) // 2
-    console = Console(stderr=True)
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=console, transient=False) as bar:
-        task = bar.add_task(f"{pairs} pairs x {args.games} games", total=pairs)
+        out = next((Path(e.run) for e in entrants if e.run), Path("."))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot create the folder: {e.strerror or e}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: the folder is not writable")
+
+    from games.moba.config import make_config
+
+    config = make_config(**options)
+    n = len(entrants)
+    pairs = n * (n - 1) // 2
+    print(f"tournament: {n} players, {pairs} pairs x {args.games} games "
+          f"({config.team_size}v{config.team_size}, up to {config.max_ticks} ticks), "
+          f"seed {args.seed}, {args.workers} worker(s)", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task("pairs", total=pairs)
         table, results = run_tournament(entrants, games=args.games, seed=args.seed,
                                         workers=args.workers, game_options=options,
                                         progress=lambda: bar.advance(task))
-    rows = table.table()
-    shown = Table(title=f"tournament: {len(entrants)} players, {args.games} games per pair")
-    for col in ("rank", "name", "mu", "mu - 3 sigma", "win rate", "games"):
-        shown.add_column(col, justify="left" if col == "name" else "right")
-    for r in rows:
+    seconds = time.perf_counter() - t0
+    updates = {e.name: e.update for e in entrants}
+    shown = Table(title=f"tournament: {n} players, {args.games} games per pair")
+    with_updates = any(u is not None for u in updates.values())
+    columns = ("rank", "name", *(("update",) if with_updates else ()), "mu", "mu - 3 sigma",
+               "win rate", "games")
+    for col in columns:
+        shown.add_column(col, justify="left" if col == "name" else "right",
+                         no_wrap=col == "name")
+    for r in table.table():
+        update = updates.get(r["name"])
         shown.add_row(str(r["rank"]), r["name"] + (" (anchor)" if r["anchor"] else ""),
+                      *(("-" if update is None else str(update),) if with_updates else ()),
                       f"{r['mu']:.1f}", f"{r['conservative']:.1f}",
                       "-" if r["win_rate"] is None else f"{r['win_rate']:.2f}", str(r["games"]))
-    Console().print(shown)
-    meta = {"games_per_pair": args.games, "seed": args.seed, "game_options": options,
-            "participants": [e.spec for e in entrants]}
+    width = max(100, 60 + max(len(e.name) for e in entrants))
+    Console(file=sys.stdout, width=None if sys.stdout.isatty() else width).print(shown)
+    meta = {"games_per_pair": args.games, "seed": args.seed, "workers": args.workers,
+            "game_options": options, "seconds": round(seconds, 3),
+            "participants": [{"name": e.name, "spec": e.spec, "update": e.update, "run": e.run}
+                             for e in entrants]}
     json_path, csv_path = write_results(out, table, entrants, results, meta)
     log_to_tensorboard(out / "tb", table, entrants)
-    print(f"wrote {json_path} and {csv_path}; TensorBoard: {out / 'tb'}")
+    print(f"wrote {json_path} and {csv_path}; TensorBoard: {out / 'tb'} "
+          f"({seconds:.1f} s for {pairs * args.games} games)")
     return 0
 
 
@@ -200,25 +267,13 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     from games.moba.layout import TEAM_NAMES
     from games.moba.render import FrameRecorder, write_gif
 
-    overrides: dict[str, Any] = {"team_size": args.team_size}
-    if args.max_ticks is not None:
-        overrides["max_ticks"] = args.max_ticks
-    try:
-        config = make_config(**overrides)
-    except (TypeError, ValueError) as e:
-        raise UsageError(str(e)) from None
+    overrides = _game_options([args.radiant, args.dire], args.team_size, args.max_ticks)
+    config = make_config(**overrides)
     out = _check_out_path(args.out)
     try:
         radiant = load_player(args.radiant, overrides, seed=args.seed)
         dire = load_player(args.dire, overrides, seed=args.seed + 1)
-    except CheckpointError as e:
-        name = str(e).split(":")[0]
-        if not Path(name).exists() and "@" not in name and "/" not in name and \
-                not name.endswith(".ckpt"):
-            from games.moba.bots import BOT_NAMES
-
-            raise UsageError(f"unknown bot {name!r}; valid bots: {', '.join(BOT_NAMES)} "
-                             f"(or a checkpoint, a run directory, RUN_DIR@SNAPSHOT)") from None
+    except (CheckpointError, ValueError) as e:
         raise UsageError(str(e)) from None
     view = None if args.view == "full" else args.view
     recorder = FrameRecorder(game=0, team=view, every=args.every, scale=args.scale)
@@ -228,7 +283,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         recorder(core)
         progress(core)
 
-    print(f"{args.radiant} (radiant) vs {args.dire} (dire): {config.team_size}v{config.team_size}, "
+    print(f"{radiant.name} (radiant) vs {dire.name} (dire): {config.team_size}v{config.team_size}, "
           f"seed {args.seed}, up to {config.max_ticks} ticks, {args.view} view")
     t0 = time.perf_counter()
     result = play(radiant, dire, games=1, seed=args.seed, game_options=overrides,
@@ -248,16 +303,17 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
         from arena.media import log_gif
 
+        step = next((p.update for p in (radiant, dire) if p.update is not None), 0)
+        tag = f"match/{_tag(radiant.name)}_vs_{_tag(dire.name)}"
         with SummaryWriter(args.tensorboard) as writer:
-            log_gif(writer, f"match/{_tag(args.radiant)}_vs_{_tag(args.dire)}", recorder.frames,
-                    step=0, fps=args.fps)
+            log_gif(writer, tag, recorder.frames, step=step, fps=args.fps)
 
     winner = int(result.winners[0])
     length = int(result.lengths[0])
     how = ""
     if result.ancient_destroyed is not None:
         how = " (ancient destroyed)" if bool(result.ancient_destroyed[0]) else " (time limit)"
-    outcome = f"{TEAM_NAMES[winner]} ({(args.radiant, args.dire)[winner]}) wins" \
+    outcome = f"{TEAM_NAMES[winner]} ({(radiant.name, dire.name)[winner]}) wins" \
         if winner in (0, 1) else "draw"
     secs = length / 2.0
     print(f"result: {outcome}{how} after {length} ticks ({int(secs // 60)}:{int(secs % 60):02d} "
@@ -275,8 +331,9 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tag(spec: str) -> str:
-    return Path(spec.partition("@")[0]).name + (f"@{spec.partition('@')[2]}" if "@" in spec else "")
+def _tag(name: str) -> str:
+    """A player's name as part of a TensorBoard tag: letters, digits and _ . @ - only."""
+    return re.sub(r"[^A-Za-z0-9_.@-]+", "_", name).strip("_") or "player"
 
 
 def _check_out_path(text: str) -> Path:
@@ -364,21 +421,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "tournament", help="rank checkpoints, league snapshots and bots in a round robin",
-        description="Round robin with sides swapped between the given players: run "
-                    "directories (their league snapshots, else their checkpoints), checkpoint "
-                    "files, RUN_DIR@SNAPSHOT, and scripted bots (--bots). Prints a ranked "
-                    "table (openskill rating, mu - 3 sigma, win rate; bots are fixed anchors), "
-                    "writes tournament.json and tournament.csv, and logs to TensorBoard.")
-    p.add_argument("specs", nargs="*", metavar="SPEC", help="run directory, checkpoint, RUN@ID")
+        description="Round robin between players, every pair playing N games with sides "
+                    "swapped (half each): run directories (all their league snapshots, else "
+                    "their checkpoints), checkpoint files, RUN_DIR@ID league snapshots, "
+                    "snapshot files and scripted bots. Prints a ranked table (openskill "
+                    "rating mu, conservative mu - 3 sigma, win rate; with trained players the "
+                    "bots are fixed anchors: random 10, passive 20, lasthitter 30, pusher 40), "
+                    "writes tournament.json and tournament.csv, and logs the table and each "
+                    "run's rating against its training update to TensorBoard (DIR/tb). "
+                    "Deterministic for a seed, whatever the number of workers.")
+    p.add_argument("specs", nargs="*", metavar="SPEC",
+                   help="run directory, checkpoint, RUN_DIR@ID, snapshot file or bot name")
     p.add_argument("--bots", nargs="*", default=None, metavar="BOT",
-                   help="scripted bots to add (no names: all four)")
-    p.add_argument("--games", type=_positive_int, default=10, help="games per pair (default 10)")
-    p.add_argument("--workers", type=_positive_int, default=1, help="processes (default 1)")
+                   help="scripted bots to add (--bots alone: all four)")
+    p.add_argument("--games", type=_positive_int, default=10, metavar="N",
+                   help="games per pair, half with each side (default 10)")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="W",
+                   help="worker processes (default 1)")
     p.add_argument("--seed", type=_int, default=0, help="seed (default 0)")
     p.add_argument("--out", default=None, metavar="DIR",
-                   help="where tournament.json/.csv go (default: the first run directory)")
-    p.add_argument("--team-size", type=_positive_int, default=3, metavar="N")
-    p.add_argument("--max-ticks", type=_positive_int, default=None, metavar="N")
+                   help="where tournament.json/.csv and tb/ go (default: the first run "
+                        "directory, else the current directory)")
+    p.add_argument("--team-size", type=_positive_int, default=None, metavar="N",
+                   help="heroes per team (default: the first trained player's, else 3)")
+    p.add_argument("--max-ticks", type=_positive_int, default=None, metavar="N",
+                   help="time limit in ticks (default: the first trained player's game's)")
     p.set_defaults(func=_cmd_tournament)
 
     p = sub.add_parser("games", help="list the registered games, their teams and spaces",
@@ -392,16 +459,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Play one match of the built-in MOBA, A as radiant against B as dire, and "
                     "write it as an animated GIF. A and B are scripted bots (random, passive, "
                     "lasthitter, pusher: weakest first), training checkpoints, run directories "
-                    "(their newest checkpoint) or RUN_DIR@SNAPSHOT (a league snapshot).")
+                    "(their newest checkpoint), RUN_DIR@ID (a league snapshot) or snapshot "
+                    "files; the game's settings are the first trained player's unless "
+                    "given.")
     p.add_argument("radiant", metavar="A", help="radiant: a bot name, checkpoint, run "
-                                                "directory or RUN_DIR@SNAPSHOT")
+                                                "directory, RUN_DIR@ID or snapshot file")
     p.add_argument("dire", metavar="B", help="dire: same kinds as A")
     p.add_argument("--tensorboard", metavar="LOGDIR", default=None,
                    help="also log the match as an animation to TensorBoard in LOGDIR")
     p.add_argument("--out", required=True, metavar="PATH", help="GIF to write (e.g. match.gif)")
     p.add_argument("--seed", type=_int, default=0, help="game and bot seed (default 0)")
-    p.add_argument("--team-size", type=_positive_int, default=3, metavar="N",
-                   help="heroes per team, 1-5 (default 3)")
+    p.add_argument("--team-size", type=_positive_int, default=None, metavar="N",
+                   help="heroes per team, 1-5 (default: a trained player's, else 3)")
     p.add_argument("--max-ticks", type=_positive_int, default=None, metavar="N",
                    help="time limit in ticks, 2 ticks per game second (default: the game's, 1500)")
     p.add_argument("--view", choices=("full", "radiant", "dire"), default="full",

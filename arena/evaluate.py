@@ -2,8 +2,9 @@
 
 The bots are fixed references (OpenAI Five measured itself against fixed reference agents
 the same way). The learner plays half of the games against each bot as radiant and half
-as dire, sampling from its policy; a draw counts half. All games of one evaluation run in
-one batched core, so the policy makes one forward pass per tick for all of them.
+as dire, sampling from its policy with its own seeded generator; a draw counts half. All
+games of one evaluation run in one batched core (arena/players.py `play_matches`), so the
+policy makes one forward pass per tick for all of them.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from games.moba import MobaCore, MobaLayout, make_config
-from games.moba.bots import BOT_NAMES, make_bot
+from arena.players import BotPlayer, PolicyPlayer, play_match, play_matches
+from games.moba import MobaLayout, make_config
+from games.moba.bots import BOT_NAMES
 
 if TYPE_CHECKING:
     from arena.learner import PPOLearner
@@ -27,47 +29,10 @@ def play_vs_bots(learner: PPOLearner, bots: list[str], games_per_side: int,
     [0, games_per_side) of a bot have the learner as radiant, the rest as dire."""
     config = make_config(**learner.cfg.game.options)
     layout = MobaLayout(config)
-    n, per_bot = config.team_size, 2 * games_per_side
-    B = per_bot * len(bots)
-    core = MobaCore(config, num_games=B, autoreset=False)
-    r = core.reset(seed=seed)
-    side = np.tile(np.repeat([0, 1], games_per_side), len(bots))  # learner's team per game
-    heroes = np.arange(2 * n)
-    learner_hero = (heroes[None, :] // n) == side[:, None]  # (B, H)
-    dev = learner.device
-    plans = []  # per policy group: (policy, game index, hero index) of its rows, LSTM state
-    for g in learner.groups:
-        rows = np.argwhere(learner_hero & np.isin(heroes, g.slots)[None, :])
-        if len(rows):
-            policy = learner.policy_for(g.key)
-            plans.append([policy, rows[:, 0], rows[:, 1], policy.initial_state(len(rows), dev)])
-    bot_players = []
-    for i, name in enumerate(bots):
-        games = np.arange(i * per_bot, (i + 1) * per_bot)
-        rows = np.argwhere(~learner_hero[games]) + [i * per_bot, 0]
-        bot_players.append((make_bot(name, layout, seed=seed + i), rows[:, 0], rows[:, 1]))
-    actions = np.zeros((B, 2 * n), np.int64)
-    done = np.zeros(B, bool)
-    scores = np.zeros(B)
-    first = True
-    while not done.all():
-        for plan in plans:
-            policy, gi, hi, state = plan
-            obs = torch.from_numpy(r.obs[gi, hi]).to(dev)
-            mask = torch.from_numpy(r.action_mask[gi, hi]).to(dev).bool()
-            starts = torch.full((len(gi),), first, dtype=torch.bool, device=dev)
-            action, _, _, _, plan[3] = policy.act(obs, state, starts, mask)
-            actions[gi, hi] = action.cpu().numpy()
-        for bot, gi, hi in bot_players:
-            actions[gi, hi] = bot.act(r.obs[gi, hi], r.action_mask[gi, hi])
-        r = core.step(actions)
-        first = False
-        newly = r.dones & ~done
-        if newly.any():
-            w = r.winners[newly].astype(np.int64)
-            scores[newly] = np.where(w == side[newly], 1.0, np.where(w < 0, 0.5, 0.0))
-            done |= newly
-    return {name: scores[i * per_bot:(i + 1) * per_bot] for i, name in enumerate(bots)}
+    me = PolicyPlayer("learner", learner, seed=seed)
+    pairings = [(me, BotPlayer(name, layout, seed=seed + i)) for i, name in enumerate(bots)]
+    scores = play_matches(pairings, games=2 * games_per_side, seed=seed, game_options=config)
+    return dict(zip(bots, scores))
 
 
 class _Frozen:
@@ -100,8 +65,6 @@ class BotEvaluator:
 
     def play_snapshots(self, learner: PPOLearner) -> dict[int, np.ndarray]:
         """The latest policy against the newest and a random older league snapshot."""
-        from arena.players import PolicyPlayer, play_match
-
         pool = learner.pools.get("hero")
         if pool is None or not len(pool) or learner.collector.opponents is None:
             return {}
@@ -111,10 +74,12 @@ class BotEvaluator:
         was_training = learner.training
         for snap_id in sorted(picks):
             models = learner.collector.opponents.models(snap_id, "hero")
+            seed = self.seed + 1000 * learner.updates + 7 * snap_id
             out[snap_id] = play_match(
-                PolicyPlayer("latest", learner),
-                PolicyPlayer(f"snapshot-{snap_id}", _Frozen(learner.groups, models)),
-                games=self.games_per_side, seed=self.seed + 7 * snap_id,
+                PolicyPlayer("latest", learner, seed=seed),
+                PolicyPlayer(f"snapshot-{snap_id}", _Frozen(learner.groups, models),
+                             seed=seed + 1),
+                games=self.games_per_side, seed=seed,
                 game_options=dict(learner.cfg.game.options))
         learner.train(was_training)
         return out

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from arena.cli import main
@@ -68,3 +69,64 @@ def test_bad_settings_are_usage_errors(tmp_path: Path, capsys):
     assert main(["watch", "random", "random", "--out", out, "--view", "blue"]) == 2
     assert main(["watch", "random", "random"]) == 2  # --out missing
     assert not Path(out).exists()
+
+
+# ---- arena watch with trained players --------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One update of the default MOBA config: a checkpoint to watch."""
+    from arena.config import CONFIG_DIR, load_config
+    from arena.train import train
+
+    root = tmp_path_factory.mktemp("runs")
+    return train(load_config(CONFIG_DIR / "default.yaml", [
+        f"run.root={root}", "run.name=tiny", "trainer.max_updates=1",
+        "trainer.checkpoint_every=1", "game.num_envs=2", "eval.every=0", "watch.every=0",
+        "ppo.chunks_per_update=1", "game.options.max_ticks=30"]))
+
+
+def test_help_lists_tournament(capsys):
+    assert main(["--help"]) == 0
+    assert "tournament" in capsys.readouterr().out
+    assert main(["tournament", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--bots" in out and "--workers" in out and "--games" in out
+
+
+def test_watch_a_checkpoint_and_log_the_gif_to_tensorboard(tiny_run: Path, tmp_path: Path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, tb = tmp_path / "m.gif", tmp_path / "tb"
+    ckpt = tiny_run / "checkpoints" / "update-000001.ckpt"
+    code = main(["watch", str(ckpt), "random", "--out", str(out), "--max-ticks", "24",
+                 "--every", "4", "--tensorboard", str(tb)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "tiny/update-000001 (radiant) vs random (dire)" in captured.out
+    with Image.open(out) as im:
+        assert im.format == "GIF" and im.n_frames == 7  # ticks 0, 4, ..., 24
+    acc = EventAccumulator(str(tb), size_guidance={"images": 0})
+    acc.Reload()
+    assert acc.Tags()["images"] == ["match/tiny_update-000001_vs_random"]
+    (image,) = acc.Images("match/tiny_update-000001_vs_random")
+    assert image.encoded_image_string[:6] == b"GIF89a" and image.step == 1  # its update
+    assert (image.width, image.height) == (384, 384)
+    # a run directory plays its newest checkpoint; the game's settings come from the run
+    assert main(["watch", "pusher", str(tiny_run), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "pusher (radiant) vs tiny (dire)" in captured.out and "up to 30 ticks" in captured.out
+
+
+def test_watch_refuses_bad_checkpoints_with_one_line(tiny_run: Path, tmp_path: Path, capsys):
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"\x00" * 64)
+    out = tmp_path / "x.gif"
+    cases = [([str(garbage), "random"], "not a readable checkpoint"),
+             ([str(tmp_path / "missing.ckpt"), "random"], "no such checkpoint"),
+             ([f"{tiny_run}@0", "random"], "no snapshot 0"),
+             ([str(tiny_run), "random", "--team-size", "2"], "another team size")]
+    for argv, message in cases:
+        assert main(["watch", *argv, "--out", str(out)]) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert not out.exists()
