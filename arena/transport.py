@@ -28,6 +28,15 @@ LOOPBACK = "tcp://127.0.0.1"
 _LEN = struct.Struct("<I")
 
 
+def _bind(socket: zmq.Socket, address: str) -> str:
+    """Bind; "tcp://HOST:*" picks a free port. Returns the address actually bound."""
+    if address.endswith(":*"):
+        port = socket.bind_to_random_port(address[:-2])
+        return f"{address[:-2]}:{port}"
+    socket.bind(address)
+    return address
+
+
 @dataclass
 class Dropped:
     """Bad messages seen by a receiver: how many, and the last reason."""
@@ -50,12 +59,7 @@ class ChunkReceiver:
         self.socket = context.socket(zmq.PULL)
         self.socket.setsockopt(zmq.RCVHWM, hwm)
         self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-        if address.endswith(":*"):
-            port = self.socket.bind_to_random_port(address[:-2])
-            address = f"{address[:-2]}:{port}"
-        else:
-            self.socket.bind(address)
-        self.address = address
+        self.address = _bind(self.socket, address)
         self.dropped = Dropped()
 
     def receive(self, timeout_ms: int = 0) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
@@ -124,12 +128,7 @@ def decode_weights(frame: bytes) -> tuple[int, float, dict[str, torch.Tensor]]:
 class WeightsPublisher:
     def __init__(self, context: zmq.Context, address: str = f"{LOOPBACK}:*") -> None:
         self.socket = context.socket(zmq.PUB)
-        if address.endswith(":*"):
-            port = self.socket.bind_to_random_port(address[:-2])
-            address = f"{address[:-2]}:{port}"
-        else:
-            self.socket.bind(address)
-        self.address = address
+        self.address = _bind(self.socket, address)
 
     def publish(self, weights: Mapping[str, torch.Tensor], version: int, gamma: float) -> None:
         self.socket.send(encode_weights(weights, version, gamma), copy=False)

@@ -20,8 +20,10 @@ with warnings.catch_warnings():  # pettingzoo.test imports its deprecated classi
     warnings.simplefilter("ignore", DeprecationWarning)
     from pettingzoo.test import parallel_api_test, parallel_seed_test
 
-battle_v4 = pytest.importorskip("magent2.environments.battle_v4")
-simple_tag_v3 = pytest.importorskip("mpe2.simple_tag_v3")
+battle_v4 = pytest.importorskip(
+    "magent2.environments.battle_v4", reason="magent2 is optional: pip install -e '.[thirdparty]'")
+simple_tag_v3 = pytest.importorskip(
+    "mpe2.simple_tag_v3", reason="mpe2 is optional: pip install -e '.[thirdparty]'")
 
 BATTLE = "pettingzoo:magent2.environments.battle_v4:parallel_env"
 BATTLE_TEAMS = {"red": "red_", "blue": "blue_"}

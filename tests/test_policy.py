@@ -268,7 +268,8 @@ def test_state_dict_round_trip_includes_obs_normaliser():
     torch.testing.assert_close(a[1], b[1], rtol=0, atol=0)
     torch.testing.assert_close(fresh.obs_rms.mean, policy.obs_rms.mean, rtol=0, atol=0)
     # The weights travel as safetensors bytes (DESIGN.md); the float64 / 0-d buffers must too.
-    safetensors_torch = pytest.importorskip("safetensors.torch")
+    import safetensors.torch as safetensors_torch  # a core dependency
+
     loaded = safetensors_torch.load(safetensors_torch.save(sd))
     assert loaded["obs_rms.mean"].dtype == torch.float64 and loaded["obs_rms.count"].shape == ()
     fresh.load_state_dict(loaded)

@@ -17,9 +17,9 @@ TAG = "pettingzoo:mpe2.simple_tag_v3:parallel_env"
 TAG_TEAMS = {"predator": "adversary_", "prey": "agent_"}
 
 needs_magent2 = pytest.mark.skipif(importlib.util.find_spec("magent2") is None,
-                                   reason="magent2 is not installed")
+                                   reason="magent2 is optional: pip install -e '.[thirdparty]'")
 needs_mpe2 = pytest.mark.skipif(importlib.util.find_spec("mpe2") is None,
-                                reason="mpe2 is not installed")
+                                reason="mpe2 is optional: pip install -e '.[thirdparty]'")
 
 
 def random_legal(vec, step: VecStep, rng: np.random.Generator) -> np.ndarray:
