@@ -82,10 +82,13 @@ class GammaConfig:
 @dataclass
 class LeagueConfig:
     """Opponents from past selves (league/pool.py): the latest policy with probability
-    latest_prob, else a snapshot sampled by quality score (or PFSP)."""
+    latest_prob, else a snapshot sampled by quality score (or PFSP). With bot_prob > 0
+    a game faces one of the scripted `bots` (MOBA only) instead, drawn uniformly."""
 
     enabled: bool = True
     latest_prob: float = 0.8
+    bot_prob: float = 0.0
+    bots: list[str] = field(default_factory=list)
     snapshot_every: int = 10  # updates
     sampler: str = "quality"  # quality | pfsp
     eta: float = 0.01  # quality-score step (OpenAI Five)
@@ -158,6 +161,8 @@ class Config:
 
 
 def _check(c: Config) -> None:
+    from games.moba.bots import BOT_NAMES
+
     def need(ok: bool, key: str, expected: str, value: Any) -> None:
         if not ok:
             raise ConfigError(f"{key}: expected {expected}, got {value!r}")
@@ -176,6 +181,13 @@ def _check(c: Config) -> None:
          "horizon, linear or constant", gm.mode)
     lg = c.league
     need(0.0 <= lg.latest_prob <= 1.0, "league.latest_prob", "a number in [0, 1]", lg.latest_prob)
+    need(0.0 <= lg.bot_prob <= 1.0, "league.bot_prob", "a number in [0, 1]", lg.bot_prob)
+    need(lg.bot_prob == 0 or bool(lg.bots), "league.bots", "at least one bot when "
+         "league.bot_prob > 0", list(lg.bots))
+    need(all(b in BOT_NAMES for b in lg.bots), "league.bots", f"bots among {list(BOT_NAMES)}",
+         list(lg.bots))
+    need(lg.bot_prob == 0 or c.game.name == "moba", "league.bot_prob",
+         "0 for games without scripted bots (only moba has them)", lg.bot_prob)
     need(lg.snapshot_every >= 1, "league.snapshot_every", "an int >= 1", lg.snapshot_every)
     need(lg.sampler in ("quality", "pfsp"), "league.sampler", "quality or pfsp", lg.sampler)
     need(lg.pfsp_weighting in ("hard", "var"), "league.pfsp_weighting", "hard or var",

@@ -121,7 +121,7 @@ class PPOLearner(L.LightningModule):
                 vec, self.groups, self.pools,
                 build=lambda key: build_policy(self._group(key).role, cfg),
                 module_key=group_module_key, seed=cfg.run.seed + 31 * rank + 5,
-                device=self.device)
+                device=self.device, bots=list(cfg.league.bots), bot_prob=cfg.league.bot_prob)
         self.collector = Collector(
             vec, {g.key: self.policy_for(g.key) for g in self.groups}, self.groups,
             chunk_len=cfg.ppo.chunk_len, num_chunks=cfg.ppo.chunks_per_update,

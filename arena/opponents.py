@@ -7,6 +7,11 @@ the latest policy (both sides train), a snapshot means the learner's side trains
 while the other side is played by that frozen network. Games facing the same snapshot are
 run through it in one batched forward pass, each opponent row with its own LSTM state,
 reset with the episode. Results against snapshots go back to the pool (quality scores).
+
+Scripted bots (the MOBA's, games/moba/bots.py) can join the league as fixed opponents:
+with probability `bot_prob` a game faces one of `bots`, drawn uniformly, instead. The
+league then keeps meeting play it would otherwise have to discover by self-play alone
+(AlphaStar's league kept fixed exploiters for the same reason).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 import torch
 
 from agents.policy import RecurrentPolicy, masked_categorical
+from games.moba.bots import Bot, make_bot
 from games.vector import VecGame
 from league.pool import OpponentPool
 
@@ -27,7 +33,8 @@ State = tuple[torch.Tensor, torch.Tensor]
 class OpponentManager:
     def __init__(self, vec: VecGame, groups, pools: dict[str, OpponentPool],
                  build: Callable[[str], RecurrentPolicy], module_key: Callable[[str], str],
-                 seed: int, device: torch.device, max_cached: int = 8) -> None:
+                 seed: int, device: torch.device, max_cached: int = 8,
+                 bots: list[str] | tuple[str, ...] = (), bot_prob: float = 0.0) -> None:
         teams = np.unique(vec.slot_team)
         if len(teams) != 2:
             raise ValueError(f"league: needs a game with exactly two teams, got {len(teams)}")
@@ -41,22 +48,41 @@ class OpponentManager:
         self.max_cached = max_cached
         B = vec.num_games
         self.learner_team = np.zeros(B, np.int64)
-        self.snapshot = np.full(B, -1, np.int64)  # per game: snapshot id, -1 = mirror
+        self.snapshot = np.full(B, -1, np.int64)  # per game: snapshot id, -1 = none
+        self.bot = np.full(B, -1, np.int64)  # per game: index into bot_names, -1 = none
         self.team_role = {int(t): vec.roles[int(vec.slot_role[np.flatnonzero(vec.slot_team == t)[0]])].name
                           for t in teams}
         self._models: OrderedDict[tuple[str, int], dict[str, RecurrentPolicy]] = OrderedDict()
         self._state: dict[str, State] = {}
         self.games_vs_snapshots = 0
+        self.games_vs_bots = 0
         self.games_total = 0
+        self.bot_prob = float(bot_prob)
+        self.bot_names = tuple(bots)
+        if self.bot_prob > 0 and not self.bot_names:
+            raise ValueError("league.bots: bot_prob > 0 needs at least one bot")
+        self.bots: dict[str, Bot] = {}
+        if self.bot_prob > 0:
+            layouts = {r.obs_layout for r in vec.roles}
+            if len(layouts) != 1:
+                raise ValueError("league.bot_prob: scripted bots need one shared role")
+            layout = layouts.pop()
+            self.bots = {name: make_bot(name, layout, seed=seed + 101 * i)
+                         for i, name in enumerate(self.bot_names)}
+        self._bot_results: dict[str, list[float]] = {name: [0.0, 0] for name in self.bot_names}
 
     # ---- assignment ------------------------------------------------------------------------
     def assign(self, games: np.ndarray) -> None:
         """Draw the opponent of each listed game for its next episode."""
         for b in games:
             learner_team = int(self.rng.integers(0, 2))
+            self.learner_team[b] = learner_team
+            self.snapshot[b] = self.bot[b] = -1
+            if self.bot_prob > 0 and self.rng.random() < self.bot_prob:
+                self.bot[b] = int(self.rng.integers(0, len(self.bot_names)))
+                continue
             opponent_role = self.team_role[1 - learner_team]
             snap = self.pools[opponent_role].sample(self.rng)
-            self.learner_team[b] = learner_team
             self.snapshot[b] = -1 if snap is None else snap.id
 
     def start(self, num_rows: dict[str, int]) -> None:
@@ -71,11 +97,16 @@ class OpponentManager:
         for b, w in zip(games, winners):
             self.games_total += 1
             snap = int(self.snapshot[b])
+            score = 1.0 if w == self.learner_team[b] else (0.5 if w < 0 else 0.0)
             if snap >= 0:
                 self.games_vs_snapshots += 1
-                score = 1.0 if w == self.learner_team[b] else (0.5 if w < 0 else 0.0)
                 role = self.team_role[1 - int(self.learner_team[b])]
                 self.pools[role].record(snap, score)
+            elif self.bot[b] >= 0:
+                self.games_vs_bots += 1
+                result = self._bot_results[self.bot_names[int(self.bot[b])]]
+                result[0] += score
+                result[1] += 1
         self.assign(games)
 
     # ---- acting ------------------------------------------------------------------------------
@@ -103,13 +134,22 @@ class OpponentManager:
     @torch.no_grad()
     def override(self, g, obs: torch.Tensor, mask: torch.Tensor, starts: torch.Tensor,
                  action: torch.Tensor, generator: torch.Generator) -> np.ndarray:
-        """Replace the actions of opponent rows in snapshot games (in place); returns the
-        (rows,) bool array of rows the learner trains on in this group."""
+        """Replace the actions of opponent rows in snapshot and bot games (in place);
+        returns the (rows,) bool array of rows the learner trains on in this group."""
         B = self.vec.num_games
         n = len(g.slots)
         slot_team = np.asarray(self.vec.slot_team)[list(g.slots)]  # (n,)
-        opp_rows = (self.snapshot[:, None] >= 0) & (slot_team[None, :] != self.learner_team[:, None])
-        opp_rows = opp_rows.reshape(B * n)
+        other_side = slot_team[None, :] != self.learner_team[:, None]
+        opp_rows = ((self.snapshot[:, None] >= 0) & other_side).reshape(B * n)
+        bot_rows = ((self.bot[:, None] >= 0) & other_side).reshape(B * n)
+        if bot_rows.any():
+            bots = np.repeat(self.bot, n)
+            for i in np.unique(bots[bot_rows]):
+                rows = np.flatnonzero(bot_rows & (bots == i))
+                idx = torch.from_numpy(rows).to(self.device)
+                picks = self.bots[self.bot_names[int(i)]](obs[idx].cpu().numpy(),
+                                                          mask[idx].cpu().numpy())
+                action[idx] = torch.from_numpy(np.asarray(picks, np.int64)).to(action.device)
         h, c = self._state[g.key]
         keep = (~starts).unsqueeze(-1).to(h.dtype)
         h, c = h * keep, c * keep  # an opponent's state starts afresh with its episode
@@ -125,13 +165,19 @@ class OpponentManager:
                 action[idx] = picks.to(action.device)
                 h[idx], c[idx] = nh, nc
         self._state[g.key] = (h, c)
-        return ~opp_rows
+        return ~(opp_rows | bot_rows)
 
     # ---- logging -------------------------------------------------------------------------------
     def metrics(self) -> dict[str, float]:
         out: dict[str, float] = {}
         if self.games_total:
             out["league/games_vs_snapshots_fraction"] = self.games_vs_snapshots / self.games_total
+            if self.bot_names:
+                out["league/games_vs_bots_fraction"] = self.games_vs_bots / self.games_total
+        for name, result in self._bot_results.items():  # games finished since the last call
+            if result[1]:
+                out[f"league/win_rate_vs_bot/{name}"] = result[0] / result[1]
+                result[0], result[1] = 0.0, 0
         for role, pool in self.pools.items():
             prefix = "league" if len(self.pools) == 1 else f"league/{role}"
             out[f"{prefix}/pool_size"] = float(len(pool))

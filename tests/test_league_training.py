@@ -106,3 +106,53 @@ def test_match_gif_appears_in_tensorboard_images(tmp_path):
     assert image.encoded_image_string[:6] == b"GIF89a"
     assert image.width == image.height == 384
     assert "watch/latest_won" in acc.Tags()["scalars"]
+
+
+def test_bot_opponents_play_their_side_and_only_the_learner_side_trains(tmp_path):
+    from games.moba.bots import make_bot
+
+    learner = league_learner(tmp_path, "league.bot_prob=1.0", "league.bots=[pusher]")
+    opp = learner.collector.opponents
+    ro = learner.collector.collect()
+    (g,) = learner.groups
+    d = ro.groups[g.key]
+    B, n = 4, len(g.slots)
+    valid = d["valid"].numpy().reshape(-1, B, n)
+    assert (valid.sum(-1) == n // 2).all()  # every step: exactly one team trains
+    # the untrained rows acted as the pusher bot does on the same observation
+    obs = d["obs"].numpy().reshape(-1, B, n, d["obs"].shape[-1])
+    mask = d["action_mask"].numpy().reshape(-1, B, n, d["action_mask"].shape[-1])
+    actions = d["actions"].numpy().reshape(-1, B, n)
+    bot = make_bot("pusher", g.role.obs_layout)
+    rows = ~valid
+    assert (bot(obs[rows], mask[rows]) == actions[rows]).all()
+    metrics = opp.metrics()
+    assert metrics["league/games_vs_bots_fraction"] == 1.0
+    assert 0.0 <= metrics["league/win_rate_vs_bot/pusher"] <= 1.0
+    assert "league/win_rate_vs_bot/pusher" not in opp.metrics()  # a window per log call
+
+
+def test_bot_probability_mixes_bots_snapshots_and_mirror_games(tmp_path):
+    learner = league_learner(tmp_path, "league.bot_prob=0.3", "league.bots=[lasthitter,pusher]",
+                             "league.latest_prob=0.5")
+    learner.snapshot()
+    opp = learner.collector.opponents
+    kinds = []
+    for _ in range(500):
+        opp.assign(np.arange(4))
+        kinds += ["bot" if bo >= 0 else "snap" if s >= 0 else "mirror"
+                  for bo, s in zip(opp.bot, opp.snapshot)]
+    freq = {k: kinds.count(k) / len(kinds) for k in ("bot", "snap", "mirror")}
+    assert abs(freq["bot"] - 0.3) < 0.03  # 2000 draws: ~3 standard deviations
+    assert abs(freq["snap"] - 0.35) < 0.035 and abs(freq["mirror"] - 0.35) < 0.035
+
+
+def test_bot_opponents_need_the_moba(tmp_path):
+    import pytest
+
+    from arena.config import ConfigError
+
+    with pytest.raises(ConfigError, match="league.bot_prob"):
+        load_config(CONFIG_DIR / "memory.yaml", ["league.bot_prob=0.2", "league.bots=[pusher]"])
+    with pytest.raises(ConfigError, match="league.bots"):
+        load_config(CONFIG_DIR / "default.yaml", ["league.bots=[nobody]"])
