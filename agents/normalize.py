@@ -18,8 +18,24 @@ device does not). `normalize`/`denormalize` compute in the dtype of their input.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor, nn
+
+Reduce = Callable[[Tensor], Tensor]
+
+
+def _global_moments(x: Tensor, reduce: Reduce) -> tuple[Tensor, Tensor, Tensor]:
+    """Count, mean and population variance of the rows of `x` (N, ...) over all ranks."""
+    flat = x.reshape(x.shape[0], -1)
+    sums = reduce(torch.cat([torch.tensor([float(x.shape[0])], dtype=torch.float64,
+                                          device=x.device), flat.sum(0), (flat**2).sum(0)]))
+    d = flat.shape[1]
+    count = sums[0]
+    mean = sums[1:1 + d] / count.clamp(min=1)
+    var = (sums[1 + d:] / count.clamp(min=1) - mean**2).clamp(min=0)
+    return count, mean, var
 
 
 class RunningMeanStd(nn.Module):
@@ -43,12 +59,20 @@ class RunningMeanStd(nn.Module):
         self.register_buffer("count", torch.zeros((), dtype=torch.float64))
 
     @torch.no_grad()
-    def update(self, x: Tensor) -> None:
-        """Merge a batch `x` of shape (..., *shape) into the running statistics."""
+    def update(self, x: Tensor, reduce: Reduce | None = None) -> None:
+        """Merge a batch `x` of shape (..., *shape) into the running statistics.
+
+        `reduce` sums a float64 tensor over ranks (arena.distributed.all_reduce_sum): the
+        batch is then the union of every rank's `x`, and every rank must call it."""
         x = x.detach().to(device=self.mean.device, dtype=torch.float64).reshape(-1, *self.shape)
-        if x.shape[0] == 0:
+        if reduce is None:
+            if x.shape[0] == 0:
+                return
+            self.update_from_moments(x.mean(0), x.var(0, unbiased=False), x.shape[0])
             return
-        self.update_from_moments(x.mean(0), x.var(0, unbiased=False), x.shape[0])
+        count, mean, var = _global_moments(x, reduce)
+        if count > 0:
+            self.update_from_moments(mean.view(self.shape), var.view(self.shape), count)
 
     @torch.no_grad()
     def update_from_moments(self, batch_mean: Tensor, batch_var: Tensor,
@@ -124,18 +148,26 @@ class ValueNorm(nn.Module):
         return torch.where(seen, mean, 0.0), torch.where(seen, var, 1.0)
 
     @torch.no_grad()
-    def update(self, x: Tensor) -> None:
-        """Merge a batch of targets `x` of shape (..., *shape); pass only valid entries."""
+    def update(self, x: Tensor, reduce: Reduce | None = None) -> None:
+        """Merge a batch of targets `x` of shape (..., *shape); pass only valid entries.
+        `reduce`: as in `RunningMeanStd.update`, the batch of all ranks together."""
         x = x.detach().to(device=self.running_mean.device, dtype=torch.float64).reshape(-1, *self.shape)
-        n = x.shape[0]
-        if n == 0:
-            return
+        if reduce is not None:
+            count, mean, var = _global_moments(x, reduce)
+            if count == 0:
+                return
+            mean, mean_sq, n = mean.view(self.shape), (var + mean**2).view(self.shape), count
+        else:
+            n = x.shape[0]
+            if n == 0:
+                return
+            mean, mean_sq = x.mean(0), (x**2).mean(0)
         if self.beta is None:
             weight = self.count / (self.count + n)
         else:
             weight = torch.tensor(self.beta, dtype=torch.float64, device=x.device)
-        self.running_mean.mul_(weight).add_(x.mean(0) * (1 - weight))
-        self.running_mean_sq.mul_(weight).add_((x**2).mean(0) * (1 - weight))
+        self.running_mean.mul_(weight).add_(mean * (1 - weight))
+        self.running_mean_sq.mul_(weight).add_(mean_sq * (1 - weight))
         self.debiasing_term.mul_(weight).add_(1 - weight)
         self.count.add_(n)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import Tensor, nn
@@ -205,12 +205,14 @@ class RecurrentPolicy(nn.Module):
                 torch.zeros(n, self.lstm_hidden, device=device, dtype=p.dtype))
 
     @torch.no_grad()
-    def update_obs_norm(self, obs: Tensor, valid: Tensor | None = None) -> None:
+    def update_obs_norm(self, obs: Tensor, valid: Tensor | None = None,
+                        reduce: Callable[[Tensor], Tensor] | None = None) -> None:
         """Merge observations (..., D) into the normaliser; `valid` (...) bool drops padding.
 
         Call it between PPO updates (not between a rollout and the epochs that train on it),
         so the log-probs stored by the actors were computed with the same normaliser.
-        Entity rows count only where present.
+        Entity rows count only where present. `reduce` merges the batches of all DDP
+        ranks (see RunningMeanStd.update).
         """
         if self.obs_rms is None:
             return
@@ -219,11 +221,11 @@ class RecurrentPolicy(nn.Module):
         obs = obs.reshape(-1, self.obs_dim)
         lay = self.entity_layout
         if lay is None or self.entity_rms is None:
-            self.obs_rms.update(obs)
+            self.obs_rms.update(obs, reduce)
             return
-        self.obs_rms.update(obs[:, :lay.flat_dim])
+        self.obs_rms.update(obs[:, :lay.flat_dim], reduce)
         rows = obs[:, lay.flat_dim:].reshape(-1, lay.entity_dim)
-        self.entity_rms.update(rows[rows[:, 0] > 0.5])
+        self.entity_rms.update(rows[rows[:, 0] > 0.5], reduce)
 
     def normalize_obs(self, obs: Tensor) -> Tensor:
         """Standardise and clip raw observations (..., D) with the running statistics."""

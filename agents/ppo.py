@@ -14,6 +14,8 @@ old values and returns all in normalised units (`value_norm.normalize(returns)`)
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
@@ -65,13 +67,15 @@ def ppo_loss(new_logprobs: Tensor, old_logprobs: Tensor, entropy: Tensor, new_va
              old_values: Tensor, advantages: Tensor, returns: Tensor, valid: Tensor, *,
              clip_coef: float = 0.2, clip_vloss: bool = True, vf_clip_coef: float = 0.2,
              ent_coef: float = 0.01, vf_coef: float = 0.5, norm_adv: bool = True,
+             reduce: Callable[[Tensor], Tensor] | None = None,
              ) -> tuple[Tensor, dict[str, float]]:
     """The clipped PPO objective on one minibatch (any shape; all tensors alike).
 
     new_* and entropy come from the network now (with gradients); old_* were stored by the
     actors; advantages and returns come from `compute_gae`. Returns the scalar loss to
     minimise and python-float metrics: policy_loss, value_loss, entropy, approx_kl,
-    old_approx_kl, clipfrac.
+    old_approx_kl, clipfrac. `reduce` (a sum over DDP ranks) makes the advantage
+    normalisation use the moments of the global minibatch, as one device would.
     """
     valid = valid.bool()
     # Entries that are not valid may hold anything (even nan/inf): replace the stored data
@@ -83,10 +87,18 @@ def ppo_loss(new_logprobs: Tensor, old_logprobs: Tensor, entropy: Tensor, new_va
 
     # Advantage normalisation, per minibatch and over the valid entries only
     # (unbiased std, as torch.std in CleanRL).
-    if norm_adv:
+    if norm_adv and reduce is None:
         n = valid.sum().clamp(min=1)
         adv_mean = advantages.sum() / n
         adv_var = torch.where(valid, (advantages - adv_mean) ** 2, 0.0).sum() / (n - 1).clamp(min=1)
+    elif norm_adv:  # the same moments over every rank's minibatch (one small all-reduce)
+        a = advantages.double()
+        n, total, total_sq = reduce(torch.stack([valid.sum().double(), a.sum(), (a**2).sum()]))
+        n = n.clamp(min=1)
+        adv_mean = (total / n).to(advantages.dtype)
+        adv_var = ((total_sq - n * (total / n) ** 2) / (n - 1).clamp(min=1)).clamp(min=0)
+        adv_var = adv_var.to(advantages.dtype)
+    if norm_adv:
         advantages = torch.where(valid, (advantages - adv_mean) / (adv_var.sqrt() + 1e-8), 0.0)
 
     # Policy loss: the clipped surrogate, as a loss (negated), pessimistic of the two.

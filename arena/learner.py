@@ -24,6 +24,7 @@ from agents.normalize import ValueNorm
 from agents.policy import EntityLayout, RecurrentPolicy
 from agents.ppo import chunk_minibatches, compute_gae, explained_variance, ppo_loss
 from arena.config import Config, config_from_dict
+from arena.distributed import all_reduce_sum, world_size
 from arena.opponents import OpponentManager
 from arena.rollout import Collector, PolicyGroup, Rollout, policy_groups
 from games.moba.layout import MobaLayout
@@ -227,6 +228,8 @@ class PPOLearner(L.LightningModule):
         cfg, p = self.cfg, self.cfg.ppo
         dev = self.device
         gamma = self.gamma()
+        # under DDP: moments and gradients over all ranks (arena/distributed.py)
+        reduce = all_reduce_sum if world_size() > 1 else None
         shaped = self.shaper(ro.env_rewards, ro.events, ro.active, ro.ticks, self.team_spirit())
         L_, B, _ = ro.env_rewards.shape
         T = p.chunk_len
@@ -246,7 +249,7 @@ class PPOLearner(L.LightningModule):
                                               raw_last, gamma, p.gae_lambda)
             valid = d["valid"]
             if p.value_norm:
-                vn.update(returns[valid])
+                vn.update(returns[valid], reduce)
                 targets = vn.normalize(returns)
             else:
                 targets = returns
@@ -272,7 +275,7 @@ class PPOLearner(L.LightningModule):
             group["lr"] = lr
         params = [q for q in self.parameters() if q.requires_grad]
         sums: dict[str, float] = {}
-        count = 0
+        count = stepped = nonfinite_losses = 0
         epochs_done = 0
         for _ in range(p.update_epochs):
             perms = {k: chunk_minibatches(v["h0"].shape[0], p.num_minibatches, self._mb_generator)
@@ -293,31 +296,43 @@ class PPOLearner(L.LightningModule):
                         new_logprobs, mb["logprobs"], entropy, new_values, mb["values"],
                         mb["advantages"], mb["targets"], mb["valid"], clip_coef=p.clip_coef,
                         clip_vloss=p.clip_vloss, vf_clip_coef=p.vf_clip_coef, ent_coef=p.ent_coef,
-                        vf_coef=p.vf_coef, norm_adv=p.norm_adv)
+                        vf_coef=p.vf_coef, norm_adv=p.norm_adv, reduce=reduce)
                     total = total + loss
                     for k, v in m.items():
                         sums[k] = sums.get(k, 0.0) + v / len(self.groups)
                     epoch_kl.append(m["approx_kl"])
                 opt.zero_grad()
+                nonfinite_losses += int(not bool(torch.isfinite(total)))
+                # Every rank runs its backward (Lightning prepares DDP's reducer before each
+                # one, so gradients are averaged at every step); a nan/inf loss on any rank
+                # makes the averaged gradient non-finite everywhere, so all ranks skip alike.
                 self.manual_backward(total)
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, p.max_grad_norm)
                 if not torch.isfinite(grad_norm):
-                    opt.zero_grad()  # a non-finite gradient never reaches the weights
+                    opt.zero_grad()  # a non-finite loss or gradient never reaches the weights
                     sums["skipped_steps"] = sums.get("skipped_steps", 0.0) + 1.0
                 else:
                     opt.step()
-                sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
+                    sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
+                    stepped += 1
                 count += 1
             epochs_done += 1
-            if p.target_kl is not None and epoch_kl and np.mean(epoch_kl) > p.target_kl:
-                break
+            if p.target_kl is not None and epoch_kl:
+                kl = torch.tensor([float(np.sum(epoch_kl)), float(len(epoch_kl))], dtype=torch.float64)
+                kl = all_reduce_sum(kl.to(dev)) if reduce is not None else kl
+                if float(kl[0] / kl[1]) > p.target_kl:  # the same decision on every rank
+                    break
         # observation statistics move only between updates (see RecurrentPolicy.update_obs_norm)
         for g in self.groups:
             d = ro.groups[g.key]
-            self.policy_for(g.key).update_obs_norm(d["obs"], d["valid"])
+            self.policy_for(g.key).update_obs_norm(d["obs"], d["valid"], reduce)
 
-        metrics = {f"loss/{k}": v / max(count, 1) for k, v in sums.items() if k != "skipped_steps"}
+        metrics = {f"loss/{k}": v / max(count, 1) for k, v in sums.items()
+                   if k not in ("skipped_steps", "grad_norm")}
+        if stepped:
+            metrics["loss/grad_norm"] = sums["grad_norm"] / stepped
         metrics["loss/skipped_steps"] = sums.get("skipped_steps", 0.0)
+        metrics["loss/nonfinite_losses"] = float(nonfinite_losses)
         metrics["loss/explained_variance"] = explained_variance(torch.cat(ev_pred), torch.cat(ev_true))
         metrics["loss/epochs"] = float(epochs_done)
         metrics["train/learning_rate"] = lr

@@ -64,6 +64,28 @@ class Rollout:
     seconds: float = 0.0
 
 
+def concat_rollouts(rollouts: list[Rollout]) -> Rollout:
+    """Rollouts of equal length side by side, as one rollout of all their games (the learner
+    trains on several actors' rollouts at once). Group rows are game-major, so rows and games
+    stay aligned."""
+    if len(rollouts) == 1:
+        return rollouts[0]
+    groups = {
+        key: {name: torch.cat([r.groups[key][name] for r in rollouts],
+                              dim=0 if name in ("last_values", "last_episode_starts") else 1)
+              for name in rollouts[0].groups[key]}
+        for key in rollouts[0].groups}
+    episodes = {k: np.concatenate([r.episodes.get(k, np.zeros(0, np.int64)) for r in rollouts])
+                for k in ("winners", "lengths")}
+    return Rollout(groups,
+                   np.concatenate([r.env_rewards for r in rollouts], axis=1),
+                   np.concatenate([r.events for r in rollouts], axis=1),
+                   np.concatenate([r.active for r in rollouts], axis=1),
+                   np.concatenate([r.ticks for r in rollouts], axis=1),
+                   episodes, sum(r.agent_steps for r in rollouts),
+                   max(r.seconds for r in rollouts))
+
+
 class Collector:
     def __init__(self, vec: VecGame, policies: dict[str, torch.nn.Module],
                  groups: list[PolicyGroup], chunk_len: int, num_chunks: int, seed: int,
