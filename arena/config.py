@@ -144,6 +144,26 @@ class WatchConfig:
 
 
 @dataclass
+class ActorsConfig:
+    """Rollout collection outside the learner (arena/actors.py): actor processes step their
+    own games with CPU copies of the policies and push rollouts over pyzmq.
+
+    num_workers 0 with listen false keeps collection in the learner's process."""
+
+    num_workers: int = 0  # actor processes started (and restarted) by each learner rank
+    listen: bool = False  # serve actors even with num_workers 0 (`arena actor --connect`)
+    host: str = "127.0.0.1"  # interface the learner binds; 0.0.0.0 for actors on other hosts
+    port: int = 0  # control port actors connect to (0: any free port); rank r uses port + r
+    num_envs: Optional[int] = None  # games per actor; None: game.num_envs
+    rollouts_per_update: Optional[int] = None  # None: max(num_workers, 1)
+    max_staleness: int = 4  # rollouts made with weights older than this many updates are dropped
+    queue: int = 16  # high-water mark of the learner's rollout queue (messages)
+    timeout_s: float = 300.0  # no rollout (learner) or no weights (actor) for this long: stop
+    threads: int = 1  # torch threads in each actor process
+    curve_keys: Optional[str] = None  # directory from `arena keys DIR`: CURVE required
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     game: GameConfig = field(default_factory=GameConfig)
@@ -155,6 +175,7 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
+    actors: ActorsConfig = field(default_factory=ActorsConfig)
 
     def __post_init__(self) -> None:
         _check(self)
@@ -181,6 +202,19 @@ def _check(c: Config) -> None:
          "horizon, linear or constant", gm.mode)
     lg = c.league
     need(0.0 <= lg.latest_prob <= 1.0, "league.latest_prob", "a number in [0, 1]", lg.latest_prob)
+    a = c.actors
+    need(a.num_workers >= 0, "actors.num_workers", "an int >= 0", a.num_workers)
+    need(0 <= a.port < 65536, "actors.port", "a port number (0: any free port)", a.port)
+    need(a.num_envs is None or a.num_envs >= 1, "actors.num_envs", "None or an int >= 1",
+         a.num_envs)
+    need(a.rollouts_per_update is None or a.rollouts_per_update >= 1,
+         "actors.rollouts_per_update", "None or an int >= 1", a.rollouts_per_update)
+    need(a.max_staleness >= 0, "actors.max_staleness", "an int >= 0", a.max_staleness)
+    need(a.queue >= 1, "actors.queue", "an int >= 1", a.queue)
+    need(a.timeout_s > 0, "actors.timeout_s", "a positive number of seconds", a.timeout_s)
+    need(a.threads >= 1, "actors.threads", "an int >= 1", a.threads)
+    need(a.curve_keys is None or Path(a.curve_keys).is_dir(), "actors.curve_keys",
+         "a directory made by `arena keys DIR`", a.curve_keys)
     need(0.0 <= lg.bot_prob <= 1.0, "league.bot_prob", "a number in [0, 1]", lg.bot_prob)
     need(lg.bot_prob == 0 or bool(lg.bots), "league.bots", "at least one bot when "
          "league.bot_prob > 0", list(lg.bots))

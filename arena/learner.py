@@ -10,6 +10,7 @@ the progress bar.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,15 +18,19 @@ from typing import Any, Iterator
 import lightning as L
 import numpy as np
 import torch
+import zmq
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
 from agents.normalize import ValueNorm
 from agents.policy import EntityLayout, RecurrentPolicy
 from agents.ppo import chunk_minibatches, compute_gae, explained_variance, ppo_loss
-from arena.config import Config, config_from_dict
-from arena.distributed import all_reduce_sum, world_size
-from arena.opponents import OpponentManager
+from arena.actors import (
+    ActorCollector, ActorService, ControlClient, PoolMirror, RolloutSpec, sync_league,
+)
+from arena.config import Config, config_from_dict, to_dict
+from arena.distributed import all_reduce_sum, broadcast_text, world_size
+from arena.opponents import OpponentManager, pool_metrics
 from arena.rollout import Collector, PolicyGroup, Rollout, policy_groups
 from games.moba.layout import MobaLayout
 from games.vector import RoleSpec, make_vec
@@ -59,6 +64,7 @@ class _RolloutStream(IterableDataset):
 
     def __iter__(self) -> Iterator[Rollout]:
         while True:
+            self.learner.sync_league_mirrors()
             yield self.learner.collector.collect()
 
 
@@ -103,6 +109,8 @@ class PPOLearner(L.LightningModule):
         self.watcher = None  # set by arena.train (match GIFs in TensorBoard)
         self.run_dir: Path | None = None  # set by arena.train; the league pool lives there
         self.pools: dict[str, OpponentPool] = {}
+        self.service = None  # arena.actors.ActorService: actors, or the league for other ranks
+        self._league_client = None  # ranks > 0: rank 0's control socket, for their pool mirrors
         self.ratings = RatingTable(anchors=BOT_ANCHORS)  # the latest policy at each evaluation
 
     # ---- Lightning plumbing -------------------------------------------------------------
@@ -113,11 +121,48 @@ class PPOLearner(L.LightningModule):
         cfg = self.cfg
         if cfg.trainer.num_threads:
             torch.set_num_threads(cfg.trainer.num_threads)
-        rank = self.global_rank
+        rank, ranks = self.global_rank, world_size()
+        a = cfg.actors
+        use_actors = a.num_workers > 0 or a.listen
+        league = cfg.league.enabled and self.run_dir is not None
+        games = a.num_envs or cfg.game.num_envs
+        # Rank 0 owns the league on disk; actors and other ranks reach it over its control
+        # socket (arena/actors.py), whose address every rank learns by broadcast.
+        league_endpoint = ""
+        need = a.rollouts_per_update or max(a.num_workers, 1)
+        per_version = -(-need // max(a.num_workers, 1))  # each actor's share of an update
+        if rank == 0 and (use_actors or (league and ranks > 1)):
+            self.service = ActorService(to_dict(cfg), rank, self.run_dir / "league" if league else None,
+                                        None, games, per_version)
+            league_endpoint = _reachable(self.service.endpoint)
+        if league and ranks > 1:
+            league_endpoint = broadcast_text(league_endpoint)
+        if rank > 0 and use_actors:
+            self.service = ActorService(to_dict(cfg), rank, None,
+                                        league_endpoint if league else None, games, per_version)
+        if league and rank == 0:
+            self.pools = self.open_pools(self.run_dir / "league")
+        elif league:
+            self._league_client = ControlClient(self.service.context if self.service else zmq.Context.instance(),
+                                                league_endpoint, None, timeout_s=a.timeout_s)
+            lg = cfg.league
+            self.pools = {role: PoolMirror(role, self._league_client, latest_prob=lg.latest_prob,
+                                           sampler=lg.sampler, eta=lg.eta,
+                                           pfsp_weighting=lg.pfsp_weighting, pfsp_p=lg.pfsp_p,
+                                           max_snapshots=lg.max_snapshots)
+                          for role in sorted({g.role.name for g in self.groups})}
+        if use_actors:
+            self.collector = ActorCollector(
+                self.service, self.rollout_spec(games), need=need,
+                max_staleness=a.max_staleness, timeout_s=a.timeout_s,
+                version=lambda: self.updates, weights=self.actor_weights, device=self.device)
+            if a.listen or a.port:
+                print(f"rank {rank}: actors connect with `arena actor --connect "
+                      f"{_reachable(self.service.endpoint)}`", file=sys.stderr, flush=True)
+            return
         vec = make_vec(cfg.game.name, cfg.game.num_envs, **cfg.game.options)
         opponents = None
-        if cfg.league.enabled and self.run_dir is not None:
-            self.pools = self.open_pools(self.run_dir / "league")
+        if league:
             opponents = OpponentManager(
                 vec, self.groups, self.pools,
                 build=lambda key: build_policy(self._group(key).role, cfg),
@@ -127,6 +172,35 @@ class PPOLearner(L.LightningModule):
             vec, {g.key: self.policy_for(g.key) for g in self.groups}, self.groups,
             chunk_len=cfg.ppo.chunk_len, num_chunks=cfg.ppo.chunks_per_update,
             seed=cfg.run.seed + 7919 * rank, device=self.device, opponents=opponents)
+
+    def rollout_spec(self, games: int) -> RolloutSpec:
+        p = self.cfg.ppo
+        groups = tuple((g.key, len(g.slots), g.role.obs_dim, g.role.num_actions,
+                        self.policy_for(g.key).initial_state(1, "cpu")[0].shape[-1])
+                       for g in self.groups)
+        return RolloutSpec(p.chunk_len * p.chunks_per_update, p.chunks_per_update, games,
+                           len(self.slot_agents), len(self.event_names), groups)
+
+    def actor_weights(self) -> tuple[dict[str, torch.Tensor], float]:
+        """What actors run: the policies' weights and normalisers (on CPU), and gamma."""
+        weights = {k: v.detach().cpu() for k, v in self.state_dict().items()
+                   if k.startswith("policies.")}
+        return weights, self.gamma()
+
+    def sync_league_mirrors(self) -> None:
+        """Ranks > 0 collecting in-process: send results to rank 0, take its pool index."""
+        if self._league_client is not None:
+            sync_league(self._league_client, self.pools)
+
+    def serve_league(self) -> None:
+        """Rank 0: apply results that actors and other ranks sent; publish the pool index."""
+        if self.service is None or not self.pools or self.global_rank != 0:
+            return
+        for role, snapshot_id, score in self.service.control.drain_results():
+            if role in self.pools:
+                self.pools[role].record(snapshot_id, score)
+        self.service.control.league_state = {role: pool.state_dict()
+                                             for role, pool in self.pools.items()}
 
     def _group(self, key: str) -> PolicyGroup:
         return next(g for g in self.groups if g.key == key)
@@ -151,7 +225,14 @@ class PPOLearner(L.LightningModule):
 
     def teardown(self, stage: str) -> None:
         if self.collector is not None:
-            self.collector.vec.close()
+            self.collector.close()
+            self.collector = None
+        if self.service is not None:
+            self.service.close()
+            self.service = None
+        if self._league_client is not None:
+            self._league_client.close()
+            self._league_client = None
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.cfg.ppo.lr, eps=1e-5)
@@ -161,6 +242,7 @@ class PPOLearner(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self.collector.device = self.device
+        self.serve_league()
         self._t_start = time.perf_counter()
         self._steps_at_start = self.agent_steps
         self._updates_at_start = self.updates
@@ -188,16 +270,24 @@ class PPOLearner(L.LightningModule):
         metrics = self.ppo_update(rollout)
         learn_seconds = time.perf_counter() - t_learn
         self.updates += 1
-        self.agent_steps += rollout.agent_steps
+        steps = rollout.agent_steps
+        if world_size() > 1:  # counters are global: every rank's agent-steps
+            steps = int(all_reduce_sum(torch.tensor([steps], dtype=torch.float64,
+                                                    device=self.device)).item())
+        self.agent_steps += steps
+        if isinstance(self.collector, ActorCollector):
+            self.collector.publish()  # actors switch to the new weights as soon as possible
+            metrics["actors/sample_reuse"] = metrics["loss/epochs"]
         if self.pools and self.global_rank == 0:
             if self.updates % self.cfg.league.snapshot_every == 0:
                 self.snapshot()
+            self.serve_league()
             for pool in self.pools.values():
                 pool.save_index()  # results against snapshots, on disk once per update
         elapsed = time.perf_counter() - self._t_start
         metrics.update({
-            "perf/collect_agent_steps_per_s": rollout.agent_steps / max(rollout.seconds, 1e-9),
-            "perf/learn_agent_steps_per_s": rollout.agent_steps / max(learn_seconds, 1e-9),
+            "perf/collect_agent_steps_per_s": steps / max(rollout.seconds, 1e-9),
+            "perf/learn_agent_steps_per_s": steps / max(learn_seconds, 1e-9),
             "perf/agent_steps_per_s": (self.agent_steps - self._steps_at_start) / max(elapsed, 1e-9),
             "perf/collect_seconds": rollout.seconds,
             "perf/learn_seconds": learn_seconds,
@@ -205,8 +295,9 @@ class PPOLearner(L.LightningModule):
             "progress/agent_steps": float(self.agent_steps),
         })
         metrics.update(self.rollout_stats(rollout))
-        if self.collector.opponents is not None:
-            metrics.update(self.collector.opponents.metrics())
+        metrics.update(self.collector.metrics())
+        if isinstance(self.collector, ActorCollector) and self.pools:
+            metrics.update(pool_metrics(self.pools))
         if self.evaluator is not None and self.cfg.eval.every and \
                 self.updates % self.cfg.eval.every == 0:
             self.win_rates = self.evaluator(self)
@@ -366,7 +457,7 @@ class PPOLearner(L.LightningModule):
             "torch_rng": torch.get_rng_state(),
             "minibatch_rng": self._mb_generator.get_state(),
             "collector_rng": (self.collector.generator.get_state()
-                              if self.collector is not None else None),
+                              if isinstance(self.collector, Collector) else None),
             "league": {role: pool.state_dict() for role, pool in self.pools.items()},
             "ratings": self.ratings.state_dict(),
         }
@@ -393,7 +484,7 @@ class PPOLearner(L.LightningModule):
     def on_train_start(self) -> None:
         # a resumed run continues the action sampler's stream and starts fresh games
         pending = getattr(self, "_pending_collector_rng", None)
-        if pending is not None and self.collector is not None:
+        if pending is not None and isinstance(self.collector, Collector):
             self.collector.generator.set_state(pending)
             self.collector.seed += 104729 * self.updates
         self._pending_collector_rng = None
@@ -401,6 +492,17 @@ class PPOLearner(L.LightningModule):
 
 def _identity(x):
     return x
+
+
+def _reachable(endpoint: str) -> str:
+    """An endpoint other hosts can use: a wildcard bind is named by this host's address as
+    the launcher knows it (MASTER_ADDR under torchrun/SLURM), else by its hostname."""
+    import os
+    import socket
+
+    if "0.0.0.0" not in endpoint:
+        return endpoint
+    return endpoint.replace("0.0.0.0", os.environ.get("MASTER_ADDR") or socket.gethostname())
 
 
 

@@ -168,21 +168,33 @@ class OpponentManager:
         return ~(opp_rows | bot_rows)
 
     # ---- logging -------------------------------------------------------------------------------
+    def take_bot_results(self) -> dict[str, tuple[float, int]]:
+        """(score, games) against each bot since the last call."""
+        out = {name: (r[0], int(r[1])) for name, r in self._bot_results.items() if r[1]}
+        for r in self._bot_results.values():
+            r[0], r[1] = 0.0, 0
+        return out
+
     def metrics(self) -> dict[str, float]:
         out: dict[str, float] = {}
         if self.games_total:
             out["league/games_vs_snapshots_fraction"] = self.games_vs_snapshots / self.games_total
             if self.bot_names:
                 out["league/games_vs_bots_fraction"] = self.games_vs_bots / self.games_total
-        for name, result in self._bot_results.items():  # games finished since the last call
-            if result[1]:
-                out[f"league/win_rate_vs_bot/{name}"] = result[0] / result[1]
-                result[0], result[1] = 0.0, 0
-        for role, pool in self.pools.items():
-            prefix = "league" if len(self.pools) == 1 else f"league/{role}"
-            out[f"{prefix}/pool_size"] = float(len(pool))
-            for snap in pool.snapshots:
-                out[f"{prefix}/quality/{snap.id:04d}"] = float(snap.quality)
-                if snap.games:
-                    out[f"{prefix}/win_rate_vs/{snap.id:04d}"] = snap.score / snap.games
+        for name, (score, games) in self.take_bot_results().items():  # since the last call
+            out[f"league/win_rate_vs_bot/{name}"] = score / games
+        out.update(pool_metrics(self.pools))
         return out
+
+
+def pool_metrics(pools: dict[str, OpponentPool]) -> dict[str, float]:
+    """Pool size, quality scores and the latest policy's results against each snapshot."""
+    out: dict[str, float] = {}
+    for role, pool in pools.items():
+        prefix = "league" if len(pools) == 1 else f"league/{role}"
+        out[f"{prefix}/pool_size"] = float(len(pool))
+        for snap in pool.snapshots:
+            out[f"{prefix}/quality/{snap.id:04d}"] = float(snap.quality)
+            if snap.games:
+                out[f"{prefix}/win_rate_vs/{snap.id:04d}"] = snap.score / snap.games
+    return out

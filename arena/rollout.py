@@ -62,6 +62,7 @@ class Rollout:
     episodes: dict[str, np.ndarray] = field(default_factory=dict)
     agent_steps: int = 0
     seconds: float = 0.0
+    bot_results: dict[str, tuple[float, int]] = field(default_factory=dict)  # from actors
 
 
 def concat_rollouts(rollouts: list[Rollout]) -> Rollout:
@@ -107,6 +108,12 @@ class Collector:
         self._episode_start = np.ones((B, S), bool)
         self._ticks = np.zeros(B, np.int64)
         self.episodes_started = 0
+
+    def metrics(self) -> dict[str, float]:
+        return self.opponents.metrics() if self.opponents is not None else {}
+
+    def close(self) -> None:
+        self.vec.close()
 
     # ------------------------------------------------------------------------------------
     def _start(self) -> VecStep:

@@ -7,14 +7,22 @@ from the optimizer, new weights published to them).
 
 Sockets bind to 127.0.0.1 unless told otherwise. Receivers never raise on a bad message:
 they count it, remember why, and drop it.
+
+Security: with CurveZMQ (`CurveKeys`, made by `arena keys DIR`) every learner socket is a
+CURVE server that accepts only the client public keys in DIR/authorized/, and traffic is
+encrypted; an actor without an authorised key never completes the handshake, so the learner
+never sees a byte from it.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import struct
+import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -26,6 +34,88 @@ from arena.wire import MAX_MESSAGE_BYTES, WireError, decode, encode
 
 LOOPBACK = "tcp://127.0.0.1"
 _LEN = struct.Struct("<I")
+
+
+Secure = Callable[[zmq.Socket], None]  # applied to a socket before it binds or connects
+
+
+class KeysError(ValueError):
+    """Missing or unreadable CURVE keys; the message names the file."""
+
+
+@dataclass(frozen=True)
+class CurveKeys:
+    """CurveZMQ keys from `arena keys DIR`.
+
+    DIR/server.key, DIR/server.key_secret      the learner's key pair
+    DIR/client.key, DIR/client.key_secret      an actor's key pair
+    DIR/authorized/*.key                       client public keys the learner accepts
+
+    A learner needs server.key_secret and authorized/; an actor needs server.key (public)
+    and client.key_secret. Copy only those to each machine.
+    """
+
+    directory: Path
+
+    def server(self, socket: zmq.Socket) -> None:
+        public, secret = _load_certificate(self.directory / "server.key_secret", secret=True)
+        socket.curve_publickey, socket.curve_secretkey = public, secret
+        socket.curve_server = True
+
+    def client(self, socket: zmq.Socket) -> None:
+        server_public, _ = _load_certificate(self.directory / "server.key", secret=False)
+        public, secret = _load_certificate(self.directory / "client.key_secret", secret=True)
+        socket.curve_publickey, socket.curve_secretkey = public, secret
+        socket.curve_serverkey = server_public
+
+    def authenticator(self, context: zmq.Context):
+        """Started ZAP handler that lets in only the authorised client keys (stop() it)."""
+        from zmq.auth.thread import ThreadAuthenticator
+
+        authorized = self.directory / "authorized"
+        if not authorized.is_dir() or not any(authorized.glob("*.key")):
+            raise KeysError(f"{authorized}: no authorised client keys (*.key); "
+                            f"make them with `arena keys {self.directory}`")
+        auth = ThreadAuthenticator(context)
+        auth.start()
+        auth.configure_curve(domain="*", location=str(authorized))
+        return auth
+
+
+def _load_certificate(path: Path, secret: bool) -> tuple[bytes, bytes | None]:
+    import zmq.auth
+
+    if not path.is_file():
+        raise KeysError(f"{path}: missing CURVE key file (make keys with `arena keys DIR`)")
+    try:
+        public, secret_key = zmq.auth.load_certificate(str(path))
+    except (ValueError, OSError) as exc:
+        raise KeysError(f"{path}: not a CURVE key file ({exc})") from None
+    if secret and not secret_key:
+        raise KeysError(f"{path}: holds no secret key")
+    return public, secret_key
+
+
+def create_keys(directory: str | Path) -> CurveKeys:
+    """Write a learner key pair, an actor key pair and the authorised-clients folder."""
+    import zmq.auth
+
+    directory = Path(directory)
+    names = ("server.key", "server.key_secret", "client.key", "client.key_secret")
+    existing = [n for n in names if (directory / n).exists()]
+    if existing:
+        raise KeysError(f"{directory}: already holds {', '.join(existing)}; not overwriting keys")
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        zmq.auth.create_certificates(tmp, "server")
+        zmq.auth.create_certificates(tmp, "client")
+        (directory / "authorized").mkdir(exist_ok=True)
+        shutil.copy(Path(tmp) / "client.key", directory / "authorized" / "client.key")
+        for name in names:
+            Path(tmp, name).replace(directory / name)
+    for name in ("server.key_secret", "client.key_secret"):
+        (directory / name).chmod(0o600)
+    return CurveKeys(directory)
 
 
 def _bind(socket: zmq.Socket, address: str) -> str:
@@ -55,8 +145,12 @@ class Dropped:
 class ChunkReceiver:
     """The learner's end of the chunk channel: a PULL socket with a bounded queue."""
 
-    def __init__(self, context: zmq.Context, address: str = f"{LOOPBACK}:*", hwm: int = 64) -> None:
+    def __init__(self, context: zmq.Context, address: str = f"{LOOPBACK}:*", hwm: int = 64,
+                 secure: Secure | None = None) -> None:
         self.socket = context.socket(zmq.PULL)
+        if secure is not None:
+            secure(self.socket)
+        self.bytes_received = 0
         self.socket.setsockopt(zmq.RCVHWM, hwm)
         self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         self.address = _bind(self.socket, address)
@@ -66,6 +160,7 @@ class ChunkReceiver:
         """The next valid chunk (meta, arrays), or None if none arrives in time."""
         while self.socket.poll(timeout_ms, zmq.POLLIN):
             frames = self.socket.recv_multipart(copy=False)
+            self.bytes_received += sum(len(f) for f in frames)
             try:
                 _, meta, arrays = decode([f.buffer for f in frames], expect_kind="rollout")
                 return meta, arrays
@@ -81,13 +176,22 @@ class ChunkReceiver:
 class ChunkSender:
     """An actor's end of the chunk channel: PUSH, blocking when the learner's queue is full."""
 
-    def __init__(self, context: zmq.Context, address: str, hwm: int = 8) -> None:
+    def __init__(self, context: zmq.Context, address: str, hwm: int = 8,
+                 secure: Secure | None = None, timeout_ms: int = -1) -> None:
         self.socket = context.socket(zmq.PUSH)
+        if secure is not None:
+            secure(self.socket)
         self.socket.setsockopt(zmq.SNDHWM, hwm)
+        self.socket.setsockopt(zmq.SNDTIMEO, timeout_ms)
         self.socket.connect(address)
 
-    def send(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
-        self.socket.send_multipart(encode("rollout", meta, arrays), copy=False)
+    def send(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> bool:
+        """Queue one rollout; False if the learner's queue stayed full for `timeout_ms`."""
+        try:
+            self.socket.send_multipart(encode("rollout", meta, arrays), copy=False)
+        except zmq.Again:
+            return False
+        return True
 
     def close(self) -> None:
         self.socket.close(linger=0)
@@ -126,8 +230,11 @@ def decode_weights(frame: bytes) -> tuple[int, float, dict[str, torch.Tensor]]:
 
 
 class WeightsPublisher:
-    def __init__(self, context: zmq.Context, address: str = f"{LOOPBACK}:*") -> None:
+    def __init__(self, context: zmq.Context, address: str = f"{LOOPBACK}:*",
+                 secure: Secure | None = None) -> None:
         self.socket = context.socket(zmq.PUB)
+        if secure is not None:
+            secure(self.socket)
         self.address = _bind(self.socket, address)
 
     def publish(self, weights: Mapping[str, torch.Tensor], version: int, gamma: float) -> None:
@@ -140,8 +247,10 @@ class WeightsPublisher:
 class WeightsSubscriber:
     """Keeps only the newest weights message (CONFLATE): actors never fall behind a queue."""
 
-    def __init__(self, context: zmq.Context, address: str) -> None:
+    def __init__(self, context: zmq.Context, address: str, secure: Secure | None = None) -> None:
         self.socket = context.socket(zmq.SUB)
+        if secure is not None:
+            secure(self.socket)
         self.socket.setsockopt(zmq.CONFLATE, 1)
         self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         self.socket.setsockopt(zmq.SUBSCRIBE, b"")

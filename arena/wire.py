@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 SCHEMA = 1
-KINDS = ("rollout", "weights", "hello")
+KINDS = ("rollout", "weights", "hello", "league", "snapshot", "error")
 DTYPES = ("float32", "float64", "int64", "int32", "int8", "uint8", "bool")
 MAX_MESSAGE_BYTES = 512 * 2**20
 MAX_HEADER_BYTES = 64 * 2**10

@@ -97,7 +97,7 @@ def _snapshot_from_json(entry: Any) -> Snapshot:
                     score=float(entry.get("score", 0.0)))
 
 
-def _entries_from_state(state: Any) -> tuple[list[Snapshot], int]:
+def entries_from_state(state: Any) -> tuple[list[Snapshot], int]:
     if not isinstance(state, Mapping) or not isinstance(state.get("snapshots"), list):
         raise ValueError("expected an object with a 'snapshots' list")
     snapshots = [_snapshot_from_json(e) for e in state["snapshots"]]
@@ -202,7 +202,7 @@ class OpponentPool:
             return pool
         try:
             raw = index.read_bytes()
-            snapshots, next_id = _entries_from_state(json.loads(raw))
+            snapshots, next_id = entries_from_state(json.loads(raw))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise PoolError(f"{index}: not a valid pool index ({exc})") from None
         missing = [s.file for s in snapshots if not (pool.directory / s.file).is_file()]
@@ -230,7 +230,7 @@ class OpponentPool:
         (dropped by `max_snapshots` after that checkpoint) are left out with a warning, or
         raise PoolError when `strict`. Writes the index."""
         try:
-            snapshots, next_id = _entries_from_state(state)
+            snapshots, next_id = entries_from_state(state)
         except (ValueError, KeyError, TypeError) as exc:
             raise PoolError(f"{self.directory}: not a valid pool state ({exc})") from None
         missing = [s.file for s in snapshots if not (self.directory / s.file).is_file()]

@@ -1,0 +1,651 @@
+"""Actors: rollout collection in processes apart from the learner (OpenAI Five's Rapid).
+
+Each learner rank with `actors.num_workers > 0` (or `actors.listen`) runs an `ActorService`:
+
+    control   REP   hello (config, ports, seed, actor id), league state, snapshot weights
+    rollouts  PULL  one wire message per rollout (arena/wire.py), bounded queue (HWM)
+    weights   PUB   the policies' weights as safetensors, newest only (CONFLATE at actors)
+
+An actor (`run_actor`, the same code for the local processes the `Supervisor` starts and
+for `arena actor --connect tcp://HOST:PORT`) asks for the config, builds the game batch,
+CPU policies and the league opponents, then loops: take the newest weights, collect a
+rollout with `arena.rollout.Collector` (the very code in-process collection runs), push it.
+Snapshot opponents are fetched by id from rank 0's control socket and cached; results
+against them travel back with the next league request. Nothing is pickled anywhere: JSON
+headers, raw numpy buffers and safetensors bytes only.
+
+The learner's `ActorCollector` takes `rollouts_per_update` rollouts per update, drops (and
+counts) malformed ones and those made with weights more than `max_staleness` updates old,
+restarts local actors that died, and republishes the weights while it waits so a late
+(or restarted) actor gets them. A killed actor loses only the rollout it was collecting;
+zmq delivers whole messages or nothing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import zmq
+
+from arena.rollout import Rollout, concat_rollouts
+from arena.transport import (
+    ChunkReceiver, ChunkSender, CurveKeys, Dropped, Secure, WeightsPublisher, WeightsSubscriber,
+    _bind,
+)
+from arena.wire import WireError, decode, encode
+from league.pool import OpponentPool, entries_from_state, snapshot_file
+
+STOP_VERSION = -1  # a weights message with this version tells actors the run is over
+HELLO_TIMEOUT_S = 30.0
+
+
+class ActorError(RuntimeError):
+    """An actor cannot go on (no learner, refused, learner gone); the message says why."""
+
+
+# ---- rollouts on the wire ------------------------------------------------------------------
+GROUP_FIELDS = {  # name: (dtype, shape kind)
+    "obs": ("float32", "LnD"), "action_mask": ("bool", "LnA"), "actions": ("int64", "Ln"),
+    "logprobs": ("float32", "Ln"), "values": ("float32", "Ln"),
+    "episode_starts": ("bool", "Ln"), "valid": ("bool", "Ln"), "agent_dones": ("bool", "Ln"),
+    "state_h": ("float32", "KnH"), "state_c": ("float32", "KnH"),
+    "last_values": ("float32", "n"), "last_episode_starts": ("bool", "n"),
+}
+
+
+@dataclass(frozen=True)
+class RolloutSpec:
+    """The exact arrays a rollout from one actor must hold."""
+
+    length: int  # steps (chunk_len * chunks)
+    chunks: int
+    games: int
+    slots: int
+    events: int
+    groups: tuple[tuple[str, int, int, int, int], ...]  # key, rows per game, obs, actions, H
+
+    def expected(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        L, K, B, S = self.length, self.chunks, self.games, self.slots
+        out = {"env_rewards": ("float32", (L, B, S)), "events": ("float32", (L, B, S, self.events)),
+               "active": ("bool", (L, B, S)), "ticks": ("int64", (L, B))}
+        for key, rows, obs_dim, actions, hidden in self.groups:
+            n = B * rows
+            dims = {"L": L, "n": n, "D": obs_dim, "A": actions, "K": K, "H": hidden}
+            for name, (dtype, kind) in GROUP_FIELDS.items():
+                out[f"{key}/{name}"] = (dtype, tuple(dims[c] for c in kind))
+        return out
+
+
+def rollout_arrays(ro: Rollout) -> dict[str, np.ndarray]:
+    arrays: dict[str, np.ndarray] = {"env_rewards": ro.env_rewards, "events": ro.events,
+                                     "active": ro.active, "ticks": ro.ticks}
+    for key, group in ro.groups.items():
+        for name in GROUP_FIELDS:
+            arrays[f"{key}/{name}"] = group[name].detach().cpu().numpy()
+    arrays["episodes/winners"] = ro.episodes["winners"].astype(np.int64)
+    arrays["episodes/lengths"] = ro.episodes["lengths"].astype(np.int64)
+    return arrays
+
+
+def _int(meta: dict, key: str, low: int = 0) -> int:
+    value = meta.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise WireError(f"meta {key!r}: expected an int >= {low}, got {value!r}"[:200])
+    return value
+
+
+def decode_rollout(meta: dict[str, Any], arrays: dict[str, np.ndarray], spec: RolloutSpec,
+                   device: torch.device | str = "cpu") -> tuple[Rollout, int, int]:
+    """(rollout, policy version, actor id) from a decoded message; WireError if it is not
+    exactly a rollout of `spec` (names, dtypes, shapes, metadata)."""
+    version, actor = _int(meta, "version"), _int(meta, "actor")
+    seconds = meta.get("seconds")
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not seconds >= 0:
+        raise WireError(f"meta 'seconds': expected a number >= 0, got {seconds!r}"[:200])
+    bots = meta.get("bots", {})
+    if not isinstance(bots, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and len(v) == 2
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+            for k, v in bots.items()):
+        raise WireError("meta 'bots': expected {name: [score, games]}")
+    expected = spec.expected()
+    episodes = {"episodes/winners", "episodes/lengths"}
+    if set(arrays) != set(expected) | episodes:
+        missing = sorted(set(expected) | episodes - set(arrays))
+        extra = sorted(set(arrays) - set(expected) - episodes)
+        raise WireError(f"rollout arrays differ: missing {missing[:4]}, unexpected {extra[:4]}")
+    for name, (dtype, shape) in expected.items():
+        a = arrays[name]
+        if str(a.dtype) != dtype or a.shape != shape:
+            raise WireError(f"{name}: {a.dtype}{list(a.shape)}, expected {dtype}{list(shape)}")
+    w, lengths = arrays["episodes/winners"], arrays["episodes/lengths"]
+    if w.dtype != np.int64 or lengths.dtype != np.int64 or w.ndim != 1 or w.shape != lengths.shape:
+        raise WireError("episodes: expected two int64 vectors of one length")
+
+    def tensor(name: str) -> torch.Tensor:
+        return torch.from_numpy(arrays[name].copy()).to(device)
+
+    groups = {key: {name: tensor(f"{key}/{name}") for name in GROUP_FIELDS}
+              for key, *_ in spec.groups}
+    active = arrays["active"].copy()
+    ro = Rollout(groups, arrays["env_rewards"].copy(), arrays["events"].copy(), active,
+                 arrays["ticks"].copy(), {"winners": w.copy(), "lengths": lengths.copy()},
+                 int(active.sum()), float(seconds),
+                 {k: (float(v[0]), int(v[1])) for k, v in bots.items()})
+    return ro, version, actor
+
+
+# ---- requests over the control socket --------------------------------------------------------
+class ControlClient:
+    """REQ to a learner's control socket, rebuilt after a timeout (the lazy-pirate pattern:
+    a REQ socket that missed its reply cannot send again)."""
+
+    def __init__(self, context: zmq.Context, endpoint: str, secure: Secure | None,
+                 timeout_s: float) -> None:
+        self.context, self.endpoint, self.secure, self.timeout_s = context, endpoint, secure, timeout_s
+        self.socket: zmq.Socket | None = None
+
+    def _connect(self) -> zmq.Socket:
+        if self.socket is None:
+            self.socket = self.context.socket(zmq.REQ)
+            self.socket.setsockopt(zmq.LINGER, 0)
+            if self.secure is not None:
+                self.secure(self.socket)
+            self.socket.connect(self.endpoint)
+        return self.socket
+
+    def request(self, kind: str, meta: dict[str, Any], timeout_s: float | None = None
+                ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        sock = self._connect()
+        sock.send_multipart(encode(kind, meta, {}))
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        if not sock.poll(int(timeout * 1000), zmq.POLLIN):
+            self.close()
+            raise ActorError(f"no answer from the learner at {self.endpoint} within {timeout:g} s "
+                             f"(is it running with actors enabled? with CURVE on, does this "
+                             f"actor hold an authorised key?)")
+        try:
+            reply_kind, reply_meta, arrays = decode(sock.recv_multipart())
+        except WireError as exc:
+            raise ActorError(f"{self.endpoint}: malformed reply ({exc})") from None
+        if reply_kind == "error":
+            raise ActorError(f"{self.endpoint}: {reply_meta.get('reason', 'refused')}")
+        return reply_meta, arrays
+
+    def close(self) -> None:
+        if self.socket is not None:
+            self.socket.close(linger=0)
+            self.socket = None
+
+
+class PoolMirror(OpponentPool):
+    """An actor's (or a DDP rank's) read-only view of a role's pool on rank 0: sampling as in
+    OpponentPool, the index synced over the control socket, weights fetched by id and
+    cached, results queued for rank 0, which alone updates qualities and writes files."""
+
+    def __init__(self, role: str, client: ControlClient, **settings: Any) -> None:
+        super().__init__(f"<league '{role}' at {client.endpoint}>", **settings)
+        self.role = role
+        self.client = client
+        self.pending: list[list[Any]] = []
+
+    def sync(self, state: dict[str, Any]) -> None:
+        snapshots, next_id = entries_from_state(state)
+        if next_id < self._next_id:  # the learner went back to an older checkpoint
+            self._cache.clear()
+        self._snapshots, self._next_id = snapshots, next_id
+
+    def record(self, snapshot_id: int, latest_score: float) -> None:
+        self.pending.append([self.role, int(snapshot_id), float(latest_score)])
+
+    def save_index(self) -> None:
+        return None
+
+    def load_weights(self, snapshot_id: int) -> dict[str, torch.Tensor]:
+        from safetensors.torch import load as st_load
+
+        if snapshot_id not in self._cache:
+            _, arrays = self.client.request("snapshot", {"role": self.role, "id": int(snapshot_id)})
+            self._cache[snapshot_id] = st_load(arrays["weights"].tobytes())
+            while len(self._cache) > max(self._cache_size, 1):
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(snapshot_id)
+        return dict(self._cache[snapshot_id])
+
+
+def sync_league(client: ControlClient, pools: dict[str, PoolMirror]) -> None:
+    """Send the results queued in `pools` to rank 0 and take its pools' current index."""
+    results = [r for pool in pools.values() for r in pool.pending]
+    meta, _ = client.request("league", {"results": results})
+    for pool in pools.values():
+        pool.pending.clear()
+        state = meta.get("pools", {}).get(pool.role)
+        if state is not None:
+            pool.sync(state)
+
+
+# ---- the learner's side ------------------------------------------------------------------------
+class ControlServer:
+    """The learner's REP socket, served by a thread: hello, league index, snapshot weights.
+    Bad requests get an error reply and are counted; the thread never dies on one."""
+
+    def __init__(self, context: zmq.Context, address: str, secure: Secure | None,
+                 hello: Callable[[dict], dict], league_dir: Path | None) -> None:
+        self.context, self.secure, self.hello, self.league_dir = context, secure, hello, league_dir
+        self.league_state: dict[str, Any] | None = None  # swapped whole by the learner
+        self.results: queue.SimpleQueue = queue.SimpleQueue()
+        self.dropped = Dropped()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.address = ""
+        self._thread = threading.Thread(target=self._serve, args=(address,), daemon=True,
+                                        name="arena-control")
+        self._thread.start()
+        self._ready.wait(10)
+        if self._error is not None:
+            raise self._error
+
+    def _serve(self, address: str) -> None:
+        sock = self.context.socket(zmq.REP)
+        sock.setsockopt(zmq.LINGER, 0)
+        try:
+            if self.secure is not None:
+                self.secure(sock)
+            self.address = _bind(sock, address)
+        except (zmq.ZMQError, ValueError) as exc:
+            self._error = exc
+            self._ready.set()
+            sock.close()
+            return
+        self._ready.set()
+        while not self._stop.is_set():
+            if not sock.poll(100, zmq.POLLIN):
+                continue
+            frames = sock.recv_multipart()
+            try:
+                kind, meta, _ = decode(frames)
+                reply = self._handle(kind, meta)
+            except WireError as exc:
+                self.dropped.add(str(exc))
+                reply = encode("error", {"reason": str(exc)[:300]}, {})
+            except Exception as exc:  # noqa: BLE001 - a reply must go out whatever happened
+                reply = encode("error", {"reason": f"{type(exc).__name__}: {exc}"[:300]}, {})
+            sock.send_multipart(reply)
+        sock.close()
+
+    def _handle(self, kind: str, meta: dict[str, Any]) -> list:
+        if kind == "hello":
+            return encode("hello", self.hello(meta), {})
+        if kind == "league":
+            if self.league_state is None:
+                raise WireError("this learner rank serves no league (ask rank 0)")
+            results = meta.get("results")
+            if not isinstance(results, list) or len(results) > 100_000:
+                raise WireError("league: 'results' must be a list")
+            for r in results:
+                if not (isinstance(r, list) and len(r) == 3 and isinstance(r[0], str)
+                        and isinstance(r[1], int) and not isinstance(r[1], bool)
+                        and r[2] in (0, 0.5, 1) and r[0] in self.league_state):
+                    raise WireError(f"league: bad result {r!r}"[:200])
+            for r in results:
+                self.results.put((r[0], r[1], float(r[2])))
+            return encode("league", {"pools": self.league_state}, {})
+        if kind == "snapshot":
+            role, sid = meta.get("role"), meta.get("id")
+            if self.league_dir is None or self.league_state is None or role not in self.league_state \
+                    or not isinstance(sid, int) or isinstance(sid, bool) or sid < 0:
+                raise WireError(f"snapshot: no snapshot {sid!r} of role {role!r} here"[:200])
+            path = self.league_dir / role / snapshot_file(sid)
+            if not path.is_file():
+                raise WireError(f"snapshot {sid} of role {role!r} is not in the pool")
+            data = np.frombuffer(path.read_bytes(), np.uint8)
+            return encode("snapshot", {"role": role, "id": sid}, {"weights": data})
+        raise WireError(f"unexpected request kind {kind!r}")
+
+    def drain_results(self) -> list[tuple[str, int, float]]:
+        out = []
+        while True:
+            try:
+                out.append(self.results.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def _local_actor(endpoint: str, actor_id: int, keys: str | None, threads: int, parent: int) -> None:
+    """Entry point of a supervised actor process."""
+    try:
+        run_actor(endpoint, actor_id=actor_id, keys=keys, threads=threads, parent_pid=parent)
+    except ActorError as exc:
+        print(f"actor {actor_id}: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass
+
+
+class Supervisor:
+    """Starts the local actor processes and restarts any that died (SIGKILL included)."""
+
+    def __init__(self, endpoint: str, num: int, keys: str | None, threads: int,
+                 max_restarts: int = 1000) -> None:
+        self.endpoint, self.keys, self.threads = endpoint, keys, threads
+        self.max_restarts = max_restarts
+        self.context = mp.get_context("spawn")
+        self.processes: dict[int, mp.process.BaseProcess] = {}
+        self.restarts = 0
+        for i in range(num):
+            self._spawn(i)
+
+    def _spawn(self, i: int) -> None:
+        p = self.context.Process(target=_local_actor, name=f"arena-actor-{i}", daemon=True,
+                                 args=(self.endpoint, i, self.keys, self.threads, os.getpid()))
+        p.start()
+        self.processes[i] = p
+
+    def check(self) -> list[tuple[int, int | None]]:
+        """Restart dead actors; returns (actor id, exit code) of each one restarted."""
+        dead = [(i, p.exitcode) for i, p in self.processes.items() if not p.is_alive()]
+        for i, code in dead:
+            self.restarts += 1
+            if self.restarts > self.max_restarts:
+                raise ActorError(f"actors died {self.restarts} times; giving up (last: actor "
+                                 f"{i}, exit code {code})")
+            print(f"actor {i} died (exit code {code}); restarting it", file=sys.stderr, flush=True)
+            self._spawn(i)
+        return dead
+
+    def close(self) -> None:
+        for p in self.processes.values():
+            if p.is_alive():
+                p.terminate()
+        for p in self.processes.values():
+            p.join(5)
+            if p.is_alive():
+                p.kill()
+                p.join(1)
+
+
+class ActorService:
+    """One learner rank's sockets, control thread and local actors."""
+
+    def __init__(self, config: dict[str, Any], rank: int, league_dir: Path | None,
+                 league_endpoint: str | None, games_per_actor: int, per_version: int = 1) -> None:
+        from arena.config import config_from_dict
+
+        cfg = config_from_dict(config)
+        a = cfg.actors
+        self.config, self.rank, self.games = config, rank, games_per_actor
+        self.per_version = per_version
+        self.context = zmq.Context()
+        self.keys = CurveKeys(Path(a.curve_keys)) if a.curve_keys else None
+        self.auth = self.keys.authenticator(self.context) if self.keys else None
+        secure = self.keys.server if self.keys else None
+        self.rollouts = ChunkReceiver(self.context, f"tcp://{a.host}:*", hwm=a.queue, secure=secure)
+        self.weights = WeightsPublisher(self.context, f"tcp://{a.host}:*", secure=secure)
+        port = a.port + rank if a.port else "*"
+        self.league_endpoint = league_endpoint  # None: this rank serves the league itself
+        self._next_remote = a.num_workers
+        self._incarnation = 0
+        self._lock = threading.Lock()
+        self.control = ControlServer(self.context, f"tcp://{a.host}:{port}", secure, self._hello,
+                                     league_dir)
+        self.endpoint = self.control.address
+        self.supervisor = Supervisor(self.connect_endpoint, a.num_workers, a.curve_keys,
+                                     a.threads) if a.num_workers else None
+
+    @property
+    def connect_endpoint(self) -> str:
+        """Where actors on this machine connect (0.0.0.0 binds all interfaces)."""
+        return self.endpoint.replace("0.0.0.0", "127.0.0.1")
+
+    def _port(self, address: str) -> int:
+        return int(address.rsplit(":", 1)[1])
+
+    def _hello(self, meta: dict[str, Any]) -> dict[str, Any]:
+        actor = meta.get("actor")
+        with self._lock:
+            if not isinstance(actor, int) or isinstance(actor, bool) or actor < 0:
+                actor = self._next_remote
+                self._next_remote += 1
+            self._incarnation += 1
+            incarnation = self._incarnation
+        seed = int(self.config["run"]["seed"]) + 1_000_003 * (self.rank + 1) + 7919 * actor \
+            + 104_729 * incarnation
+        return {"config": self.config, "actor": actor, "seed": seed,
+                "rollouts_port": self._port(self.rollouts.address),
+                "weights_port": self._port(self.weights.address),
+                "league": self.league_endpoint or "self", "num_envs": self.games,
+                "rollouts_per_version": self.per_version}
+
+    def close(self) -> None:
+        try:
+            self.weights.socket.send(_stop_message(), copy=False)
+        except zmq.ZMQError:
+            pass
+        if self.supervisor is not None:
+            self.supervisor.close()
+        self.control.close()
+        self.rollouts.close()
+        time.sleep(0.05)
+        self.weights.close()
+        if self.auth is not None:
+            self.auth.stop()
+        self.context.term()
+
+
+def _stop_message() -> bytes:
+    from arena.transport import encode_weights
+
+    return encode_weights({}, STOP_VERSION, 0.0)
+
+
+class ActorCollector:
+    """The learner's collector when actors collect: `collect()` returns the next update's
+    batch, made of `need` rollouts from any actors, side by side."""
+
+    def __init__(self, service: ActorService, spec: RolloutSpec, need: int, max_staleness: int,
+                 timeout_s: float, version: Callable[[], int],
+                 weights: Callable[[], tuple[dict[str, torch.Tensor], float]],
+                 device: torch.device | str = "cpu") -> None:
+        self.service, self.spec, self.need = service, spec, need
+        self.max_staleness, self.timeout_s = max_staleness, timeout_s
+        self.version, self.weights = version, weights
+        self.device = torch.device(device)
+        self.opponents = None
+        self.dropped_stale = 0
+        self.dropped_bad = 0
+        self.lost_rollouts = 0  # in-flight rollouts of actors that died
+        self._stats: dict[str, float] = {}
+        self._published = -1
+        self._last_publish = 0.0
+
+    def publish(self, force: bool = False) -> None:
+        version = self.version()
+        if force or version != self._published:
+            tensors, gamma = self.weights()
+            self.service.weights.publish(tensors, version, gamma)
+            self._published = version
+            self._last_publish = time.monotonic()
+
+    def collect(self) -> Rollout:
+        t0 = time.perf_counter()
+        self.publish()
+        got: list[Rollout] = []
+        staleness: list[int] = []
+        bytes0 = self.service.rollouts.bytes_received
+        last_progress = time.monotonic()
+        while len(got) < self.need:
+            if self.service.supervisor is not None:
+                self.lost_rollouts += len(self.service.supervisor.check())
+            if time.monotonic() - self._last_publish > 1.0:
+                self.publish(force=True)  # for actors that joined (or restarted) since
+            item = self.service.rollouts.receive(timeout_ms=100)
+            if item is None:
+                if time.monotonic() - last_progress > self.timeout_s:
+                    raise ActorError(f"no rollout from any actor for {self.timeout_s:g} s "
+                                     f"(actors.timeout_s); actors connect to "
+                                     f"{self.service.connect_endpoint}")
+                continue
+            last_progress = time.monotonic()
+            meta, arrays = item
+            try:
+                ro, version, _ = decode_rollout(meta, arrays, self.spec, self.device)
+            except WireError as exc:
+                self.dropped_bad += 1
+                self.service.rollouts.dropped.add(str(exc))
+                continue
+            stale = self.version() - version
+            if stale > self.max_staleness or stale < 0:
+                self.dropped_stale += 1
+                continue
+            got.append(ro)
+            staleness.append(stale)
+        seconds = time.perf_counter() - t0
+        rollout = concat_rollouts(got)
+        rollout.seconds = seconds
+        bots: dict[str, list[float]] = {}
+        for ro in got:
+            for name, (score, games) in ro.bot_results.items():
+                b = bots.setdefault(name, [0.0, 0])
+                b[0] += score
+                b[1] += games
+        nbytes = self.service.rollouts.bytes_received - bytes0
+        self._stats = {
+            "actors/staleness_mean": float(np.mean(staleness)),
+            "actors/staleness_max": float(np.max(staleness)),
+            "actors/dropped_stale": float(self.dropped_stale),
+            "actors/dropped_malformed": float(self.service.rollouts.dropped.count),
+            "actors/restarts": float(self.service.supervisor.restarts
+                                     if self.service.supervisor else 0),
+            "actors/lost_rollouts": float(self.lost_rollouts),
+            "actors/rollouts_per_update": float(len(got)),
+            "perf/transport_mb_per_s": nbytes / 2**20 / max(seconds, 1e-9),
+            **{f"league/win_rate_vs_bot/{k}": v[0] / v[1] for k, v in bots.items() if v[1]},
+        }
+        return rollout
+
+    def metrics(self) -> dict[str, float]:
+        return dict(self._stats)
+
+    def close(self) -> None:
+        self.service.close()
+
+
+# ---- the actor -----------------------------------------------------------------------------------
+def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = None,
+              threads: int = 1, parent_pid: int | None = None,
+              max_rollouts: int | None = None) -> int:
+    """Collect rollouts for the learner at `endpoint` until it stops (or `max_rollouts`);
+    returns the number of rollouts sent."""
+    from arena.config import config_from_dict
+    from arena.learner import build_policy, group_module_key
+    from arena.opponents import OpponentManager
+    from arena.rollout import Collector, policy_groups
+    from games.vector import make_vec
+
+    torch.set_num_threads(threads)
+    context = zmq.Context()
+    secure = CurveKeys(Path(keys)).client if keys else None
+    control = ControlClient(context, endpoint, secure, timeout_s=HELLO_TIMEOUT_S)
+    try:
+        hello, _ = control.request("hello", {"actor": actor_id})
+        cfg = config_from_dict(hello["config"])
+        host = endpoint.rsplit(":", 1)[0]
+        sender = ChunkSender(context, f"{host}:{hello['rollouts_port']}", hwm=2, secure=secure,
+                             timeout_ms=500)
+        subscriber = WeightsSubscriber(context, f"{host}:{hello['weights_port']}", secure=secure)
+        league = None
+        if cfg.league.enabled:
+            league = control if hello["league"] == "self" else \
+                ControlClient(context, hello["league"], secure, timeout_s=HELLO_TIMEOUT_S)
+        actor = int(hello["actor"])
+        vec = make_vec(cfg.game.name, int(hello["num_envs"]), **cfg.game.options)
+        groups = policy_groups(vec, cfg.model.per_agent_weights)
+        roles = {g.key: g.role for g in groups}
+        policies = {g.key: build_policy(g.role, cfg).eval() for g in groups}
+        pools: dict[str, PoolMirror] = {}
+        opponents = None
+        if league is not None:
+            lg = cfg.league
+            pools = {role: PoolMirror(role, league, latest_prob=lg.latest_prob, sampler=lg.sampler,
+                                      eta=lg.eta, pfsp_weighting=lg.pfsp_weighting,
+                                      pfsp_p=lg.pfsp_p, max_snapshots=lg.max_snapshots)
+                     for role in sorted({g.role.name for g in groups})}
+            opponents = OpponentManager(vec, groups, pools,
+                                        build=lambda key: build_policy(roles[key], cfg),
+                                        module_key=group_module_key, seed=int(hello["seed"]) + 5,
+                                        device=torch.device("cpu"), bots=list(lg.bots),
+                                        bot_prob=lg.bot_prob)
+        collector = Collector(vec, policies, groups, cfg.ppo.chunk_len, cfg.ppo.chunks_per_update,
+                              seed=int(hello["seed"]), device="cpu", opponents=opponents)
+        version: int | None = None
+        last_weights = time.monotonic()
+        sent = 0
+        # Flow control: at most `per_version` rollouts per weights version, so actors never
+        # run far ahead of the learner and fill its queue with stale rollouts. The learner
+        # re-sends the current weights only while it waits for rollouts; that grants one more.
+        per_version = max(int(hello.get("rollouts_per_version", 1)), 1)
+        credit = 0
+
+        def take_weights(timeout_ms: int) -> bool:
+            """Load the newest weights if any came; False once the learner said stop."""
+            nonlocal version, last_weights, credit
+            msg = subscriber.latest(timeout_ms)
+            if msg is None:
+                return True
+            v, _, tensors = msg
+            if v == STOP_VERSION:
+                return False
+            last_weights = time.monotonic()
+            credit = max(credit, 1) if v == version else per_version
+            if v != version:
+                for g in groups:
+                    prefix = f"policies.{group_module_key(g.key)}."
+                    policies[g.key].load_state_dict(
+                        {k[len(prefix):]: t for k, t in tensors.items() if k.startswith(prefix)})
+                version = v
+            return True
+
+        def alive() -> bool:
+            if parent_pid is not None and os.getppid() != parent_pid:
+                return False  # the learner process is gone
+            if time.monotonic() - last_weights > cfg.actors.timeout_s:
+                raise ActorError(f"no weights from the learner at {endpoint} for "
+                                 f"{cfg.actors.timeout_s:g} s")
+            return True
+
+        while max_rollouts is None or sent < max_rollouts:
+            if not take_weights(0 if credit else 200) or not alive():
+                break
+            if version is None or credit == 0:
+                continue
+            if pools:
+                sync_league(league, pools)
+            ro = collector.collect()
+            bots = opponents.take_bot_results() if opponents is not None else {}
+            meta = {"actor": actor, "version": version, "seconds": ro.seconds,
+                    "bots": {k: [s, g] for k, (s, g) in bots.items()}}
+            arrays = rollout_arrays(ro)
+            while not sender.send(meta, arrays):  # the learner's queue is full: wait
+                if not take_weights(0) or not alive():
+                    return sent
+            sent += 1
+            credit -= 1
+        return sent
+    finally:
+        control.close()
+        context.destroy(linger=0)
