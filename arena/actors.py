@@ -548,7 +548,7 @@ class ActorCollector:
 # ---- the actor -----------------------------------------------------------------------------------
 def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = None,
               threads: int = 1, parent_pid: int | None = None,
-              max_rollouts: int | None = None) -> int:
+              max_rollouts: int | None = None, hello_timeout_s: float = HELLO_TIMEOUT_S) -> int:
     """Collect rollouts for the learner at `endpoint` until it stops (or `max_rollouts`);
     returns the number of rollouts sent."""
     from arena.config import config_from_dict
@@ -562,7 +562,7 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
     secure = CurveKeys(Path(keys)).client if keys else None
     control = ControlClient(context, endpoint, secure, timeout_s=HELLO_TIMEOUT_S)
     try:
-        hello, _ = control.request("hello", {"actor": actor_id})
+        hello, _ = control.request("hello", {"actor": actor_id}, timeout_s=hello_timeout_s)
         cfg = config_from_dict(hello["config"])
         host = endpoint.rsplit(":", 1)[0]
         sender = ChunkSender(context, f"{host}:{hello['rollouts_port']}", hwm=2, secure=secure,

@@ -1,0 +1,241 @@
+"""Actors over pyzmq: end-to-end training with actor processes, an actor killed mid-run, the
+learner killed mid-run, malformed rollouts, CURVE authentication."""
+
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lightning.pytorch.callbacks import Callback
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from arena.actors import (
+    ActorError, ActorService, ControlClient, decode_rollout, rollout_arrays, run_actor,
+)
+from arena.checkpoints import read_checkpoint
+from arena.config import load_config, to_dict
+from arena.learner import PPOLearner
+from arena.rollout import Collector
+from arena.train import train
+from arena.transport import ChunkSender, CurveKeys, create_keys
+from arena.wire import WireError
+from games.vector import make_vec
+from league.pool import OpponentPool
+
+SMALL = ["game.options.team_size=1", "game.options.max_ticks=16", "game.num_envs=4",
+         "ppo.chunk_len=8", "ppo.chunks_per_update=2", "eval.every=0", "watch.every=0",
+         "model.hidden=32", "model.lstm_hidden=32", "trainer.num_threads=1"]
+
+
+def scalars(run: Path, tag: str) -> list[float]:
+    acc = EventAccumulator(str(run / "tb"))
+    acc.Reload()
+    return [e.value for e in acc.Scalars(tag)]
+
+
+def test_two_actor_processes_train_end_to_end_with_the_league(tmp_path):
+    cfg = load_config(None, [*SMALL, "actors.num_workers=2", "trainer.max_updates=4",
+                             "trainer.checkpoint_every=2", "league.snapshot_every=1",
+                             "league.latest_prob=0.0", f"run.root={tmp_path}", "run.name=a"])
+    run = train(cfg)
+    state = read_checkpoint(run)["arena"]
+    assert state["updates"] == 4
+    # 2 rollouts per update, each 4 games x 2 heroes x 16 steps
+    assert state["agent_steps"] == 4 * 2 * 4 * 2 * 16
+    assert scalars(run, "actors/rollouts_per_update") == [2.0] * 4
+    assert max(scalars(run, "actors/staleness_max")) <= cfg.actors.max_staleness
+    pool = OpponentPool.open(run / "league" / "hero")
+    assert [s.update for s in pool.snapshots] == [1, 2, 3, 4]
+    # actors played the snapshots (latest_prob 0) and their results reached rank 0's pool
+    assert sum(s.games for s in pool.snapshots) > 0
+
+
+class KillActor(Callback):
+    def __init__(self) -> None:
+        self.killed: int | None = None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if module.updates == 2 and self.killed is None:
+            self.killed = module.service.supervisor.processes[0].pid
+            os.kill(self.killed, signal.SIGKILL)
+
+
+def test_a_killed_actor_is_restarted_and_training_goes_on(tmp_path):
+    cfg = load_config(None, [*SMALL, "actors.num_workers=2", "trainer.max_updates=6",
+                             "trainer.checkpoint_every=3", "league.enabled=false",
+                             f"run.root={tmp_path}", "run.name=k"])
+    killer = KillActor()
+    run = train(cfg, callbacks=[killer])
+    assert killer.killed is not None
+    assert read_checkpoint(run)["arena"]["updates"] == 6
+    assert scalars(run, "actors/restarts")[-1] >= 1
+    assert scalars(run, "actors/lost_rollouts")[-1] >= 1  # the killed actor's rollout in flight
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def test_learner_killed_mid_run_resumes_with_league_and_its_actors_exit(tmp_path):
+    cmd = [sys.executable, "-m", "arena", "train", *SMALL, "actors.num_workers=1",
+           "league.snapshot_every=2", "trainer.checkpoint_every=2", "trainer.max_updates=1000",
+           f"run.root={tmp_path}", "run.name=r"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpts = tmp_path / "r" / "checkpoints"
+    deadline = time.time() + 180
+    while time.time() < deadline and not list(ckpts.glob("update-000004.ckpt")):
+        time.sleep(0.2)
+    actors = _children(proc.pid)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert actors, "the learner had no actor process"
+    deadline = time.time() + 30  # orphaned actors notice their learner is gone and exit
+    while time.time() < deadline and any(Path(f"/proc/{a}").exists() and
+                                         "Z" not in Path(f"/proc/{a}/stat").read_text().split()[2]
+                                         for a in actors):
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{a}").exists() and
+                   "Z" not in Path(f"/proc/{a}/stat").read_text().split()[2] for a in actors)
+    state = read_checkpoint(tmp_path / "r")["arena"]
+    done = state["updates"]
+    assert done >= 4
+    assert not [p for p in ckpts.iterdir() if p.suffix != ".ckpt"]  # no half-written files
+    saved = [s["update"] for s in state["league"]["hero"]["snapshots"]]
+    resume = subprocess.run([sys.executable, "-m", "arena", "train", "--resume",
+                             str(tmp_path / "r"), f"trainer.max_updates={done + 2}"],
+                            capture_output=True, text=True, timeout=300)
+    assert resume.returncode == 0, resume.stderr[-2000:]
+    after = read_checkpoint(tmp_path / "r")["arena"]
+    assert after["updates"] == done + 2
+    assert after["agent_steps"] > state["agent_steps"]
+    kept = [s["update"] for s in after["league"]["hero"]["snapshots"]]
+    assert kept[:len(saved)] == saved and kept[-1] == done + 2  # the league went on
+
+
+# ---- messages ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def listening(tmp_path_factory):
+    """A learner serving actors (listen, no local ones), plus a valid rollout for it."""
+    root = tmp_path_factory.mktemp("listen")
+    cfg = load_config(None, [*SMALL, "actors.listen=true", "league.enabled=false",
+                             "actors.timeout_s=20", f"run.root={root}"])
+    learner = PPOLearner(to_dict(cfg))
+    learner.setup("fit")
+    vec = make_vec("moba", cfg.game.num_envs, **cfg.game.options)
+    collector = Collector(vec, {g.key: learner.policy_for(g.key) for g in learner.groups},
+                          learner.groups, cfg.ppo.chunk_len, cfg.ppo.chunks_per_update, seed=3)
+    good = collector.collect()
+    yield learner, good
+    collector.close()
+    learner.teardown("fit")
+
+
+def test_malformed_and_stale_rollouts_are_dropped_and_counted(listening):
+    learner, good = listening
+    service, coll = learner.service, learner.collector
+    host = service.endpoint.rsplit(":", 1)[0]
+    port = service.rollouts.address.rsplit(":", 1)[1]
+    ctx = zmq.Context.instance()
+    raw = ctx.socket(zmq.PUSH)
+    raw.connect(f"{host}:{port}")
+    sender = ChunkSender(ctx, f"{host}:{port}")
+    arrays = rollout_arrays(good)
+    meta = {"actor": 9, "version": 0, "seconds": 1.0, "bots": {}}
+    raw.send(pickle.dumps({"evil": object.__new__(object)}))  # a pickle is never loaded
+    short = dict(arrays)
+    short["hero/obs"] = arrays["hero/obs"][:, :, :-1]
+    sender.send(meta, short)  # a wrong shape
+    missing = {k: v for k, v in arrays.items() if k != "ticks"}
+    sender.send(meta, missing)  # an array missing
+    sender.send({**meta, "version": "0"}, arrays)  # bad metadata
+    learner.updates = 10
+    sender.send({**meta, "version": 2}, arrays)  # 8 updates old > max_staleness 4
+    sender.send({**meta, "version": 9}, arrays)  # fine: 1 update old
+    before = service.rollouts.dropped.count
+    ro = coll.collect()
+    assert ro.agent_steps == int(good.active.sum())
+    assert np.array_equal(ro.groups["hero"]["obs"].numpy(), good.groups["hero"]["obs"].numpy())
+    assert service.rollouts.dropped.count - before == 4
+    assert coll.dropped_stale == 1
+    assert coll.metrics()["actors/staleness_max"] == 1.0
+    raw.close(linger=0)
+    sender.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_rollout_decoder_raises_only_wire_errors_under_fuzzing(listening, data):
+    learner, good = listening
+    arrays = rollout_arrays(good)
+    meta: dict = {"actor": 0, "version": 0, "seconds": 1.0, "bots": {}}
+    names = sorted(arrays)
+    for _ in range(data.draw(st.integers(1, 3))):
+        how = data.draw(st.sampled_from(["drop", "dtype", "shape", "meta", "extra", "bots"]))
+        name = data.draw(st.sampled_from(names))
+        if how == "drop":
+            arrays.pop(name, None)
+        elif how == "dtype" and name in arrays:
+            arrays[name] = arrays[name].astype(data.draw(st.sampled_from(
+                [np.float64, np.int32, np.uint8, np.bool_])))
+        elif how == "shape" and name in arrays and arrays[name].size:
+            arrays[name] = arrays[name].reshape(-1)[:data.draw(st.integers(0, arrays[name].size))]
+        elif how == "meta":
+            key = data.draw(st.sampled_from(["actor", "version", "seconds"]))
+            meta[key] = data.draw(st.one_of(st.none(), st.text(max_size=3), st.integers(-5, 5),
+                                            st.floats(allow_nan=True), st.booleans()))
+        elif how == "extra":
+            arrays[data.draw(st.text("abc/", min_size=1, max_size=6))] = np.zeros(2, np.float32)
+        else:
+            meta["bots"] = data.draw(st.one_of(
+                st.none(), st.dictionaries(st.text(max_size=3), st.lists(st.integers(), max_size=3))))
+    try:
+        ro, _, _ = decode_rollout(meta, arrays, learner.collector.spec)
+    except WireError:
+        return
+    assert ro.agent_steps == int(ro.active.sum())  # whatever passed is a whole, valid rollout
+
+
+# ---- CURVE -----------------------------------------------------------------------------------
+def test_curve_refuses_actors_without_an_authorised_key(tmp_path):
+    keys = create_keys(tmp_path / "keys")
+    other = create_keys(tmp_path / "other")
+    with pytest.raises(ValueError, match="already holds"):
+        create_keys(tmp_path / "keys")
+    wrong = tmp_path / "wrong"  # the right server key, a client key the learner never saw
+    wrong.mkdir()
+    shutil.copy(keys.directory / "server.key", wrong / "server.key")
+    shutil.copy(other.directory / "client.key_secret", wrong / "client.key_secret")
+    cfg = load_config(None, [*SMALL, "actors.listen=true", "league.enabled=false",
+                             f"actors.curve_keys={keys.directory}"])
+    service = ActorService(to_dict(cfg), 0, None, None, 4)
+    ctx = zmq.Context.instance()
+    try:
+        ok = ControlClient(ctx, service.endpoint, CurveKeys(keys.directory).client, timeout_s=10)
+        meta, _ = ok.request("hello", {"actor": None})
+        assert meta["num_envs"] == 4 and meta["config"]["actors"]["curve_keys"]
+        ok.close()
+        for secure in (None, CurveKeys(wrong).client):
+            client = ControlClient(ctx, service.endpoint, secure, timeout_s=1.0)
+            with pytest.raises(ActorError, match="no answer"):
+                client.request("hello", {"actor": None})
+        # nor can an unauthenticated actor push rollouts: nothing reaches the learner
+        host = service.endpoint.rsplit(":", 1)[0]
+        plain = ChunkSender(ctx, f"{host}:{service.rollouts.address.rsplit(':', 1)[1]}",
+                            timeout_ms=200)
+        plain.send({"actor": 0, "version": 0, "seconds": 0.0}, {})
+        assert service.rollouts.receive(timeout_ms=500) is None
+        plain.close()
+        with pytest.raises(ActorError, match="CURVE"):
+            run_actor(service.endpoint, max_rollouts=1, hello_timeout_s=1.0)  # no keys
+    finally:
+        service.close()
