@@ -440,8 +440,7 @@ class ActorService:
             self.supervisor.close()
         self.control.close()
         self.rollouts.close()
-        time.sleep(0.05)
-        self.weights.close()
+        self.weights.socket.close(linger=2000)  # let the stop message reach remote actors
         if self.auth is not None:
             self.auth.stop()
         self.context.term()

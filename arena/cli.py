@@ -6,6 +6,8 @@
     arena tournament SPEC... [--bots]    round robin of checkpoints, snapshots and bots: ranked
                                          table, tournament.json/.csv, TensorBoard
     arena watch A B --out m.gif          play one MOBA match (bots or trained players) as a GIF
+    arena actor --connect tcp://H:P      collect rollouts for a running learner (actors.listen)
+    arena keys DIR                       make CurveZMQ keys for learner and actors
 
 A player SPEC is a bot name, a checkpoint file, a run directory, RUN_DIR@ID (a league
 snapshot) or a snapshot file (arena/players.py).
@@ -43,7 +45,44 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_dir = main_train(args.config, list(args.overrides), args.resume)
     except ConfigError as e:
         raise UsageError(str(e)) from None
-    print(f"run finished: {run_dir}")
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank == 0:  # under DDP every rank returns here; one line is enough
+        print(f"run finished: {run_dir}")
+    return 0
+
+
+# ---- arena actor / arena keys ----------------------------------------------------------------
+def _cmd_actor(args: argparse.Namespace) -> int:
+    from arena.actors import ActorError, run_actor
+    from arena.transport import KeysError
+
+    if not re.fullmatch(r"tcp://[^:/\s]+:\d{1,5}", args.connect):
+        raise UsageError(f"--connect: expected tcp://HOST:PORT, got {args.connect!r}")
+    print(f"actor: connecting to {args.connect}", file=sys.stderr, flush=True)
+    try:
+        sent = run_actor(args.connect, keys=args.keys, threads=args.threads,
+                         hello_timeout_s=args.timeout)
+    except (ActorError, KeysError) as e:
+        raise UsageError(str(e)) from None
+    print(f"actor: the learner stopped; {sent} rollouts sent", file=sys.stderr)
+    return 0
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from arena.transport import KeysError, create_keys
+
+    try:
+        keys = create_keys(args.directory)
+    except KeysError as e:
+        raise UsageError(str(e)) from None
+    d = keys.directory
+    print(f"CURVE keys written to {d}\n"
+          f"  learner:  actors.curve_keys={d}  (uses server.key_secret, authorized/)\n"
+          f"  actors:   arena actor --connect tcp://HOST:PORT --keys DIR, where DIR holds "
+          f"server.key and client.key_secret\n"
+          f"  keep *.key_secret private; add more actor keys as public .key files in "
+          f"{d / 'authorized'}")
     return 0
 
 
@@ -481,6 +520,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=_positive_int, default=6, metavar="PX",
                    help="pixels per map unit, 1-32 (default 6: a 384x384 GIF)")
     p.set_defaults(func=_cmd_watch)
+
+    p = sub.add_parser(
+        "actor", help="collect rollouts for a running learner (on this or another machine)",
+        description="Join a running learner as an actor: take its config and weights, step "
+                    "games with CPU copies of its policies and push rollouts until it stops. "
+                    "The learner must serve actors (actors.listen=true or actors.num_workers "
+                    "> 0) on an address this machine reaches (actors.host, actors.port); it "
+                    "prints the address to connect to.")
+    p.add_argument("--connect", required=True, metavar="tcp://HOST:PORT",
+                   help="the learner's control address")
+    p.add_argument("--keys", default=None, metavar="DIR",
+                   help="CURVE keys (server.key and client.key_secret from `arena keys`); "
+                        "needed when the learner has actors.curve_keys set")
+    p.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default 1)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                   help="seconds to wait for the learner's answer (default 30)")
+    p.set_defaults(func=_cmd_actor)
+
+    p = sub.add_parser(
+        "keys", help="make CurveZMQ keys that authenticate actors and encrypt the transport",
+        description="Write a learner key pair (server.key, server.key_secret), an actor key "
+                    "pair (client.key, client.key_secret) and DIR/authorized/ with the actor's "
+                    "public key. Train with actors.curve_keys=DIR; give actors server.key and "
+                    "client.key_secret. Refuses to overwrite existing keys.")
+    p.add_argument("directory", metavar="DIR", help="where to write the keys")
+    p.set_defaults(func=_cmd_keys)
     return parser
 
 

@@ -322,6 +322,15 @@ class PPOLearner(L.LightningModule):
         # under DDP: moments and gradients over all ranks (arena/distributed.py)
         reduce = all_reduce_sum if world_size() > 1 else None
         shaped = self.shaper(ro.env_rewards, ro.events, ro.active, ro.ticks, self.team_spirit())
+        # A rollout holding nan/inf (a broken game, a bad actor) would poison the normalisers
+        # and the weights: skip the whole update, on every rank alike, and log it.
+        bad = not np.isfinite(shaped["total"]).all() or not all(
+            bool(torch.isfinite(d[k]).all()) for d in ro.groups.values()
+            for k in ("obs", "values", "logprobs", "last_values"))
+        flag = torch.tensor([float(bad)], dtype=torch.float64, device=dev)
+        if float((reduce(flag) if reduce is not None else flag)[0]) > 0:
+            return {"loss/skipped_updates": 1.0, "loss/epochs": 0.0, "train/gamma": float(gamma),
+                    "train/learning_rate": self.learning_rate()}
         L_, B, _ = ro.env_rewards.shape
         T = p.chunk_len
         K = L_ // T
@@ -423,6 +432,7 @@ class PPOLearner(L.LightningModule):
         if stepped:
             metrics["loss/grad_norm"] = sums["grad_norm"] / stepped
         metrics["loss/skipped_steps"] = sums.get("skipped_steps", 0.0)
+        metrics["loss/skipped_updates"] = 0.0
         metrics["loss/nonfinite_losses"] = float(nonfinite_losses)
         metrics["loss/explained_variance"] = explained_variance(torch.cat(ev_pred), torch.cat(ev_true))
         metrics["loss/epochs"] = float(epochs_done)

@@ -239,3 +239,33 @@ def test_curve_refuses_actors_without_an_authorised_key(tmp_path):
             run_actor(service.endpoint, max_rollouts=1, hello_timeout_s=1.0)  # no keys
     finally:
         service.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_arena_actor_joins_a_listening_learner_with_curve_keys(tmp_path):
+    from arena.cli import main
+
+    assert main(["keys", str(tmp_path / "keys")]) == 0
+    port = _free_port()
+    learner = subprocess.Popen(
+        [sys.executable, "-m", "arena", "train", *SMALL, "actors.listen=true",
+         f"actors.port={port}", f"actors.curve_keys={tmp_path / 'keys'}", "actors.timeout_s=120",
+         "trainer.max_updates=3", "trainer.checkpoint_every=3", f"run.root={tmp_path}",
+         "run.name=l"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    actor = subprocess.run(
+        [sys.executable, "-m", "arena", "actor", "--connect", f"tcp://127.0.0.1:{port}",
+         "--keys", str(tmp_path / "keys"), "--timeout", "60"],
+        capture_output=True, text=True, timeout=300)
+    out, err = learner.communicate(timeout=300)
+    assert learner.returncode == 0, err[-2000:]
+    assert f"arena actor --connect tcp://127.0.0.1:{port}" in err  # the learner says where
+    assert actor.returncode == 0, actor.stderr[-2000:]
+    assert "the learner stopped; " in actor.stderr
+    assert read_checkpoint(tmp_path / "l")["arena"]["updates"] == 3

@@ -35,3 +35,34 @@ def test_two_rank_ddp_gradients_match_one_device_on_the_global_batch(tmp_path):
     # only rank 0 writes the run directory's checkpoints
     assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints").iterdir()) == \
         ["last.ckpt", "update-000001.ckpt"]
+
+
+def test_torchrun_two_ranks_share_rank_zeros_league(tmp_path):
+    """`torchrun` launch (as on several nodes, here 2 CPU ranks on one): rank 1 plays the
+    snapshots rank 0 adds and its results reach rank 0's pool; one run directory, one
+    'run finished' line, global agent-step counts."""
+    import json
+    import shutil
+
+    from arena.checkpoints import read_checkpoint
+
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+    updates = 6
+    proc = subprocess.run(
+        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "arena", "train",
+         "game.options.team_size=1", "game.options.max_ticks=16", "game.num_envs=4",
+         "ppo.chunk_len=8", "ppo.chunks_per_update=2", "eval.every=0", "watch.every=0",
+         "model.hidden=32", "model.lstm_hidden=32", "trainer.num_threads=1",
+         "trainer.devices=2", "league.snapshot_every=1", "league.latest_prob=0.0",
+         "league.bot_prob=0", f"trainer.max_updates={updates}", f"trainer.checkpoint_every={updates}",
+         f"run.root={tmp_path}", "run.name=t"],
+        capture_output=True, text=True, timeout=600, cwd=SCRIPT.parent.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("run finished") == 1
+    state = read_checkpoint(tmp_path / "t")["arena"]
+    assert state["updates"] == updates
+    assert state["agent_steps"] == updates * 2 * 4 * 2 * 16  # both ranks' steps
+    pool = json.loads((tmp_path / "t" / "league" / "hero" / "pool.json").read_text())
+    assert [s["update"] for s in pool["snapshots"]] == list(range(1, updates + 1))
+    # rank 0 alone finishes at most 4 games per update against snapshots, from update 3 on
+    assert sum(s["games"] for s in pool["snapshots"]) > 4 * (updates - 2)

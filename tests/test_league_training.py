@@ -9,7 +9,7 @@ from arena.learner import PPOLearner
 from arena.train import train
 from league.pool import OpponentPool
 
-SHORT = ["game.options.max_ticks=30", "game.num_envs=4", "ppo.chunk_len=10",
+SHORT = ["league.bot_prob=0.0", "game.options.max_ticks=30", "game.num_envs=4", "ppo.chunk_len=10",
          "ppo.chunks_per_update=6", "eval.every=0", "model.hidden=32", "model.lstm_hidden=32"]
 
 

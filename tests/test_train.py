@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from arena.checkpoints import CheckpointError, load_learner, read_checkpoint
 from arena.cli import main
@@ -158,3 +159,60 @@ def test_asymmetric_roles_get_one_network_each(tmp_path):
     dims = {g.key: (g.role.obs_dim, len(g.slots)) for g in learner.groups}
     assert dims == {"predator": (16, 3), "prey": (14, 1)}
     assert learner.policy_for("predator").obs_dim != learner.policy_for("prey").obs_dim
+
+
+class _Corrupt(Callback):
+    """Update 2 gets nan: in its rollout ("rollout") or in its loss ("loss")."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.params: dict[int, dict[str, torch.Tensor]] = {}
+        self.metrics: dict[int, dict[str, float]] = {}
+
+    def on_train_start(self, trainer, module) -> None:
+        collect = module.collector.collect
+        calls = [0]
+
+        def corrupt_collect():
+            ro = collect()
+            calls[0] += 1
+            if self.where == "rollout" and calls[0] == 2:
+                ro.env_rewards[3, 0, 0] = float("nan")
+            return ro
+
+        module.collector.collect = corrupt_collect
+        if self.where == "loss":
+            policy = module.policy_for(module.groups[0].key)
+            evaluate = policy.evaluate_actions
+
+            def nan_values(*args, **kwargs):
+                logprobs, entropy, values = evaluate(*args, **kwargs)
+                if module.updates == 1:  # during the second update
+                    values = values * float("nan")
+                return logprobs, entropy, values
+
+            policy.evaluate_actions = nan_values
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.params[module.updates] = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        self.metrics[module.updates] = dict(module.last_metrics)
+
+
+@pytest.mark.parametrize("where", ["rollout", "loss"])
+def test_nan_rollouts_and_losses_skip_the_update_and_never_reach_the_weights(tmp_path, where):
+    probe = _Corrupt(where)
+    train(load_config(CONFIG_DIR / "memory.yaml", [
+        f"run.root={tmp_path}", "run.name=n", "trainer.max_updates=3", "eval.every=0",
+        "game.num_envs=8"]), callbacks=[probe])
+    m = probe.metrics
+    if where == "rollout":
+        assert m[2]["loss/skipped_updates"] == 1.0 and m[1]["loss/skipped_updates"] == 0.0
+        assert all(torch.equal(probe.params[1][k], probe.params[2][k]) for k in probe.params[1])
+    else:
+        steps = m[2]["loss/skipped_steps"]
+        assert m[2]["loss/nonfinite_losses"] == steps > 0 and m[1]["loss/nonfinite_losses"] == 0
+        params = [k for k in probe.params[1] if "rms" not in k]  # normalisers still learn obs
+        assert all(torch.equal(probe.params[1][k], probe.params[2][k]) for k in params)
+    assert m[3]["loss/skipped_steps"] == 0.0  # training goes on
+    assert all(torch.isfinite(v).all() for v in probe.params[3].values())
+    assert any(not torch.equal(probe.params[2][k], probe.params[3][k]) for k in probe.params[3])
