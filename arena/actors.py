@@ -551,7 +551,7 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
     """Collect rollouts for the learner at `endpoint` until it stops (or `max_rollouts`);
     returns the number of rollouts sent."""
     from arena.config import config_from_dict
-    from arena.learner import build_policy, group_module_key
+    from arena.learner import build_policy, group_module_key, pool_settings
     from arena.opponents import OpponentManager
     from arena.rollout import Collector, policy_groups
     from games.vector import make_vec
@@ -580,9 +580,7 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
         opponents = None
         if league is not None:
             lg = cfg.league
-            pools = {role: PoolMirror(role, league, latest_prob=lg.latest_prob, sampler=lg.sampler,
-                                      eta=lg.eta, pfsp_weighting=lg.pfsp_weighting,
-                                      pfsp_p=lg.pfsp_p, max_snapshots=lg.max_snapshots)
+            pools = {role: PoolMirror(role, league, **pool_settings(cfg))
                      for role in sorted({g.role.name for g in groups})}
             opponents = OpponentManager(vec, groups, pools,
                                         build=lambda key: build_policy(roles[key], cfg),

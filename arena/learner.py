@@ -29,6 +29,7 @@ from arena.actors import (
     ActorCollector, ActorService, ControlClient, PoolMirror, RolloutSpec, sync_league,
 )
 from arena.config import Config, config_from_dict, to_dict
+from arena.transport import CurveKeys
 from arena.distributed import all_reduce_sum, broadcast_text, world_size
 from arena.opponents import OpponentManager, pool_metrics
 from arena.rollout import Collector, PolicyGroup, Rollout, policy_groups
@@ -51,6 +52,14 @@ def build_policy(role: RoleSpec, cfg: Config) -> RecurrentPolicy:
     return RecurrentPolicy(role.obs_dim, role.num_actions, hidden=m.hidden,
                            lstm_hidden=m.lstm_hidden, use_lstm=m.use_lstm,
                            entity_layout=entity_layout, normalize_obs=m.normalize_obs)
+
+
+def pool_settings(cfg: Config) -> dict[str, Any]:
+    """OpponentPool keyword arguments from the config's league section."""
+    lg = cfg.league
+    return {"latest_prob": lg.latest_prob, "sampler": lg.sampler, "eta": lg.eta,
+            "pfsp_weighting": lg.pfsp_weighting, "pfsp_p": lg.pfsp_p,
+            "max_snapshots": lg.max_snapshots}
 
 
 def group_module_key(key: str) -> str:
@@ -143,13 +152,11 @@ class PPOLearner(L.LightningModule):
         if league and rank == 0:
             self.pools = self.open_pools(self.run_dir / "league")
         elif league:
-            self._league_client = ControlClient(self.service.context if self.service else zmq.Context.instance(),
-                                                league_endpoint, None, timeout_s=a.timeout_s)
-            lg = cfg.league
-            self.pools = {role: PoolMirror(role, self._league_client, latest_prob=lg.latest_prob,
-                                           sampler=lg.sampler, eta=lg.eta,
-                                           pfsp_weighting=lg.pfsp_weighting, pfsp_p=lg.pfsp_p,
-                                           max_snapshots=lg.max_snapshots)
+            secure = CurveKeys(Path(a.curve_keys)).client if a.curve_keys else None
+            self._league_client = ControlClient(
+                self.service.context if self.service else zmq.Context.instance(),
+                league_endpoint, secure, timeout_s=a.timeout_s)
+            self.pools = {role: PoolMirror(role, self._league_client, **pool_settings(cfg))
                           for role in sorted({g.role.name for g in self.groups})}
         if use_actors:
             self.collector = ActorCollector(
@@ -207,11 +214,7 @@ class PPOLearner(L.LightningModule):
 
     def open_pools(self, directory: Path) -> dict[str, OpponentPool]:
         """One pool of past snapshots per role (both MOBA teams share the role "hero")."""
-        lg = self.cfg.league
-        return {role: OpponentPool.open(
-                    directory / role, latest_prob=lg.latest_prob, sampler=lg.sampler,
-                    eta=lg.eta, pfsp_weighting=lg.pfsp_weighting, pfsp_p=lg.pfsp_p,
-                    max_snapshots=lg.max_snapshots)
+        return {role: OpponentPool.open(directory / role, **pool_settings(self.cfg))
                 for role in sorted({g.role.name for g in self.groups})}
 
     def snapshot(self) -> None:
