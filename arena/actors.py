@@ -432,6 +432,10 @@ class ActorService:
                 "rollouts_per_version": self.per_version}
 
     def close(self) -> None:
+        """Tell actors to stop, stop local ones, close every socket (idempotent). Sockets
+        others made on `self.context` must be closed first, or term() waits for them."""
+        if self.context.closed:
+            return
         try:
             self.weights.socket.send(_stop_message(), copy=False)
         except zmq.ZMQError:
@@ -541,7 +545,7 @@ class ActorCollector:
         return dict(self._stats)
 
     def close(self) -> None:
-        self.service.close()
+        """Nothing to release: the learner owns the service and closes it."""
 
 
 # ---- the actor -----------------------------------------------------------------------------------

@@ -227,15 +227,15 @@ class PPOLearner(L.LightningModule):
             pool.add(weights, update=self.updates, agent_steps=self.agent_steps)
 
     def teardown(self, stage: str) -> None:
+        if self._league_client is not None:  # its socket lives on the service's context
+            self._league_client.close()
+            self._league_client = None
         if self.collector is not None:
             self.collector.close()
             self.collector = None
         if self.service is not None:
             self.service.close()
             self.service = None
-        if self._league_client is not None:
-            self._league_client.close()
-            self._league_client = None
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.cfg.ppo.lr, eps=1e-5)
