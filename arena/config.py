@@ -213,6 +213,9 @@ def _check(c: Config) -> None:
     need(a.queue >= 1, "actors.queue", "an int >= 1", a.queue)
     need(a.timeout_s > 0, "actors.timeout_s", "a positive number of seconds", a.timeout_s)
     need(a.threads >= 1, "actors.threads", "an int >= 1", a.threads)
+    need(t.num_nodes == 1 or not c.league.enabled or a.host not in ("127.0.0.1", "localhost"),
+         "actors.host", "an address other nodes reach (e.g. 0.0.0.0) when trainer.num_nodes > 1: "
+         "ranks on other nodes fetch the league from rank 0", a.host)
     need(a.curve_keys is None or Path(a.curve_keys).is_dir(), "actors.curve_keys",
          "a directory made by `arena keys DIR`", a.curve_keys)
     need(0.0 <= lg.bot_prob <= 1.0, "league.bot_prob", "a number in [0, 1]", lg.bot_prob)

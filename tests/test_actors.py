@@ -269,3 +269,12 @@ def test_arena_actor_joins_a_listening_learner_with_curve_keys(tmp_path):
     assert actor.returncode == 0, actor.stderr[-2000:]
     assert "the learner stopped; " in actor.stderr
     assert read_checkpoint(tmp_path / "l")["arena"]["updates"] == 3
+
+
+def test_multi_node_league_needs_a_reachable_host():
+    from arena.config import ConfigError
+
+    with pytest.raises(ConfigError, match="actors.host: expected an address other nodes reach"):
+        load_config(None, ["trainer.num_nodes=2"])
+    assert load_config(None, ["trainer.num_nodes=2", "actors.host=0.0.0.0"]).actors.host == "0.0.0.0"
+    assert load_config(None, ["trainer.num_nodes=2", "league.enabled=false"]).trainer.num_nodes == 2
