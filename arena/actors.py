@@ -40,7 +40,7 @@ import zmq
 from arena.rollout import Rollout, concat_rollouts
 from arena.transport import (
     ChunkReceiver, ChunkSender, CurveKeys, Dropped, Secure, WeightsPublisher, WeightsSubscriber,
-    _bind,
+    _bind, encode_weights,
 )
 from arena.wire import WireError, decode, encode
 from league.pool import OpponentPool, entries_from_state, snapshot_file
@@ -437,7 +437,7 @@ class ActorService:
         if self.context.closed:
             return
         try:
-            self.weights.socket.send(_stop_message(), copy=False)
+            self.weights.send(encode_weights({}, STOP_VERSION, 0.0))
         except zmq.ZMQError:
             pass
         if self.supervisor is not None:
@@ -448,12 +448,6 @@ class ActorService:
         if self.auth is not None:
             self.auth.stop()
         self.context.term()
-
-
-def _stop_message() -> bytes:
-    from arena.transport import encode_weights
-
-    return encode_weights({}, STOP_VERSION, 0.0)
 
 
 class ActorCollector:
@@ -474,15 +468,21 @@ class ActorCollector:
         self.lost_rollouts = 0  # in-flight rollouts of actors that died
         self._stats: dict[str, float] = {}
         self._published = -1
+        self._frame = b""  # the encoded weights of version `_published`
         self._last_publish = 0.0
 
     def publish(self, force: bool = False) -> None:
+        """Send the weights of a new version; with `force`, re-send the current ones (the
+        message is encoded once per version)."""
         version = self.version()
-        if force or version != self._published:
+        if version != self._published:
             tensors, gamma = self.weights()
-            self.service.weights.publish(tensors, version, gamma)
+            self._frame = encode_weights(tensors, version, gamma)
             self._published = version
-            self._last_publish = time.monotonic()
+        elif not force:
+            return
+        self.service.weights.send(self._frame)
+        self._last_publish = time.monotonic()
 
     def collect(self) -> Rollout:
         t0 = time.perf_counter()
@@ -556,7 +556,7 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
     returns the number of rollouts sent."""
     from arena.config import config_from_dict
     from arena.learner import build_policy, group_module_key, pool_settings
-    from arena.opponents import OpponentManager
+    from arena.opponents import OpponentManager, group_weights
     from arena.rollout import Collector, policy_groups
     from games.vector import make_vec
 
@@ -615,9 +615,7 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
             credit = max(credit, 1) if v == version else per_version
             if v != version:
                 for g in groups:
-                    prefix = f"policies.{group_module_key(g.key)}."
-                    policies[g.key].load_state_dict(
-                        {k[len(prefix):]: t for k, t in tensors.items() if k.startswith(prefix)})
+                    policies[g.key].load_state_dict(group_weights(tensors, group_module_key(g.key)))
                 version = v
             return True
 

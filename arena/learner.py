@@ -327,11 +327,10 @@ class PPOLearner(L.LightningModule):
         shaped = self.shaper(ro.env_rewards, ro.events, ro.active, ro.ticks, self.team_spirit())
         # A rollout holding nan/inf (a broken game, a bad actor) would poison the normalisers
         # and the weights: skip the whole update, on every rank alike, and log it.
-        bad = not np.isfinite(shaped["total"]).all() or not all(
-            bool(torch.isfinite(d[k]).all()) for d in ro.groups.values()
-            for k in ("obs", "values", "logprobs", "last_values"))
-        flag = torch.tensor([float(bad)], dtype=torch.float64, device=dev)
-        if float((reduce(flag) if reduce is not None else flag)[0]) > 0:
+        finite = torch.stack([torch.isfinite(d[k]).all() for d in ro.groups.values()
+                              for k in ("obs", "values", "logprobs", "last_values")]).all()
+        bad = (~finite).double().reshape(1) + float(not np.isfinite(shaped["total"]).all())
+        if float((reduce(bad) if reduce is not None else bad)[0]) > 0:  # one host sync
             return {"loss/skipped_updates": 1.0, "loss/epochs": 0.0, "train/gamma": float(gamma),
                     "train/learning_rate": self.learning_rate()}
         L_, B, _ = ro.env_rewards.shape

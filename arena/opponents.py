@@ -121,10 +121,8 @@ class OpponentManager:
         for g in self.groups:
             if g.role.name != role:
                 continue
-            prefix = f"policies.{self.module_key(g.key)}."
             policy = self.build(g.key)
-            policy.load_state_dict({k[len(prefix):]: v for k, v in weights.items()
-                                    if k.startswith(prefix)})
+            policy.load_state_dict(group_weights(weights, self.module_key(g.key)))
             models[g.key] = policy.to(self.device).eval()
         self._models[key] = models
         while len(self._models) > self.max_cached:
@@ -185,6 +183,12 @@ class OpponentManager:
             out[f"league/win_rate_vs_bot/{name}"] = score / games
         out.update(pool_metrics(self.pools))
         return out
+
+
+def group_weights(weights: dict[str, torch.Tensor], module_key: str) -> dict[str, torch.Tensor]:
+    """One policy's state_dict out of the learner's weights (keys `policies.<module_key>.*`)."""
+    prefix = f"policies.{module_key}."
+    return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
 
 
 def pool_metrics(pools: dict[str, OpponentPool]) -> dict[str, float]:

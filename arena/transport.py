@@ -238,7 +238,11 @@ class WeightsPublisher:
         self.address = _bind(self.socket, address)
 
     def publish(self, weights: Mapping[str, torch.Tensor], version: int, gamma: float) -> None:
-        self.socket.send(encode_weights(weights, version, gamma), copy=False)
+        self.send(encode_weights(weights, version, gamma))
+
+    def send(self, frame: bytes) -> None:
+        """An already encoded weights message (re-sending one costs no encoding)."""
+        self.socket.send(frame, copy=False)
 
     def close(self) -> None:
         self.socket.close(linger=0)
