@@ -326,8 +326,13 @@ class ControlServer:
         self._thread.join(5)
 
 
-def _local_actor(endpoint: str, actor_id: int, keys: str | None, threads: int, parent: int) -> None:
-    """Entry point of a supervised actor process."""
+def _local_actor(endpoint: str, actor_id: int, keys: str | None, threads: int, parent: int,
+                 game: str) -> None:
+    """Entry point of a supervised actor process. `game` is the learner's own game spec,
+    handed over in the process arguments (not the network), so the actor trusts exactly it."""
+    from arena.trust import allow_games
+
+    allow_games([game])
     try:
         run_actor(endpoint, actor_id=actor_id, keys=keys, threads=threads, parent_pid=parent)
     except ActorError as exc:
@@ -338,11 +343,13 @@ def _local_actor(endpoint: str, actor_id: int, keys: str | None, threads: int, p
 
 
 class Supervisor:
-    """Starts the local actor processes and restarts any that died (SIGKILL included)."""
+    """Starts the local actor processes and restarts any that died (SIGKILL included).
+    `game` is the learner's game spec: its actors may build it even where only the
+    learner's user trusts it."""
 
-    def __init__(self, endpoint: str, num: int, keys: str | None, threads: int,
+    def __init__(self, endpoint: str, num: int, keys: str | None, threads: int, game: str,
                  max_restarts: int = 1000) -> None:
-        self.endpoint, self.keys, self.threads = endpoint, keys, threads
+        self.endpoint, self.keys, self.threads, self.game = endpoint, keys, threads, game
         self.max_restarts = max_restarts
         self.context = mp.get_context("spawn")
         self.processes: dict[int, mp.process.BaseProcess] = {}
@@ -352,7 +359,8 @@ class Supervisor:
 
     def _spawn(self, i: int) -> None:
         p = self.context.Process(target=_local_actor, name=f"arena-actor-{i}", daemon=True,
-                                 args=(self.endpoint, i, self.keys, self.threads, os.getpid()))
+                                 args=(self.endpoint, i, self.keys, self.threads, os.getpid(),
+                                       self.game))
         p.start()
         self.processes[i] = p
 
@@ -384,28 +392,50 @@ class ActorService:
 
     def __init__(self, config: dict[str, Any], rank: int, league_dir: Path | None,
                  league_endpoint: str | None, games_per_actor: int, per_version: int = 1) -> None:
-        from arena.config import config_from_dict
+        from arena.config import ConfigError, config_from_dict
 
         cfg = config_from_dict(config)
         a = cfg.actors
-        self.config, self.rank, self.games = config, rank, games_per_actor
+        if a.curve_keys and not (Path(a.curve_keys) / "server.key_secret").is_file():
+            what = "holds no server.key_secret" if Path(a.curve_keys).is_dir() else \
+                "is not a directory"
+            raise ConfigError(f"actors.curve_keys: {a.curve_keys} {what}; the learner needs "
+                              f"the folder made by `arena keys {a.curve_keys}`")
+        # actors get the config without the learner's key folder: they use their own --keys
+        self.config = {**config, "actors": {**config.get("actors", {}), "curve_keys": None}}
+        self.rank, self.games = rank, games_per_actor
         self.per_version = per_version
         self.context = zmq.Context()
         self.keys = CurveKeys(Path(a.curve_keys)) if a.curve_keys else None
         self.auth = self.keys.authenticator(self.context) if self.keys else None
         secure = self.keys.server if self.keys else None
-        self.rollouts = ChunkReceiver(self.context, f"tcp://{a.host}:*", hwm=a.queue, secure=secure)
-        self.weights = WeightsPublisher(self.context, f"tcp://{a.host}:*", secure=secure)
         port = a.port + rank if a.port else "*"
         self.league_endpoint = league_endpoint  # None: this rank serves the league itself
         self._next_remote = a.num_workers
         self._incarnation = 0
         self._lock = threading.Lock()
-        self.control = ControlServer(self.context, f"tcp://{a.host}:{port}", secure, self._hello,
-                                     league_dir)
+        opened: list[Any] = []
+        try:
+            key = "actors.host"  # the first two sockets take any free port
+            self.rollouts = ChunkReceiver(self.context, f"tcp://{a.host}:*", hwm=a.queue,
+                                          secure=secure)
+            opened.append(self.rollouts)
+            self.weights = WeightsPublisher(self.context, f"tcp://{a.host}:*", secure=secure)
+            opened.append(self.weights)
+            key = "actors.port" if a.port else "actors.host"
+            self.control = ControlServer(self.context, f"tcp://{a.host}:{port}", secure,
+                                         self._hello, league_dir)
+        except (zmq.ZMQError, ValueError) as exc:  # address in use, not an interface, ...
+            for sock in opened:
+                sock.close()
+            if self.auth is not None:
+                self.auth.stop()
+            self.context.destroy(linger=0)
+            raise ConfigError(f"{key}: the learner cannot listen on {a.host}:{port}: {exc} "
+                              f"(actors.host={a.host}, actors.port={a.port})") from None
         self.endpoint = self.control.address
         self.supervisor = Supervisor(self.connect_endpoint, a.num_workers, a.curve_keys,
-                                     a.threads) if a.num_workers else None
+                                     a.threads, cfg.game.name) if a.num_workers else None
 
     @property
     def connect_endpoint(self) -> str:
@@ -553,11 +583,15 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
               threads: int = 1, parent_pid: int | None = None,
               max_rollouts: int | None = None, hello_timeout_s: float = HELLO_TIMEOUT_S) -> int:
     """Collect rollouts for the learner at `endpoint` until it stops (or `max_rollouts`);
-    returns the number of rollouts sent."""
-    from arena.config import config_from_dict
+    returns the number of rollouts sent. The learner's config is not this machine's: its
+    game must be one this process trusts (arena/trust.py), or ActorError before anything
+    is built."""
+    from arena.config import ConfigError, config_from_dict
     from arena.learner import build_policy, group_module_key, pool_settings
     from arena.opponents import OpponentManager, group_weights
     from arena.rollout import Collector, policy_groups
+    from arena.trust import check_game
+    from games.registry import UntrustedGameError
     from games.vector import make_vec
 
     torch.set_num_threads(threads)
@@ -566,7 +600,11 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
     control = ControlClient(context, endpoint, secure, timeout_s=HELLO_TIMEOUT_S)
     try:
         hello, _ = control.request("hello", {"actor": actor_id}, timeout_s=hello_timeout_s)
-        cfg = config_from_dict(hello["config"])
+        try:
+            cfg = config_from_dict(hello["config"])
+            check_game(cfg.game.name, source=f"the learner at {endpoint}")
+        except (KeyError, TypeError, ConfigError, UntrustedGameError) as exc:
+            raise ActorError(f"refusing the learner's config: {exc}") from None
         host = endpoint.rsplit(":", 1)[0]
         sender = ChunkSender(context, f"{host}:{hello['rollouts_port']}", hwm=2, secure=secure,
                              timeout_ms=500)

@@ -17,17 +17,41 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable or not what was expected."""
 
 
-def latest_in_run(run_dir: str | Path) -> Path | None:
-    """The newest checkpoint of a run: the highest update-NNNNNN.ckpt, else last.ckpt.
-
-    Each epoch end writes update-N.ckpt and then last.ckpt (both atomically); a run killed
-    between the two still resumes from update N."""
+def checkpoint_files(run_dir: str | Path) -> list[Path]:
+    """Every checkpoint file of a run (update-N.ckpt, last.ckpt and any other *.ckpt)."""
     folder = Path(run_dir) / "checkpoints"
-    numbered = sorted(folder.glob("update-*.ckpt"))
-    if numbered:
-        return numbered[-1]
-    last = folder / "last.ckpt"
-    return last if last.is_file() else None
+    return sorted(p for p in folder.glob("*.ckpt") if p.is_file()) if folder.is_dir() else []
+
+
+def recorded_update(path: Path) -> int | None:
+    """The update a checkpoint recorded inside it, or None when it cannot be read.
+
+    The file is memory-mapped (weights_only), so only the small `arena` record is paged in."""
+    try:
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # not a zip archive: the legacy format cannot be mapped
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        return int(checkpoint["arena"]["updates"])
+    except Exception:  # noqa: BLE001 - truncated, foreign or garbage: not a candidate
+        return None
+
+
+def latest_in_run(run_dir: str | Path) -> Path | None:
+    """The newest checkpoint of a run: the highest update recorded inside a readable file.
+
+    Names are not trusted to sort (update-1000000 after update-999999, "-v1" copies, a stale
+    last.ckpt): each file says which update it holds. Among equals the newer file wins.
+    When no file is readable the newest by time is returned, so that reading it reports
+    what is wrong with it; None when the run has no checkpoint at all."""
+    files = checkpoint_files(run_dir)
+    if not files:
+        return None
+    readable = [(update, p.stat().st_mtime_ns, p) for p in files
+                if (update := recorded_update(p)) is not None]
+    if readable:
+        return max(readable, key=lambda t: (t[0], t[1]))[2]
+    return max(files, key=lambda p: p.stat().st_mtime_ns)
 
 
 def find_checkpoint(path: str | Path) -> Path:
@@ -56,18 +80,38 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
+def check_saved_game(name: Any, source: str) -> None:
+    """CheckpointError (starting with `source`) unless this process may build game `name`,
+    read from a run's config or a checkpoint, i.e. from someone else (arena/trust.py)."""
+    from arena.trust import check_game
+    from games.registry import UntrustedGameError
+
+    try:
+        check_game(name, source=source)
+    except UntrustedGameError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
 def load_learner(path: str | Path, expect_game: str | None = None):
-    """The PPOLearner saved in a checkpoint (weights, normalisers, counters), on CPU."""
+    """The PPOLearner saved in a checkpoint (weights, normalisers, counters), on CPU.
+
+    The checkpoint may come from anyone: its game must be one this process trusts
+    (`check_saved_game`) before the learner builds it, and its `actors.curve_keys` (the
+    training machine's key folder) is dropped, since playing needs no keys."""
     from arena.learner import PPOLearner
 
+    path = find_checkpoint(path)
     checkpoint = read_checkpoint(path)
     try:
         config = checkpoint["hyper_parameters"]["config"]
+        game = config["game"]["name"]
     except (KeyError, TypeError):
-        raise CheckpointError(f"{path}: checkpoint carries no config") from None
-    game = config.get("game", {}).get("name")
+        raise CheckpointError(f"{path}: checkpoint carries no game config") from None
+    check_saved_game(game, source=str(path))
     if expect_game is not None and game != expect_game:
         raise CheckpointError(f"{path}: checkpoint is for game {game!r}, expected {expect_game!r}")
+    if isinstance(config.get("actors"), dict):
+        config = {**config, "actors": {**config["actors"], "curve_keys": None}}
     learner = PPOLearner(config)
     try:
         learner.load_state_dict(checkpoint["state_dict"])

@@ -21,6 +21,7 @@ line on stderr, never a traceback; progress goes to stderr, results to stdout.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -39,17 +40,40 @@ class UsageError(Exception):
 # ---- arena train ------------------------------------------------------------------------
 def _cmd_train(args: argparse.Namespace) -> int:
     from arena.config import ConfigError
-    from arena.train import main_train
+    from arena.train import TrainingStopped, check_only, main_train
 
     try:
+        if args.check:
+            print(check_only(args.config, list(args.overrides), args.resume))
+            return 0
         run_dir = main_train(args.config, list(args.overrides), args.resume)
     except ConfigError as e:
         raise UsageError(str(e)) from None
+    except TrainingStopped as e:
+        print(f"{PROG} train: {e}", file=sys.stderr, flush=True)
+        return e.exit_code
     from lightning.pytorch.utilities import rank_zero_only
 
     if rank_zero_only.rank == 0:  # under DDP every rank returns here; one line is enough
-        print(f"run finished: {run_dir}")
+        print(f"run finished: {run_dir} ({_how_it_ended(run_dir)})")
     return 0
+
+
+def _how_it_ended(run_dir: Path) -> str:
+    """Why training stopped: the update it reached against trainer.max_updates, or the
+    trainer.max_time that cut it short."""
+    from arena.checkpoints import latest_in_run, recorded_update
+    from arena.config import ConfigError, load_config
+
+    ckpt = latest_in_run(run_dir)
+    update = recorded_update(ckpt) if ckpt is not None else None
+    try:
+        t = load_config(run_dir / "config.yaml").trainer
+    except ConfigError:
+        return f"update {update}"
+    if update is not None and update < t.max_updates and t.max_time:
+        return f"stopped at update {update} of {t.max_updates} by trainer.max_time={t.max_time}"
+    return f"update {update} of {t.max_updates}"
 
 
 # ---- arena actor / arena keys ----------------------------------------------------------------
@@ -59,6 +83,7 @@ def _cmd_actor(args: argparse.Namespace) -> int:
 
     if not re.fullmatch(r"tcp://[^:/\s]+:\d{1,5}", args.connect):
         raise UsageError(f"--connect: expected tcp://HOST:PORT, got {args.connect!r}")
+    _allow_games(args)
     print(f"actor: connecting to {args.connect}", file=sys.stderr, flush=True)
     try:
         sent = run_actor(args.connect, keys=args.keys, threads=args.threads,
@@ -67,6 +92,25 @@ def _cmd_actor(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     print(f"actor: the learner stopped; {sent} rollouts sent", file=sys.stderr)
     return 0
+
+
+def _add_allow_game(p: argparse.ArgumentParser, what: str) -> None:
+    """--allow-game for a command that builds games named in configs written by others."""
+    p.add_argument("--allow-game", action="append", default=[], metavar="MODULE",
+                   help=f"{what} may name games from MODULE (a package, a module or a whole "
+                        f"pettingzoo:MODULE:FACTORY spec); repeatable, also ARENA_ALLOW_GAMES="
+                        f"MOD1,MOD2. Otherwise only registered games and PettingZoo's own "
+                        f"factories (pettingzoo, mpe2, magent2) are built")
+
+
+def _allow_games(args: argparse.Namespace) -> None:
+    """Trust the games named by --allow-game in configs this command reads from others."""
+    from arena.trust import allow_games
+
+    try:
+        allow_games(args.allow_game)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:
@@ -128,6 +172,7 @@ def _cmd_tournament(args: argparse.Namespace) -> int:
     from arena.tournament import entrants_from, log_to_tensorboard, run_tournament, write_results
     from games.moba.bots import BOT_NAMES
 
+    _allow_games(args)
     bots = [] if args.bots is None else (list(args.bots) or list(BOT_NAMES))
     try:
         entrants = entrants_from(list(args.specs), bots)
@@ -249,6 +294,10 @@ def _describe_env(env: Any) -> None:
 
 
 # ---- arena watch ------------------------------------------------------------------------
+_TB_MAX_WIDTH = 384  # `watch --tensorboard` logs a bounded preview, never every full-size frame
+_TB_MAX_FRAMES = 200
+
+
 class _Progress:
     """Progress of a match on a stream: a live bar on a terminal, else a line per 10%."""
 
@@ -287,7 +336,7 @@ class _Progress:
         filled = int(round(frac * width))
         rate = self.tick / max(now - self.start, 1e-9)
         return (f"[{'#' * filled}{'.' * (width - filled)}] {self.tick}/{self.total} ticks "
-                f"{100 * frac:3.0f}%  {rate:,.0f} ticks/s  {len(self.recorder.frames)} frames")
+                f"{100 * frac:3.0f}%  {rate:,.0f} ticks/s  {self.recorder.count} frames")
 
     def close(self) -> None:
         """The final state: on a terminal ends the live bar, else prints a last line unless
@@ -304,40 +353,43 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     from arena.players import load_player, play
     from games.moba.config import make_config
     from games.moba.layout import TEAM_NAMES
-    from games.moba.render import FrameRecorder, write_gif
+    from games.gif import ClipPreview
+    from games.moba.render import FrameRecorder
 
+    _allow_games(args)
     overrides = _game_options([args.radiant, args.dire], args.team_size, args.max_ticks)
     config = make_config(**overrides)
     out = _check_out_path(args.out)
+    if args.tensorboard:
+        _check_log_dir(args.tensorboard)
     try:
         radiant = load_player(args.radiant, overrides, seed=args.seed)
         dire = load_player(args.dire, overrides, seed=args.seed + 1)
     except (CheckpointError, ValueError) as e:
         raise UsageError(str(e)) from None
     view = None if args.view == "full" else args.view
-    recorder = FrameRecorder(game=0, team=view, every=args.every, scale=args.scale)
-    progress = _Progress(config.max_ticks, sys.stderr, recorder)
-
-    def on_step(core: Any) -> None:
-        recorder(core)
-        progress(core)
-
+    preview = ClipPreview(_TB_MAX_WIDTH, _TB_MAX_FRAMES) if args.tensorboard else None
     print(f"{radiant.name} (radiant) vs {dire.name} (dire): {config.team_size}v{config.team_size}, "
           f"seed {args.seed}, up to {config.max_ticks} ticks, {args.view} view")
     t0 = time.perf_counter()
-    result = play(radiant, dire, games=1, seed=args.seed, game_options=overrides,
-                  on_step=on_step)
-    progress.close()
-    t1 = time.perf_counter()
-    # the last frame shows the end of the game, even when `every` skipped it
-    if progress.core is not None and (recorder.calls - 1) % recorder.every != 0:
-        recorder.frames.append(_render_last(progress.core, view, args.scale))
     try:
-        path = write_gif(recorder.frames, out, fps=args.fps)
+        # frames stream into the GIF as they are drawn: memory stays about one frame
+        with FrameRecorder(game=0, team=view, every=args.every, scale=args.scale, out=out,
+                           fps=args.fps, preview=preview) as recorder:
+            progress = _Progress(config.max_ticks, sys.stderr, recorder)
+
+            def on_step(core: Any) -> None:
+                recorder(core)
+                progress(core)
+
+            result = play(radiant, dire, games=1, seed=args.seed, game_options=overrides,
+                          on_step=on_step)
+            progress.close()
+            path = recorder.finish()  # the last frame shows the end, even when `every` skipped it
     except OSError as e:
         raise RuntimeError(f"could not write {out}: {e}") from e
-    t2 = time.perf_counter()
-    if args.tensorboard:
+    t1 = time.perf_counter()
+    if preview is not None:
         from torch.utils.tensorboard import SummaryWriter
 
         from arena.media import log_gif
@@ -345,7 +397,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         step = next((p.update for p in (radiant, dire) if p.update is not None), 0)
         tag = f"match/{_tag(radiant.name)}_vs_{_tag(dire.name)}"
         with SummaryWriter(args.tensorboard) as writer:
-            log_gif(writer, tag, recorder.frames, step=step, fps=args.fps)
+            log_gif(writer, tag, preview.frames, step=step, fps=preview.fps(args.fps))
 
     winner = int(result.winners[0])
     length = int(result.lengths[0])
@@ -364,9 +416,9 @@ def _cmd_watch(args: argparse.Namespace) -> int:
           "  denies {n[0]:.0f}/{n[1]:.0f}  (radiant/dire)".format(
               k=totals["kills"], d=totals["deaths"], l=totals["last_hits"], n=totals["denies"]))
     size = os.path.getsize(path)
-    h, w = recorder.frames[0].shape[:2]
-    print(f"wrote {path}: {len(recorder.frames)} frames {w}x{h} at {args.fps} fps, "
-          f"{size / 1e6:.1f} MB (match + rendering {t1 - t0:.1f} s, GIF {t2 - t1:.1f} s)")
+    h, w = recorder.shape[:2]
+    print(f"wrote {path}: {recorder.count} frames {w}x{h} at {args.fps} fps, "
+          f"{size / 1e6:.1f} MB (match, rendering and GIF {t1 - t0:.1f} s)")
     return 0
 
 
@@ -380,20 +432,29 @@ def _check_out_path(text: str) -> Path:
     out = Path(text).expanduser()
     if out.is_dir():
         raise UsageError(f"--out {text} is a folder; give a file path such as {out / 'match.gif'}")
-    parent = out.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"--out {text}: cannot create the folder {parent}: {e.strerror or e}") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {text}: the folder {parent} is not writable")
+    _writable_folder("--out", text, out.parent)
     return out
 
 
-def _render_last(core: Any, view: str | None, scale: int) -> Any:
-    from games.moba.render import render_frame
+def _check_log_dir(text: str) -> Path:
+    """Fail before the match, not after it, when TensorBoard cannot log to LOGDIR."""
+    logdir = Path(text).expanduser()
+    if logdir.exists() and not logdir.is_dir():
+        raise UsageError(f"--tensorboard {text} is a file; give a folder for TensorBoard logs")
+    _writable_folder("--tensorboard", text, logdir)
+    return logdir
 
-    return render_frame(core, 0, view, scale)
+
+def _writable_folder(option: str, text: str, folder: Path) -> None:
+    """Create `folder` if missing; a UsageError naming `option` when that fails or it is
+    not writable."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{option} {text}: cannot create the folder {folder}: "
+                         f"{e.strerror or e}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {text}: the folder {folder} is not writable")
 
 
 def _team_totals(result: Any, team_size: int) -> dict[str, tuple[float, float]]:
@@ -414,6 +475,19 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    """A duration in seconds: finite and > 0 (-1 would wait forever, nan never compares)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a finite positive number of seconds, got {text!r}")
     return value
 
 
@@ -456,6 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dotted overrides, e.g. ppo.lr=1e-4 trainer.max_updates=100")
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--check", action="store_true",
+                   help="check the config, game, networks, trainer settings and run directory, "
+                        "print a summary and exit; nothing is written")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
@@ -485,6 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="heroes per team (default: the first trained player's, else 3)")
     p.add_argument("--max-ticks", type=_positive_int, default=None, metavar="N",
                    help="time limit in ticks (default: the first trained player's game's)")
+    _add_allow_game(p, "the players' run configs and checkpoints")
     p.set_defaults(func=_cmd_tournament)
 
     p = sub.add_parser("games", help="list the registered games, their teams and spaces",
@@ -505,7 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "directory, RUN_DIR@ID or snapshot file")
     p.add_argument("dire", metavar="B", help="dire: same kinds as A")
     p.add_argument("--tensorboard", metavar="LOGDIR", default=None,
-                   help="also log the match as an animation to TensorBoard in LOGDIR")
+                   help="also log the match as an animation to TensorBoard in LOGDIR (a "
+                        f"preview at most {_TB_MAX_WIDTH} px wide and {_TB_MAX_FRAMES} frames: "
+                        "longer matches keep every 2nd, 4th, ... frame)")
     p.add_argument("--out", required=True, metavar="PATH", help="GIF to write (e.g. match.gif)")
     p.add_argument("--seed", type=_int, default=0, help="game and bot seed (default 0)")
     p.add_argument("--team-size", type=_positive_int, default=None, metavar="N",
@@ -519,6 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep every K-th tick as a frame (default 2: one frame per game second)")
     p.add_argument("--scale", type=_positive_int, default=6, metavar="PX",
                    help="pixels per map unit, 1-32 (default 6: a 384x384 GIF)")
+    _add_allow_game(p, "the players' run configs and checkpoints")
     p.set_defaults(func=_cmd_watch)
 
     p = sub.add_parser(
@@ -534,8 +615,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CURVE keys (server.key and client.key_secret from `arena keys`); "
                         "needed when the learner has actors.curve_keys set")
     p.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default 1)")
-    p.add_argument("--timeout", type=float, default=30.0, metavar="S",
-                   help="seconds to wait for the learner's answer (default 30)")
+    p.add_argument("--timeout", type=_positive_seconds, default=30.0, metavar="S",
+                   help="seconds to wait for the learner's answer, > 0 (default 30)")
+    _add_allow_game(p, "the learner's config")
     p.set_defaults(func=_cmd_actor)
 
     p = sub.add_parser(

@@ -8,11 +8,17 @@ starts, with the key, where it came from, and the closest valid key in the messa
 from __future__ import annotations
 
 import difflib
+import functools
+import math
 import os
+import re
+import typing
+import unicodedata
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
@@ -22,7 +28,20 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
 class ConfigError(ValueError):
-    """A config file or override that does not fit the schema."""
+    """A config file or override that does not fit the schema.
+
+    The message is folded onto one line (YAML and OmegaConf errors span several), because
+    the command line reports it as a single `arena train: error: ...` line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(line.strip() for line in str(message).splitlines()
+                                  if line.strip()))
+
+
+# Errors OmegaConf lets escape unwrapped while parsing or converting a user's value: a YAML
+# syntax error in an override, a list merged onto a mapping, an int too large for a float
+# field or for int(); each means "bad value", never a bug of ours.
+_BAD_VALUE = (OmegaConfBaseException, yaml.YAMLError, TypeError, ValueError, OverflowError)
 
 
 @dataclass
@@ -120,6 +139,7 @@ class TrainerConfig:
     max_updates: int = 2000
     max_time: Optional[str] = None  # "DD:HH:MM:SS", stops cleanly when reached
     checkpoint_every: int = 25  # updates
+    checkpoint_minutes: Optional[float] = 10.0  # also checkpoint after this long without one
     log_every: int = 1
     num_threads: Optional[int] = None  # torch intra-op threads; None: leave as is
 
@@ -188,7 +208,17 @@ def _check(c: Config) -> None:
         if not ok:
             raise ConfigError(f"{key}: expected {expected}, got {value!r}")
 
+    bad = _first_bad_value(c, Config, "")
+    if bad is not None:
+        need(False, *bad)
     p, t = c.ppo, c.trainer
+    need(c.run.name is None or _is_folder_name(c.run.name), "run.name",
+         "null or a plain folder name (no path separators, not . or .., not starting with ~, "
+         "no control characters, at most 255 bytes)", c.run.name)
+    blocker = _blocking_file(c.run.root)
+    need(blocker is None, "run.root",
+         "a directory path, not empty, without control characters, and not under an existing file"
+         + (f" ({blocker} is a file)" if blocker else ""), c.run.root)
     need(c.game.num_envs >= 1, "game.num_envs", "an int >= 1", c.game.num_envs)
     need(c.model.encoder in ("auto", "mlp", "entity"), "model.encoder", "auto, mlp or entity",
          c.model.encoder)
@@ -216,8 +246,6 @@ def _check(c: Config) -> None:
     need(t.num_nodes == 1 or not c.league.enabled or a.host not in ("127.0.0.1", "localhost"),
          "actors.host", "an address other nodes reach (e.g. 0.0.0.0) when trainer.num_nodes > 1: "
          "ranks on other nodes fetch the league from rank 0", a.host)
-    need(a.curve_keys is None or Path(a.curve_keys).is_dir(), "actors.curve_keys",
-         "a directory made by `arena keys DIR`", a.curve_keys)
     need(0.0 <= lg.bot_prob <= 1.0, "league.bot_prob", "a number in [0, 1]", lg.bot_prob)
     need(lg.bot_prob == 0 or bool(lg.bots), "league.bots", "at least one bot when "
          "league.bot_prob > 0", list(lg.bots))
@@ -241,10 +269,19 @@ def _check(c: Config) -> None:
     need(p.max_grad_norm > 0, "ppo.max_grad_norm", "a positive number", p.max_grad_norm)
     need(p.target_kl is None or p.target_kl > 0, "ppo.target_kl", "null or a positive number",
          p.target_kl)
+    need(t.accelerator in _accelerators(), "trainer.accelerator",
+         f"one of {', '.join(sorted(_accelerators()))}", t.accelerator)
+    need(t.precision in _precisions(), "trainer.precision",
+         f"one of {', '.join(sorted(_precisions()))}", t.precision)
+    need(t.max_time is None or _is_duration(t.max_time), "trainer.max_time",
+         "null or a duration DD:HH:MM:SS longer than zero (hours < 24, minutes and seconds < 60)",
+         t.max_time)
     need(t.devices >= 1, "trainer.devices", "an int >= 1", t.devices)
     need(t.num_nodes >= 1, "trainer.num_nodes", "an int >= 1", t.num_nodes)
     need(t.max_updates >= 1, "trainer.max_updates", "an int >= 1", t.max_updates)
     need(t.checkpoint_every >= 1, "trainer.checkpoint_every", "an int >= 1", t.checkpoint_every)
+    need(t.checkpoint_minutes is None or t.checkpoint_minutes > 0, "trainer.checkpoint_minutes",
+         "null or a positive number of minutes", t.checkpoint_minutes)
     need(t.log_every >= 1, "trainer.log_every", "an int >= 1", t.log_every)
     r = c.reward
     for key in ("team_spirit_start", "team_spirit_end"):
@@ -258,6 +295,125 @@ def _check(c: Config) -> None:
     need(w.view in (None, "radiant", "dire"), "watch.view", "null, radiant or dire", w.view)
     need(w.frame_every >= 1, "watch.frame_every", "an int >= 1", w.frame_every)
     need(1 <= w.fps <= 100, "watch.fps", "an int from 1 to 100", w.fps)
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    """The resolved annotations of a schema dataclass (strings under `from __future__`)."""
+    return typing.get_type_hints(cls)
+
+
+def _first_bad_value(value: Any, hint: Any, key: str) -> Optional[tuple[str, str, Any]]:
+    """(dotted key, what was expected, value) for the first value anywhere under `value`
+    that is not of its declared type or is a nan or inf, or None when all are fine.
+
+    Walked generically over the dataclasses, so a new field is covered without a line in
+    `_check`. Two gaps of OmegaConf are closed here: it stores nan and inf in float fields,
+    and nan then passes every range test the other way round (nan > 0 and nan <= 0 are both
+    False) and, once in the loss, makes every optimiser step skip silently; and it lets a
+    dotted override put a mapping or list inside a `dict[str, float]` or `list[str]` field
+    (`reward.weights.a.b=1`), which only fails when the config is saved, mid-run. Numbers
+    nested in `Any` fields (game.options) are checked for finiteness too."""
+    if typing.get_origin(hint) is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if is_dataclass(hint):
+        if not isinstance(value, hint):
+            return key, f"a {hint.__name__} section", value
+        items: Any = ((f"{key}.{f.name}" if key else f.name, getattr(value, f.name),
+                       _field_types(hint)[f.name]) for f in fields(hint))
+    elif origin is dict or (hint is Any and isinstance(value, dict)):
+        if not isinstance(value, dict):
+            return key, "a mapping", value
+        items = ((f"{key}.{k}", v, args[1] if args else Any) for k, v in value.items())
+    elif origin is list or (hint is Any and isinstance(value, (list, tuple))):
+        if not isinstance(value, (list, tuple)):
+            return key, "a list", value
+        items = ((f"{key}[{i}]", v, args[0] if args else Any) for i, v in enumerate(value))
+    elif hint is float or hint is Any:
+        if hint is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return key, "a number", value
+        if isinstance(value, float) and not math.isfinite(value):
+            return key, "a finite number", value
+        return None
+    elif hint in (int, str, bool):
+        ok = isinstance(value, hint) and (hint is bool or not isinstance(value, bool))
+        return None if ok else (key, {int: "an int", str: "a string", bool: "true or false"}[hint],
+                                value)
+    else:
+        return None
+    for sub_key, sub_value, sub_hint in items:
+        found = _first_bad_value(sub_value, sub_hint, sub_key)
+        if found is not None:
+            return found
+    return None
+
+
+@functools.cache
+def _precisions() -> frozenset[str]:
+    """Lightning's own precision names (its `_PRECISION_INPUT` type, ints as strings, which
+    is how OmegaConf stores `trainer.precision=16`), so a newer Lightning's names pass.
+
+    Imported lazily: Lightning takes seconds to import and only training needs it."""
+    from lightning.fabric.connector import _PRECISION_INPUT
+
+    def names(tp: Any) -> set[str]:
+        args = typing.get_args(tp)
+        if typing.get_origin(tp) is typing.Literal:
+            return {str(a) for a in args}
+        return set().union(*(names(a) for a in args))
+
+    return frozenset(names(_PRECISION_INPUT))
+
+
+@functools.cache
+def _accelerators() -> frozenset[str]:
+    """Lightning's registered accelerators (cpu, cuda, mps, tpu, plus any a plugin
+    registers) and the two names its Trainer accepts besides them, auto and gpu."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    return frozenset(AcceleratorRegistry.available_accelerators()) | {"auto", "gpu"}
+
+
+def _is_duration(text: str) -> bool:
+    """Lightning's max_time string, "DD:HH:MM:SS", with in-range fields and above zero.
+
+    Lightning itself takes any two digits (99:99 hours:minutes), so a typo there would
+    silently change the time limit; at most 9 digits of days keeps it within timedelta."""
+    m = re.fullmatch(r"([0-9]{1,9}):([0-9]{2}):([0-9]{2}):([0-9]{2})", text)
+    if m is None:
+        return False
+    days, hours, minutes, seconds = map(int, m.groups())
+    return hours < 24 and minutes < 60 and seconds < 60 and (days, hours, minutes, seconds) != (
+        0, 0, 0, 0)
+
+
+def _has_control(text: str) -> bool:
+    """Control characters (and lone surrogates, which no file system encodes) in a path."""
+    return any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text)
+
+
+def _is_folder_name(name: str) -> bool:
+    """True for a single folder name, so run.root/run.name stays inside run.root."""
+    seps = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
+    return (name.strip() not in ("", ".", "..") and not any(s in name for s in seps)
+            and not Path(name).anchor and not name.startswith("~") and not _has_control(name)
+            and len(name.encode("utf-8", "surrogatepass")) <= 255)
+
+
+def _blocking_file(root: str) -> Optional[str]:
+    """Why run.root cannot hold run directories: "" if it is empty or has control characters
+    (a NUL fails every file call), the existing file it is or lies under, else None.
+
+    Only the nearest existing ancestor is checked; nothing is created here."""
+    if not root.strip() or _has_control(root):
+        return ""
+    for candidate in (Path(root), *Path(root).parents):
+        if os.path.exists(candidate):  # unlike Path.exists, never raises (EACCES, ...)
+            return None if os.path.isdir(candidate) else str(candidate)
+    return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -279,12 +435,14 @@ def _suggest(node: Any, key: str) -> str:
     return f"{hint} (valid keys{' under ' + where if where else ''}: {valid})"
 
 
-def _explain(err: OmegaConfBaseException, source: str) -> ConfigError:
-    key = getattr(err, "full_key", None) or ""
-    msg = (getattr(err, "msg", None) or str(err)).splitlines()[0]
+def _explain(err: Exception, source: str, key_hint: str = "") -> ConfigError:
+    """One ConfigError naming the dotted key for an OmegaConf (or stray conversion) error;
+    `key_hint` names it when the error does not (a bad section or unparsable value)."""
+    key = getattr(err, "full_key", None) or key_hint
+    msg = (getattr(err, "msg", None) or str(err) or type(err).__name__).splitlines()[0]
     if isinstance(err, ConfigKeyError):
         return ConfigError(f"{source}: unknown key '{key}'{_suggest(None, key)}")
-    if isinstance(err, ValidationError):
+    if isinstance(err, ValidationError) or not isinstance(err, OmegaConfBaseException):
         return ConfigError(f"{source}: bad value for '{key}': {msg}")
     return ConfigError(f"{source}: {msg}" + (f" (key '{key}')" if key else ""))
 
@@ -293,7 +451,7 @@ def load_config(path: str | os.PathLike | None = None,
                 overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Schema defaults <- YAML file (default configs/default.yaml) <- `key=value` overrides."""
     path = Path(path) if path is not None else CONFIG_DIR / "default.yaml"
-    if not path.is_file():
+    if not os.path.isfile(path):  # unlike Path.is_file, never raises (name too long, NUL)
         raise ConfigError(f"{path}: no such config file")
     merged: DictConfig = OmegaConf.structured(Config)
     try:
@@ -304,21 +462,24 @@ def load_config(path: str | os.PathLike | None = None,
         raise ConfigError(f"{path}: expected a mapping of sections (run, game, ppo, ...)")
     try:
         merged = OmegaConf.merge(merged, from_file)
-    except OmegaConfBaseException as exc:
+    except _BAD_VALUE as exc:
         raise _explain(exc, str(path)) from None
     for item in overrides:
+        key = item.partition("=")[0]
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key=value, e.g. ppo.lr=1e-4")
+        if not all(key.split(".")):
+            raise ConfigError(f"override {item!r}: {key!r} is not a dotted key, e.g. ppo.lr")
         try:
             merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
-        except OmegaConfBaseException as exc:
-            raise _explain(exc, f"override {item!r}") from None
+        except _BAD_VALUE as exc:
+            raise _explain(exc, f"override {item!r}", key) from None
     try:
         config = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as exc:
-        raise _explain(exc, str(path)) from None
     except ConfigError as exc:
         raise ConfigError(f"{path} (with overrides {list(overrides)}): {exc}") from None
+    except _BAD_VALUE as exc:  # an interpolation resolved here, e.g. ${oc.decode:...}
+        raise _explain(exc, f"{path} (with overrides {list(overrides)})") from None
     assert isinstance(config, Config)
     return config
 
@@ -328,7 +489,9 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     try:
         merged = OmegaConf.merge(OmegaConf.structured(Config), data)
         config = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as exc:
+    except ConfigError:
+        raise
+    except _BAD_VALUE as exc:
         raise _explain(exc, "saved config") from None
     assert isinstance(config, Config)
     return config

@@ -41,6 +41,13 @@ from league.schedule import gamma_at
 from league.shaping import Shaper, team_spirit_at
 
 
+MAX_UPDATES_WITHOUT_STEP = 3  # updates in a row with every optimiser step skipped: stop
+
+
+class TrainingDiverged(RuntimeError):
+    """Every optimiser step of several updates in a row was skipped (non-finite losses)."""
+
+
 def build_policy(role: RoleSpec, cfg: Config) -> RecurrentPolicy:
     m = cfg.model
     entity_layout = None
@@ -121,6 +128,7 @@ class PPOLearner(L.LightningModule):
         self.service = None  # arena.actors.ActorService: actors, or the league for other ranks
         self._league_client = None  # ranks > 0: rank 0's control socket, for their pool mirrors
         self.ratings = RatingTable(anchors=BOT_ANCHORS)  # the latest policy at each evaluation
+        self._updates_without_step = 0
 
     # ---- Lightning plumbing -------------------------------------------------------------
     def policy_for(self, key: str) -> RecurrentPolicy:
@@ -317,6 +325,24 @@ class PPOLearner(L.LightningModule):
                  logger=False, batch_size=1)
         if self.updates >= self.cfg.trainer.max_updates:
             self.trainer.should_stop = True
+        self._check_progress(metrics)
+
+    def _check_progress(self, metrics: dict[str, float]) -> None:
+        """Stop a run that cannot learn: when every optimiser step of several updates in a
+        row was skipped (nan/inf losses or gradients, e.g. from ppo.ent_coef or a reward
+        weight), going on would only burn time while the weights stay as they are."""
+        if metrics.get("loss/optimizer_steps", 0.0) > 0:
+            self._updates_without_step = 0
+            return
+        self._updates_without_step += 1
+        if self._updates_without_step >= MAX_UPDATES_WITHOUT_STEP:
+            raise TrainingDiverged(
+                f"the last {self._updates_without_step} updates took no optimiser step: every "
+                f"loss or gradient was nan/inf (loss/nonfinite_losses "
+                f"{metrics.get('loss/nonfinite_losses', 0):.0f}, rollout skipped "
+                f"{metrics.get('loss/skipped_updates', 0):.0f}); check the ppo.* and reward.* "
+                f"settings and the game's observations and rewards; checkpoints before this "
+                f"point are unchanged")
 
     def ppo_update(self, ro: Rollout) -> dict[str, float]:
         cfg, p = self.cfg, self.cfg.ppo
@@ -331,7 +357,8 @@ class PPOLearner(L.LightningModule):
                               for k in ("obs", "values", "logprobs", "last_values")]).all()
         bad = (~finite).double().reshape(1) + float(not np.isfinite(shaped["total"]).all())
         if float((reduce(bad) if reduce is not None else bad)[0]) > 0:  # one host sync
-            return {"loss/skipped_updates": 1.0, "loss/epochs": 0.0, "train/gamma": float(gamma),
+            return {"loss/skipped_updates": 1.0, "loss/epochs": 0.0, "loss/optimizer_steps": 0.0,
+                    "train/gamma": float(gamma),
                     "train/learning_rate": self.learning_rate()}
         L_, B, _ = ro.env_rewards.shape
         T = p.chunk_len
@@ -434,6 +461,7 @@ class PPOLearner(L.LightningModule):
         if stepped:
             metrics["loss/grad_norm"] = sums["grad_norm"] / stepped
         metrics["loss/skipped_steps"] = sums.get("skipped_steps", 0.0)
+        metrics["loss/optimizer_steps"] = float(stepped)
         metrics["loss/skipped_updates"] = 0.0
         metrics["loss/nonfinite_losses"] = float(nonfinite_losses)
         metrics["loss/explained_variance"] = explained_variance(torch.cat(ev_pred), torch.cat(ev_true))

@@ -285,16 +285,19 @@ def _with_spec(spec: str, message: str) -> str:
 
 
 def game_options_of(spec: str) -> dict | None:
-    """The game options a trained player was trained with (None for a bot); the MOBA only."""
-    from arena.checkpoints import read_checkpoint
+    """The game options a trained player was trained with (None for a bot); the MOBA only.
+    The game named in the file must be one this process trusts (arena/trust.py)."""
+    from arena.checkpoints import check_saved_game, find_checkpoint, read_checkpoint
 
     s = parse_spec(spec)
     if s.kind == "bot":
         return None
     if s.kind in ("checkpoint", "run"):
         try:
-            config = read_checkpoint(s.path)["hyper_parameters"]["config"]
+            path = find_checkpoint(s.path)
+            config = read_checkpoint(path)["hyper_parameters"]["config"]
             name, options = config["game"]["name"], config["game"].get("options", {})
+            check_saved_game(name, source=str(path))
         except CheckpointError as exc:
             raise CheckpointError(_with_spec(spec, str(exc))) from None
         except (KeyError, TypeError, AttributeError):
@@ -313,15 +316,23 @@ def _check_game(spec: str, name: str) -> None:
 
 
 def _run_config(spec: str, run_dir: Path):
+    """The run's config.yaml, its game checked against what this process trusts (a run
+    directory may come from anyone)."""
+    from arena.checkpoints import check_saved_game
     from arena.config import ConfigError, load_config
 
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise CheckpointError(f"{spec}: {run_dir} is not a run directory (no config.yaml)")
     try:
-        return load_config(path)
+        cfg = load_config(path)
     except ConfigError as exc:
         raise CheckpointError(f"{spec}: cannot read the run's config: {exc}") from None
+    try:
+        check_saved_game(cfg.game.name, source=str(path))
+    except CheckpointError as exc:
+        raise CheckpointError(_with_spec(spec, str(exc))) from None
+    return cfg
 
 
 def load_policy(spec: str | Spec) -> tuple[Any, str, int | None, Path | None]:
@@ -352,6 +363,7 @@ def _load_snapshot(s: Spec) -> tuple[Any, str, int | None, Path]:
     spec = s.text
     cfg = _run_config(spec, s.run_dir)
     _check_game(spec, cfg.game.name)
+    cfg.actors.curve_keys = None  # the training machine's key folder: playing needs none
     try:
         learner = PPOLearner(to_dict(cfg))
     except Exception as exc:  # noqa: BLE001 - a config the model cannot be built from

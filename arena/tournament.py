@@ -135,10 +135,14 @@ def pair_seed(seed: int, name_a: str, name_b: str) -> int:
 _WORKER_CACHE: dict = {}
 
 
-def _init_worker() -> None:
+def _init_worker(allow: tuple[str, ...] = ()) -> None:
+    """A worker plays with one torch thread and trusts the games its parent trusts."""
     import torch
 
+    from arena.trust import allow_games
+
     torch.set_num_threads(1)
+    allow_games(allow)
 
 
 def _play_pair(job: dict, cache: dict | None = None) -> dict:
@@ -168,6 +172,8 @@ def run_tournament(entrants: list[Entrant], *, games: int, seed: int, workers: i
     """Play the round robin; returns the rating table and {"A vs B": A's scores per game}
     (pairs in the order of `entrants`). `progress()` is called after each pair."""
     import torch
+
+    from arena.trust import allowed
 
     if len(entrants) < 2:
         raise ValueError(f"a tournament needs at least 2 participants, got {len(entrants)}")
@@ -203,7 +209,8 @@ def run_tournament(entrants: list[Entrant], *, games: int, seed: int, workers: i
             torch.set_num_threads(threads)
     else:
         ctx = mp.get_context("spawn")
-        with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
+        with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker,
+                      initargs=(allowed(),)) as pool:
             for res in pool.imap_unordered(_play_pair, jobs, chunksize=1):
                 take(res)
     table = rate(entrants, results, games)

@@ -1,35 +1,43 @@
 """`arena train`: a run directory, a Lightning Trainer, and the PPO learner.
 
-runs/<name>/
-    config.yaml          the resolved config (written atomically)
+runs/<name>/ (arena/rundir.py)
+    config.yaml          the config the run trains with (written once training has started)
+    config_history.jsonl every start: its update, overrides and config
     checkpoints/         Lightning checkpoints: update-NNNNNN.ckpt (latest few) and last.ckpt
     tb/                  TensorBoard events (`tensorboard --logdir runs`)
 
-A Lightning "epoch" here is `trainer.checkpoint_every` updates, so a checkpoint is written
-at the end of each; `arena train --resume runs/<name>` continues from the newest checkpoint with the
+Training is one endless Lightning epoch that stops at `trainer.max_updates`; a checkpoint is
+written at every multiple of `trainer.checkpoint_every` updates, every
+`trainer.checkpoint_minutes`, at the end, and when a stop signal arrives (SIGINT, SIGTERM:
+the current update finishes, is saved, and the process exits 130 or 143 with the command that
+resumes it). `arena train --resume runs/<name>` continues from the newest checkpoint with the
 weights, optimizer state, normalisers, counters and random states.
 """
 
 from __future__ import annotations
 
-import math
+import os
+import signal
 import sys
 import time
 import warnings
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from arena.checkpoints import latest_in_run
-from arena.config import (
-    Config, ConfigError, atomic_write_text, load_config, to_dict, to_flat_dict, to_yaml,
+from arena.checkpoints import CheckpointError, latest_in_run, read_checkpoint
+from arena.config import Config, ConfigError, load_config, to_dict, to_flat_dict, to_yaml
+from arena.rundir import (
+    CHECKPOINT_DIR, RunDirError, RunLock, holds_run, is_launch_rank_zero, record_start,
 )
 
-CHECKPOINT_DIR = "checkpoints"
-LAST = "last.ckpt"
+RUN_DIR_ENV = "ARENA_RUN_DIR"  # rank 0's run directory, inherited by the ranks it launches
 
 
 class UpdateProgress(ProgressBar):
@@ -82,10 +90,145 @@ def _hms(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+
+
+class TrainingStopped(Exception):
+    """Training stopped by a signal after saving a checkpoint; `exit_code` is 128 + signal."""
+
+    def __init__(self, signame: str, run_dir: Path, update: int, max_updates: int,
+                 checkpoint: Path | None) -> None:
+        self.signame, self.run_dir, self.update = signame, run_dir, update
+        self.exit_code = 128 + int(getattr(signal, signame))
+        saved = f"saved {checkpoint}" if checkpoint else "no checkpoint was saved"
+        super().__init__(f"stopped by {signame} at update {update} of {max_updates}; {saved}; "
+                         f"continue with: arena train --resume {run_dir}")
+
+
+class UpdateCheckpoint(ModelCheckpoint):
+    """Lightning's checkpointing, triggered by training updates rather than epochs: at every
+    multiple of `every` updates, at `max_updates`, after `minutes` of training without one,
+    at the end of training, and on request (`save_now`, when a stop signal arrives).
+
+    Files are `update-NNNNNN.ckpt` (the newest `keep`) and one `last.ckpt`; the version
+    counter is off, so a resumed run overwrites rather than writing `-v1` copies."""
+
+    def __init__(self, dirpath: Path, every: int, max_updates: int, minutes: float | None,
+                 keep: int = 3) -> None:
+        super().__init__(dirpath=str(dirpath), filename="update-{updates:06.0f}",
+                         auto_insert_metric_name=False, monitor="updates", mode="max",
+                         save_top_k=keep, save_last=True, enable_version_counter=False,
+                         every_n_epochs=0, save_on_train_epoch_end=False)
+        self.every, self.max_updates, self.minutes = every, max_updates, minutes
+        self._last_time = time.monotonic()
+        self._saved_update = -1
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self._last_time = time.monotonic()
+        self._saved_update = pl_module.updates  # the checkpoint it resumed from, if any
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        u = pl_module.updates
+        timed = self.minutes is not None and \
+            time.monotonic() - self._last_time >= 60.0 * self.minutes
+        if u % self.every == 0 or u >= self.max_updates or _all_ranks_any(timed, pl_module):
+            self.save_now(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self.save_now(trainer)  # a stop by trainer.max_time keeps its last update
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        """Epochs mean nothing here: the one epoch ends only when training does."""
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        """No validation loop."""
+
+    def save_now(self, trainer: L.Trainer) -> None:
+        """Checkpoint the current update (once; every rank must call it under DDP)."""
+        update = trainer.lightning_module.updates
+        if update == self._saved_update:
+            return
+        candidates = self._monitor_candidates(trainer)
+        self._save_topk_checkpoint(trainer, candidates)
+        self._save_last_checkpoint(trainer, candidates)
+        self._saved_update = update
+        self._last_time = time.monotonic()
+
+
+def _all_ranks_any(flag: bool, pl_module: Any) -> bool:
+    """One decision on every rank (a checkpoint is a collective under DDP)."""
+    from arena.distributed import all_reduce_sum, world_size
+
+    if world_size() == 1:
+        return flag
+    return bool(all_reduce_sum(torch.tensor([float(flag)], device=pl_module.device))[0] > 0)
+
+
+class StopOnSignal(Callback):
+    """SIGINT or SIGTERM: finish the current update, checkpoint it, stop. A second SIGINT
+    stops at once (the newest checkpoint stays; the unfinished update is lost).
+
+    SIGTERM is what SLURM and Kubernetes send before they preempt a job. Lightning also
+    handles SIGTERM (it raises SIGTERMException after the update); this handler runs beside
+    its own, so the checkpoint is written first."""
+
+    def __init__(self, checkpoint: UpdateCheckpoint) -> None:
+        self.checkpoint = checkpoint
+        self.requested: str | None = None
+        self.stopped_at: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if not is_launch_rank_zero():
+            # launched ranks share rank 0's terminal: they follow its decision, which is
+            # all-reduced at every update, instead of stopping on their own
+            self._old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread (e.g. called from a worker thread)
+                pass
+
+    def uninstall(self) -> None:
+        for signum, handler in self._old.items():
+            signal.signal(signum, handler)
+        self._old = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.requested is not None and signum == signal.SIGINT:
+            print(f"\narena train: second {name}: stopping now; the newest checkpoint stays "
+                  f"in {self.checkpoint.dirpath}", file=sys.stderr, flush=True)
+            os._exit(130)
+        if self.requested is None:
+            self.requested = name
+            print(f"\narena train: {name} received: finishing this update, then saving a "
+                  f"checkpoint" + (" (Ctrl-C again stops at once)" if signum == signal.SIGINT
+                                   else ""), file=sys.stderr, flush=True)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if _all_ranks_any(self.requested is not None or trainer.received_sigterm, pl_module):
+            self.requested = self.requested or "SIGTERM"
+            self.checkpoint.save_now(trainer)
+            self.stopped_at = pl_module.updates
+            trainer.should_stop = True
+
+
 def new_run_dir(cfg: Config) -> Path:
+    """The directory of a new run: run.root/run.name (default <game>-<date>-<time>).
+
+    Ranks launched by rank 0 take rank 0's directory (inherited through the environment),
+    so one run has one directory; under torchrun or SLURM every rank starts on its own,
+    so a run name is needed to agree on one."""
+    inherited = os.environ.get(RUN_DIR_ENV)
+    if inherited and not is_launch_rank_zero():
+        return Path(inherited)
+    if cfg.run.name is None and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        raise ConfigError("run.name: set a run name when launching with torchrun or srun, so "
+                          "that every rank writes one run directory")
     name = cfg.run.name or f"{cfg.game.name.split(':')[-1]}-{datetime.now():%Y%m%d-%H%M%S}"
-    run_dir = Path(cfg.run.root) / name
-    if (run_dir / CHECKPOINT_DIR / LAST).exists():
+    run_dir = Path(cfg.run.root).expanduser() / name
+    if is_launch_rank_zero() and run_dir.is_dir() and holds_run(run_dir):
         raise ConfigError(f"run.name: {run_dir} already holds a run; resume it with "
                           f"`arena train --resume {run_dir}` or choose another run.name")
     return run_dir
@@ -93,92 +236,250 @@ def new_run_dir(cfg: Config) -> Path:
 
 def build_trainer(cfg: Config, run_dir: Path,
                   callbacks: list | tuple = ()) -> tuple[L.Trainer, TensorBoardLogger]:
+    """The Trainer and its logger; nothing is written to `run_dir` until training starts.
+    Settings Lightning refuses (an accelerator this machine lacks, say) are config errors."""
     t = cfg.trainer
     logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="tb", default_hp_metric=False)
-    checkpoint = ModelCheckpoint(
-        dirpath=run_dir / CHECKPOINT_DIR, filename="update-{updates:06.0f}",
-        auto_insert_metric_name=False, monitor="updates", mode="max", save_top_k=3,
-        save_last=True, every_n_epochs=1, save_on_train_epoch_end=True)
-    trainer = L.Trainer(
-        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
-        precision=t.precision, max_epochs=math.ceil(t.max_updates / t.checkpoint_every),
-        limit_train_batches=t.checkpoint_every, max_time=t.max_time, logger=logger,
-        callbacks=[checkpoint, UpdateProgress(), *callbacks], num_sanity_val_steps=0,
-        enable_model_summary=False, log_every_n_steps=1, use_distributed_sampler=False)
+    checkpoint = UpdateCheckpoint(run_dir / CHECKPOINT_DIR, t.checkpoint_every, t.max_updates,
+                                  t.checkpoint_minutes)
+    stop = StopOnSignal(checkpoint)
+    try:
+        trainer = L.Trainer(
+            accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
+            precision=t.precision, max_epochs=-1, max_time=t.max_time, logger=logger,
+            callbacks=[checkpoint, stop, UpdateProgress(), *callbacks], num_sanity_val_steps=0,
+            enable_model_summary=False, log_every_n_steps=1, use_distributed_sampler=False)
+    except Exception as exc:  # MisconfigurationException, ValueError, RuntimeError, ...
+        first = (str(exc) or type(exc).__name__).splitlines()[0]
+        raise ConfigError(f"trainer (accelerator={t.accelerator}, devices={t.devices}, "
+                          f"num_nodes={t.num_nodes}, precision={t.precision}): {first}") from None
     return trainer, logger
 
 
+def check_game(cfg: Config) -> None:
+    """Build the game once, so a bad game.name or game.options is a config error before
+    anything is written (and not a failure deep inside the learner)."""
+    from games.vector import make_vec
+
+    try:
+        probe = make_vec(cfg.game.name, 1, **cfg.game.options)
+    except Exception as exc:  # an unknown game, a missing module, a bad keyword or value
+        message = (str(exc) or type(exc).__name__).splitlines()[0]
+        if _game_is_named(cfg.game.name) and not isinstance(exc, ImportError) \
+                and "game spec" not in message:
+            raise ConfigError(f"game.options: game {cfg.game.name!r} refuses the options "
+                              f"{dict(cfg.game.options)}: {message}") from None
+        raise ConfigError(f"game.name: {message}") from None
+    close = getattr(probe, "close", None)
+    if callable(close):
+        close()
+
+
+def _game_is_named(name: str) -> bool:
+    """A registered game or a well-formed pettingzoo: spec (whether it imports or not)."""
+    from games.registry import PETTINGZOO_PREFIX, list_games
+
+    if name.startswith(PETTINGZOO_PREFIX):
+        return name[len(PETTINGZOO_PREFIX):].count(":") == 1
+    return name in {g.name for g in list_games()}
+
+
+def _build_learner(cfg: Config):
+    from arena.learner import PPOLearner
+
+    check_game(cfg)
+    try:
+        return PPOLearner(to_dict(cfg))
+    except Exception as exc:  # a model that cannot be built for this game
+        message = (str(exc) or type(exc).__name__).splitlines()[0]
+        raise ConfigError(f"model: cannot build the policy networks for game "
+                          f"{cfg.game.name!r}: {message}") from None
+
+
+def _check_resume_checkpoint(ckpt_path: Path, learner: Any, run_dir: Path) -> int:
+    """Read the checkpoint a resume starts from, before anything runs: a checkpoint that
+    cannot be read is named; a config that no longer fits it is blamed on the config.
+    Returns the update the checkpoint holds."""
+    try:
+        checkpoint = read_checkpoint(ckpt_path)
+    except CheckpointError as exc:
+        raise ConfigError(f"cannot resume from this checkpoint: {exc}") from None
+    saved = checkpoint["arena"].get("signature")
+    if saved != learner.signature:
+        raise ConfigError(
+            f"{run_dir / 'config.yaml'} (with the overrides given) describes {learner.signature}, "
+            f"but {ckpt_path} was trained on {saved}: game, agents or spaces differ")
+    try:
+        learner.load_state_dict(checkpoint["state_dict"])  # Lightning loads it again in fit
+    except RuntimeError as exc:
+        detail = "; ".join(line.strip() for line in str(exc).splitlines()[1:3])
+        raise ConfigError(
+            f"{run_dir / 'config.yaml'} (with the overrides given) builds networks that do not "
+            f"fit the weights in {ckpt_path.name}: {detail or exc}; resume with the model.* "
+            f"settings the run was trained with") from None
+    return int(checkpoint["arena"]["updates"])
+
+
 def train(cfg: Config, resume: Path | None = None, evaluator=None,
-          callbacks: list | tuple = ()) -> Path:
+          callbacks: list | tuple = (), overrides: list[str] | tuple[str, ...] = ()) -> Path:
     """Run (or continue) training; returns the run directory. `evaluator(learner) -> metrics`
     replaces the default scripted-bot evaluation and `callbacks` are extra Lightning
-    callbacks (benchmarks use both to measure a run)."""
+    callbacks (benchmarks use both to measure a run). `overrides` are recorded in the run's
+    config history. Raises ConfigError (or RunDirError) before writing anything when the
+    config, the game, the trainer settings or the run directory are unusable, and
+    TrainingStopped after a stop signal."""
     from arena.evaluate import BotEvaluator
-    from arena.learner import PPOLearner
     from arena.watch import MatchWatcher
 
     warnings.filterwarnings("ignore", message=".*dataloader_iter.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended.*")
+    warnings.filterwarnings("ignore", message=".*infinite.*")
+    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
     L.seed_everything(cfg.run.seed, workers=True, verbose=False)
-    if resume is None:
-        run_dir = new_run_dir(cfg)
-        ckpt_path = None
-    else:
-        run_dir = resume
-        ckpt_path = latest_in_run(run_dir)
-        if ckpt_path is None:
-            raise ConfigError(f"{run_dir}: no checkpoint to resume from in {run_dir / CHECKPOINT_DIR}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
-    learner = PPOLearner(to_dict(cfg))
-    learner.run_dir = run_dir
-    if evaluator is not None:
-        learner.evaluator = evaluator
-    elif cfg.game.name == "moba" and cfg.eval.every > 0 and cfg.eval.bots:
-        learner.evaluator = BotEvaluator(cfg.eval.bots, cfg.eval.games, cfg.run.seed + 17)
-    if cfg.game.name == "moba" and cfg.watch.every > 0:
-        w = cfg.watch
-        learner.watcher = MatchWatcher(w.every, w.view, w.frame_every, w.fps, w.max_ticks,
-                                       cfg.run.seed + 23)
-    trainer, logger = build_trainer(cfg, run_dir, callbacks)
-    if trainer.is_global_zero:
-        logger.log_hyperparams(to_flat_dict(cfg))
-        print(f"run directory: {run_dir}   (tensorboard --logdir {run_dir.parent})",
-              file=sys.stderr, flush=True)
+    run_dir = new_run_dir(cfg) if resume is None else Path(resume)
+    rank_zero = is_launch_rank_zero()
+    lock = RunLock(run_dir)
+    if rank_zero and resume is not None:  # first of all: is another process training it?
+        if not run_dir.is_dir():
+            raise ConfigError(f"{run_dir}: not a run directory (no such folder)")
+        _acquire(lock)
     try:
-        trainer.fit(learner, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
-    except Exception as exc:
-        if ckpt_path is not None and _is_load_error(exc):
-            raise ConfigError(f"{ckpt_path}: cannot resume from this checkpoint: {exc}") from exc
-        raise
+        learner = _build_learner(cfg)
+        trainer, _ = build_trainer(cfg, run_dir, callbacks)
+        checkpoint_cb = next(c for c in trainer.callbacks if isinstance(c, UpdateCheckpoint))
+        stop = next(c for c in trainer.callbacks if isinstance(c, StopOnSignal))
+        if rank_zero and resume is None:  # everything checked: now the directory
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"run.root: cannot create the run directory {run_dir}: "
+                                  f"{exc.strerror or exc}") from None
+            _acquire(lock)
+        if rank_zero:
+            os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
+        ckpt_path = None
+        if resume is not None:
+            ckpt_path = latest_in_run(run_dir)
+            if ckpt_path is None:
+                raise ConfigError(f"{run_dir}: no checkpoint to resume from in "
+                                  f"{run_dir / CHECKPOINT_DIR}")
+            done = _check_resume_checkpoint(ckpt_path, learner, run_dir)
+            if done >= cfg.trainer.max_updates:
+                raise ConfigError(
+                    f"trainer.max_updates: {run_dir} is already at update {done} and "
+                    f"trainer.max_updates is {cfg.trainer.max_updates}: nothing to train; "
+                    f"give a larger one, e.g. `arena train --resume {run_dir} "
+                    f"trainer.max_updates={done + cfg.trainer.max_updates}`")
+        learner.run_dir = run_dir
+        if evaluator is not None:
+            learner.evaluator = evaluator
+        elif cfg.game.name == "moba" and cfg.eval.every > 0 and cfg.eval.bots:
+            learner.evaluator = BotEvaluator(cfg.eval.bots, cfg.eval.games, cfg.run.seed + 17)
+        if cfg.game.name == "moba" and cfg.watch.every > 0:
+            w = cfg.watch
+            learner.watcher = MatchWatcher(w.every, w.view, w.frame_every, w.fps, w.max_ticks,
+                                           cfg.run.seed + 23)
+        trainer.callbacks.append(_RecordStart(cfg, "resume" if resume else "new", overrides))
+        if trainer.is_global_zero:
+            print(f"run directory: {run_dir}   (tensorboard --logdir {run_dir.parent})",
+                  file=sys.stderr, flush=True)
+        stop.install()
+        try:
+            trainer.fit(learner, ckpt_path=str(ckpt_path) if ckpt_path else None,
+                        weights_only=True)
+        except SIGTERMException:
+            stop.requested = "SIGTERM"
+        finally:
+            stop.uninstall()
+        if stop.requested is not None:
+            update = stop.stopped_at if stop.stopped_at is not None else learner.updates
+            saved = Path(checkpoint_cb.last_model_path) if checkpoint_cb.last_model_path else None
+            raise TrainingStopped(stop.requested, run_dir, update, cfg.trainer.max_updates, saved)
+    finally:
+        lock.release()
     return run_dir
 
 
-def _is_load_error(exc: Exception) -> bool:
-    import pickle
-    import zipfile
+def _acquire(lock: RunLock) -> None:
+    try:
+        lock.acquire()
+    except RunDirError as exc:
+        raise ConfigError(str(exc)) from None
 
-    return isinstance(exc, (ValueError, RuntimeError, KeyError, EOFError, pickle.UnpicklingError,
-                            zipfile.BadZipFile))
+
+class _RecordStart(Callback):
+    """Writes config.yaml and its history line once training has started (rank 0), so a
+    start that fails or has nothing to train leaves the run's config as it was."""
+
+    def __init__(self, cfg: Config, how: str, overrides: list[str] | tuple[str, ...]) -> None:
+        self.cfg, self.how, self.overrides = cfg, how, list(overrides)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        if trainer.is_global_zero:
+            record_start(pl_module.run_dir, to_yaml(self.cfg), to_dict(self.cfg),
+                         pl_module.updates, self.how, self.overrides)
+            if trainer.logger is not None and self.how == "new":
+                trainer.logger.log_hyperparams(to_flat_dict(self.cfg))
 
 
 def resume_config(run_dir: Path, overrides: list[str]) -> Config:
+    """The config of a run to resume, with `overrides` on top. The run directory may have
+    been handed over: its game is built only if the user's allow-list trusts it."""
+    from arena.trust import check_game as check_trusted_game
+
     path = run_dir / "config.yaml"
     if not path.is_file():
+        if run_dir.is_dir() and latest_in_run(run_dir) is None:
+            raise ConfigError(f"{run_dir}: not a run directory (no config.yaml, no checkpoints)")
         raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
-    return load_config(path, overrides)
+    cfg = load_config(path, overrides)
+    try:
+        check_trusted_game(cfg.game.name, source=str(path))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return cfg
 
 
-def main_train(config: str | None, overrides: list[str], resume: str | None) -> Path:
+def prepare(config: str | None, overrides: list[str], resume: str | None
+            ) -> tuple[Config, Path | None, list[str]]:
+    """The config of `arena train` (fresh or resumed) and the overrides it was given."""
     if resume is not None:
         if config is not None and "=" not in config:
             raise ConfigError("give either a config file or --resume RUN_DIR, not both")
         if config is not None:
             overrides = [config, *overrides]
-        cfg = resume_config(Path(resume), overrides)
-        return train(cfg, resume=Path(resume))
-    if config is not None and "=" in config and not Path(config).exists():
+        return resume_config(Path(resume), overrides), Path(resume), list(overrides)
+    if config is not None and "=" in config and not os.path.exists(config):
         overrides = [config, *overrides]
         config = None
-    return train(load_config(config, overrides))
+    return load_config(config, overrides), None, list(overrides)
+
+
+def check_only(config: str | None, overrides: list[str], resume: str | None) -> str:
+    """`arena train --check`: everything `arena train` checks before it starts (config,
+    game, networks, trainer settings, run directory), with nothing written. Returns a
+    one-paragraph summary."""
+    cfg, resume_dir, _ = prepare(config, overrides, resume)
+    learner = _build_learner(cfg)
+    run_dir = new_run_dir(cfg) if resume_dir is None else resume_dir
+    build_trainer(cfg, run_dir)
+    if resume_dir is not None:
+        ckpt = latest_in_run(resume_dir)
+        if ckpt is None:
+            raise ConfigError(f"{resume_dir}: no checkpoint to resume from")
+        done = _check_resume_checkpoint(ckpt, learner, resume_dir)
+        where = f"resumes {resume_dir} from update {done} ({ckpt.name})"
+    else:
+        where = f"writes {run_dir}"
+    params = sum(p.numel() for p in learner.parameters())
+    t = cfg.trainer
+    return (f"config OK: game {cfg.game.name} ({len(learner.slot_agents)} agents, "
+            f"{len(learner.groups)} policy group(s), {params:,} parameters), "
+            f"{t.max_updates} updates on {t.accelerator} x{t.devices}; {where}")
+
+
+def main_train(config: str | None, overrides: list[str], resume: str | None) -> Path:
+    cfg, resume_dir, given = prepare(config, overrides, resume)
+    return train(cfg, resume=resume_dir, overrides=given)

@@ -97,9 +97,14 @@ def _load_certificate(path: Path, secret: bool) -> tuple[bytes, bytes | None]:
 
 
 def create_keys(directory: str | Path) -> CurveKeys:
-    """Write a learner key pair, an actor key pair and the authorised-clients folder."""
+    """Write a learner key pair, an actor key pair and the authorised-clients folder.
+
+    An empty name is refused rather than read as the current folder: secret keys land only
+    where they were asked for."""
     import zmq.auth
 
+    if isinstance(directory, str) and not directory.strip():
+        raise KeysError(f"keys folder: expected a folder name such as keys/, got {directory!r}")
     directory = Path(directory)
     names = ("server.key", "server.key_secret", "client.key", "client.key_secret")
     existing = [n for n in names if (directory / n).exists()]

@@ -7,13 +7,17 @@ returns exposes `teams` (team -> agents) and `agent_team` (agent -> team).
 
 from games.adapters import TeamParallelEnv, as_parallel, team_spaces_differ
 from games.memory import MemoryGame
-from games.registry import GameSpec, list_games, make, register
+from games.registry import (
+    GameSpec, UntrustedGameError, check_trusted, list_games, make, register,
+)
 
 __all__ = [
     "GameSpec",
     "MemoryGame",
     "TeamParallelEnv",
+    "UntrustedGameError",
     "as_parallel",
+    "check_trusted",
     "list_games",
     "make",
     "register",

@@ -12,13 +12,23 @@ wraps the result in `games.adapters.TeamParallelEnv` with the given team map (te
 
     make("pettingzoo:magent2.environments.battle_v4:parallel_env",
          teams={"red": "red_", "blue": "blue_"}, map_size=12)
+
+Trust. `make` imports whatever module a spec names and calls the factory with the config's
+options, so a spec is code. A config the user wrote is theirs to run, but one that arrives
+from elsewhere (a learner over the network, a run directory or checkpoint handed over) must
+pass `check_trusted` first: registered games always do; PettingZoo's own namespaces
+(pettingzoo, mpe2, magent2) do when the spec names a plain factory (env, parallel_env,
+raw_env) defined there; anything else only when the caller's allow-list names it. The check
+reads the spec as a string before importing anything outside those namespaces.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable
+import re
+import types
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +39,17 @@ from games.adapters import TeamParallelEnv, as_parallel
 PETTINGZOO_PREFIX = "pettingzoo:"
 _SPEC_FORM = "'pettingzoo:<module>:<factory>', e.g. 'pettingzoo:mpe2.simple_tag_v3:parallel_env'"
 
+# PettingZoo's own game packages, and the factory names their environment modules export:
+# the only specs trusted without an allow-list entry.
+TRUSTED_NAMESPACES = ("pettingzoo", "mpe2", "magent2")
+FACTORY_NAMES = ("env", "parallel_env", "raw_env")
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
 Factory = Callable[..., ParallelEnv]
+
+
+class UntrustedGameError(ValueError):
+    """A game name this process may not build from a config it did not write itself."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +129,66 @@ def make(name: str, **kwargs: Any) -> ParallelEnv:
     return factory(**kwargs)
 
 
+def check_trusted(name: str, allow: Sequence[str] = ()) -> None:
+    """Raise UntrustedGameError unless `make(name)` may run for a config from elsewhere.
+
+    Making a "pettingzoo:" spec imports its module and calls its factory, so a spec from a
+    foreign config could run any code. Trusted: a registered name; a spec that `allow`
+    names (the whole spec, its module, or a package above it: "mygames" allows
+    "pettingzoo:mygames.tag:env"); a spec in TRUSTED_NAMESPACES whose factory is one of
+    FACTORY_NAMES and is defined in those namespaces. Nothing outside those namespaces is
+    imported here; a module inside them is imported to see where its factory comes from.
+    """
+    if not isinstance(name, str):
+        raise UntrustedGameError(f"game name must be a string, got {type(name).__name__}")
+    if not name.startswith(PETTINGZOO_PREFIX):
+        if name in _REGISTRY:
+            return
+        raise UntrustedGameError(
+            f"game {name!r} is neither a registered game ({', '.join(sorted(_REGISTRY))}) "
+            f"nor a spec {_SPEC_FORM}")
+    path = name[len(PETTINGZOO_PREFIX):]
+    module, sep, attr = path.partition(":")
+    if not sep or not attr or ":" in attr or not _MODULE_NAME.fullmatch(module):
+        raise UntrustedGameError(f"malformed game spec {name!r}: expected {_SPEC_FORM}")
+    if _allowed(name, module, allow):
+        return
+    how = (f"if you trust it, allow it with --allow-game {module} (or the environment "
+           f"variable ARENA_ALLOW_GAMES={module}; comma-separated for several)")
+    if module.split(".")[0] not in TRUSTED_NAMESPACES:
+        raise UntrustedGameError(
+            f"game {name!r} is not trusted: module {module!r} is outside "
+            f"{'/'.join(TRUSTED_NAMESPACES)}; {how}")
+    if attr not in FACTORY_NAMES:
+        raise UntrustedGameError(
+            f"game {name!r} is not trusted: in {module.split('.')[0]!r} only the factories "
+            f"{', '.join(FACTORY_NAMES)} may be named, not {attr!r}; {how}")
+    try:
+        factory = _resolve(path, what=f"game spec {name!r}")
+    except (ImportError, ValueError) as exc:  # make() would fail the same way
+        raise UntrustedGameError(str(exc)) from None
+    defined_in = getattr(factory, "__module__", None)
+    if not isinstance(defined_in, str) or defined_in.split(".")[0] not in TRUSTED_NAMESPACES:
+        raise UntrustedGameError(
+            f"game {name!r} is not trusted: {attr!r} in {module!r} is defined in "
+            f"{defined_in!r}, outside {'/'.join(TRUSTED_NAMESPACES)}; {how}")
+
+
+def _allowed(spec: str, module: str, allow: Sequence[str]) -> bool:
+    """Whether an allow-list entry names `spec`: whole (with or without the "pettingzoo:"
+    prefix), its module, or a package above the module."""
+    for item in allow:
+        item = item.strip()
+        if not item:
+            continue
+        if ":" in item:
+            if (item if item.startswith(PETTINGZOO_PREFIX) else PETTINGZOO_PREFIX + item) == spec:
+                return True
+        elif module == item or module.startswith(item + "."):
+            return True
+    return False
+
+
 def _make_pettingzoo(spec: str, teams: Any = None, **kwargs: Any) -> TeamParallelEnv:
     """Import, build, convert to parallel and wrap a third-party PettingZoo game."""
     path = spec[len(PETTINGZOO_PREFIX):]
@@ -132,19 +212,29 @@ def _split_path(path: str, what: str) -> tuple[str, str]:
 
 
 def _resolve(path: str, what: str) -> Callable[..., Any]:
-    """Import "module:attr.sub" and return the attribute, with errors naming `what`."""
+    """Import "module:attr.sub" and return the attribute, with errors naming `what`.
+
+    Dotted attributes may reach into classes, never through a module the named module
+    happens to import ("somemodule:os.system"): a spec names the module it means."""
     module_name, attr = _split_path(path, what)
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as e:
         raise ImportError(f"{what}: cannot import module {module_name!r}: {e}") from e
-    for part in attr.split("."):
+    parts = attr.split(".")
+    for i, part in enumerate(parts):
         try:
             obj = getattr(obj, part)
         except AttributeError:
             raise ValueError(
                 f"{what}: module {module_name!r} has no attribute {attr!r}"
             ) from None
+        if isinstance(obj, types.ModuleType) and i < len(parts) - 1:
+            inner = getattr(obj, "__name__", part)
+            raise ValueError(
+                f"{what}: {attr!r} reaches into module {inner!r} through {module_name!r}; "
+                f"name the module itself, e.g. '{inner}:{'.'.join(parts[i + 1:])}'"
+            )
     if not callable(obj):
         raise ValueError(f"{what}: {path!r} is not callable")
     return obj

@@ -222,7 +222,8 @@ def test_curve_refuses_actors_without_an_authorised_key(tmp_path):
     try:
         ok = ControlClient(ctx, service.endpoint, CurveKeys(keys.directory).client, timeout_s=10)
         meta, _ = ok.request("hello", {"actor": None})
-        assert meta["num_envs"] == 4 and meta["config"]["actors"]["curve_keys"]
+        # the learner keeps its key folder to itself: actors use their own --keys
+        assert meta["num_envs"] == 4 and meta["config"]["actors"]["curve_keys"] is None
         ok.close()
         for secure in (None, CurveKeys(wrong).client):
             client = ControlClient(ctx, service.endpoint, secure, timeout_s=1.0)

@@ -71,6 +71,70 @@ def test_bad_settings_are_usage_errors(tmp_path: Path, capsys):
     assert not Path(out).exists()
 
 
+def test_watch_scale_32_memory_does_not_grow_with_the_match(tmp_path: Path, capsys):
+    # `arena watch --scale 32` held every 12 MB frame until the match ended (~9 GB for a
+    # default match); now frames stream into the GIF and TensorBoard gets a small preview
+    import tracemalloc
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = tmp_path / "tb"
+
+    def peak(ticks: int) -> int:
+        tracemalloc.start()
+        try:
+            code = main(["watch", "random", "passive", "--out", str(tmp_path / f"{ticks}.gif"),
+                         "--scale", "32", "--max-ticks", str(ticks), "--tensorboard", str(tb)])
+            assert code == 0, capsys.readouterr().err
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    peak(10)  # warm the caches (the map drawn at this scale) and imports
+    short, long = peak(12), peak(48)
+    frame = 2048 * 2048 * 3
+    assert long < short + 2 * frame, \
+        f"peak {short / 1e6:.0f} MB for 7 frames but {long / 1e6:.0f} MB for 25"
+    with Image.open(tmp_path / "48.gif") as im:
+        assert im.n_frames == 25 and im.size == (2048, 2048)
+    acc = EventAccumulator(str(tb), size_guidance={"images": 0})
+    acc.Reload()
+    assert all(i.width <= 384 for i in acc.Images("match/random_vs_passive"))
+
+
+def test_watch_checks_the_tensorboard_logdir_before_the_match(tmp_path: Path, capsys):
+    out = tmp_path / "m.gif"
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    for logdir, message in ((a_file, "is a file"), (a_file / "tb", "cannot create the folder")):
+        assert main(["watch", "random", "random", "--out", str(out),
+                     "--tensorboard", str(logdir)]) == 2
+        captured = capsys.readouterr()
+        err = captured.err.strip()
+        assert err.startswith("arena watch: error: --tensorboard") and message in err, err
+        assert len(err.splitlines()) == 1
+        assert "result:" not in captured.out and "ticks/s" not in err  # no match was played
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "soon"])
+def test_actor_timeout_must_be_a_finite_positive_number(value: str, capsys):
+    assert main(["actor", "--connect", "tcp://127.0.0.1:9", "--timeout", value]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "argument --timeout" in last and "positive number of seconds" in last, last
+    assert repr(value) in last
+
+
+@pytest.mark.parametrize("directory", ["", "   "])
+def test_keys_refuses_an_empty_dir(directory: str, tmp_path: Path, monkeypatch, capsys):
+    # `arena keys ""` wrote the secret keys into the current folder
+    monkeypatch.chdir(tmp_path)
+    assert main(["keys", directory]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("arena keys: error: keys folder") and len(err.splitlines()) == 1, err
+    assert not any(tmp_path.iterdir())
+
+
 # ---- arena watch with trained players --------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):

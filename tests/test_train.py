@@ -216,3 +216,49 @@ def test_nan_rollouts_and_losses_skip_the_update_and_never_reach_the_weights(tmp
     assert m[3]["loss/skipped_steps"] == 0.0  # training goes on
     assert all(torch.isfinite(v).all() for v in probe.params[3].values())
     assert any(not torch.equal(probe.params[2][k], probe.params[3][k]) for k in probe.params[3])
+
+
+@pytest.mark.parametrize("override, key, expected", [
+    ("ppo.ent_coef=nan", "ppo.ent_coef", "a finite number, got nan"),
+    ("ppo.lr=inf", "ppo.lr", "a finite number, got inf"),
+    ("ppo.target_kl=-.inf", "ppo.target_kl", "a finite number, got -inf"),
+    ("reward.weights.kills=nan", "reward.weights.kills", "a finite number"),
+    ("game.options.x=[1, {a: .inf}]", "game.options.x[1].a", "a finite number"),
+    ("reward.weights.new.a=1", "reward.weights.new", "a number, got {'a': 1}"),
+    ("eval.bots=[[1]]", "eval.bots[0]", "a string"),
+    ("trainer.max_time=1:00:00", "trainer.max_time", "DD:HH:MM:SS"),
+    ("trainer.max_time=00:24:00:00", "trainer.max_time", "hours < 24"),
+    ("trainer.max_time=00:00:00:00", "trainer.max_time", "longer than zero"),
+    ("trainer.precision=fp8", "trainer.precision", "bf16-mixed"),
+    ("trainer.accelerator=GPU", "trainer.accelerator", "auto, cpu, cuda, gpu"),
+    ("run.name=../../x", "run.name", "a plain folder name"),
+    ("run.name=..", "run.name", "a plain folder name"),
+    ("run.name=~x", "run.name", "a plain folder name"),
+    ("run.name='a\tb'", "run.name", "no control characters"),
+    ("run.root=' '", "run.root", "not empty"),
+    ("game.options=[1, 2]", "game.options", "bad value"),
+    ("ppo..lr=1", "ppo..lr", "not a dotted key"),
+    ("ppo.lr=" + "1" * 400, "ppo.lr", "bad value"),
+    ("ppo.lr=[", "ppo.lr", "bad value"),
+])
+def test_config_errors_name_the_setting(override, key, expected):
+    from arena.config import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    message = str(info.value)
+    assert f"{key}:" in message or f"'{key}'" in message, message
+    assert expected in message and len(message.splitlines()) == 1, message
+
+
+def test_config_accepts_lightning_settings_and_leaves_curve_keys_to_their_user(tmp_path):
+    from arena.config import ConfigError
+
+    cfg = load_config(None, ["trainer.max_time=01:23:59:59", "trainer.precision=16",
+                             "trainer.accelerator=gpu", f"actors.curve_keys={tmp_path / 'none'}",
+                             "run.name=a b", "trainer.max_time=null"])
+    assert cfg.trainer.precision == "16" and cfg.actors.curve_keys == str(tmp_path / "none")
+    (tmp_path / "file").write_text("")
+    for root in (tmp_path / "file", tmp_path / "file" / "runs"):
+        with pytest.raises(ConfigError, match=f"run.root: .*{tmp_path / 'file'} is a file"):
+            load_config(None, [f"run.root={root}"])

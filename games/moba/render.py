@@ -17,7 +17,8 @@ the team does not see (`core.vis[team, game, u] == 0`) are not drawn at all, and
 team's net worth is not shown. Nothing the team cannot know reaches the picture: only the
 static map (lane, bases, building sites) is drawn for the whole map.
 
-`FrameRecorder` is an `on_step(core)` callback that collects frames while a match runs;
+`FrameRecorder` is an `on_step(core)` callback that collects frames while a match runs, or
+streams them into a GIF file as they are drawn (`out=`: memory stays about one frame);
 `write_gif` writes frames as an animated GIF atomically (temporary file + rename);
 `frames_to_gif_bytes` gives the same GIF as bytes (for TensorBoard or a web page).
 """
@@ -29,12 +30,12 @@ import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from games.files import atomic_write_bytes
+from games.gif import ClipPreview, GifWriter, check_frame, frame_duration_ms, gif_palette
 
 from games.moba.config import MobaConfig
 from games.moba.kernels import G_DONE, G_TICK, G_WINNER
@@ -274,29 +275,20 @@ def _check_frames(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         raise ValueError("write_gif: no frames to write")
     shape = None
     for i, f in enumerate(frames):
-        a = np.asarray(f)
-        if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
-            raise ValueError(
-                f"write_gif: frame {i} must be an (H, W, 3) uint8 array, got shape {a.shape} "
-                f"and dtype {a.dtype}")
-        if shape is None:
-            shape = a.shape
-        elif a.shape != shape:
-            raise ValueError(f"write_gif: frame {i} has shape {a.shape}, frame 0 has {shape}")
-        frames[i] = a
+        frames[i] = check_frame(f, i, shape)
+        shape = frames[i].shape
     return frames
 
 
-def _save_gif(frames: Sequence[np.ndarray], fp: Any, fps: float) -> None:
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 100:
-        raise ValueError(f"write_gif: fps must be a number in (0, 100], got {fps!r}")
+def _save_gif(frames: Sequence[np.ndarray], target: str | os.PathLike | IO[bytes],
+              fps: float) -> Path | None:
+    """All frames known up front: the palette's free entries come from the whole clip."""
+    frame_duration_ms(fps)  # a bad fps fails before anything is created
     frames = _check_frames(frames)
-    palette = _gif_palette(frames)
-    images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE)
-              for f in frames]
-    duration = max(20, int(round(1000.0 / fps)))  # browsers clamp faster frames anyway
-    images[0].save(fp, format="GIF", save_all=True, append_images=images[1:],
-                   duration=duration, loop=0, optimize=False, disposal=1)
+    with GifWriter(target, fps, palette=_gif_palette(frames)) as gif:
+        for frame in frames:
+            gif.add(frame)
+    return gif.path
 
 
 def _known_colours() -> list[tuple[int, int, int]]:
@@ -316,17 +308,8 @@ def _gif_palette(frames: list[np.ndarray]) -> Image.Image:
     """One palette for the whole GIF (3x faster than one per frame, and smaller files):
     the renderer's flat colours exactly, the rest (antialiased text, other pictures) from a
     median cut over up to 16 frames spread over the clip."""
-    known = _known_colours()
     step = max(1, len(frames) // 16)
-    sample = np.concatenate(frames[::step][:16], axis=0)
-    free = 256 - len(known)
-    adaptive = Image.fromarray(sample).quantize(free, method=Image.Quantize.MEDIANCUT,
-                                                dither=Image.Dither.NONE)
-    rgb = [v for c in known for v in c] + adaptive.getpalette()[:3 * free]
-    rgb += rgb[:3] * (256 - len(rgb) // 3)  # pad with a repeated entry
-    palette = Image.new("P", (1, 1))
-    palette.putpalette(rgb[:768])
-    return palette
+    return gif_palette(np.concatenate(frames[::step][:16], axis=0), _known_colours())
 
 
 def frames_to_gif_bytes(frames: Sequence[np.ndarray], fps: float = 10) -> bytes:
@@ -341,24 +324,28 @@ def write_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: float 
 
     The GIF goes to a temporary file in the same folder first and is renamed over `path`
     once complete, so a reader never sees a half-written file. Missing parent folders are
-    created. Returns the path.
+    created. Returns the path. (To write frames as they are made, use a streaming
+    `FrameRecorder(out=...)` or `games.gif.GifWriter`.)
     """
-    frames = _check_frames(frames)
-    buffer = io.BytesIO()
-    _save_gif(frames, buffer, fps)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return _save_gif(frames, path, fps)
 
 
 # ---- recording matches ----------------------------------------------------------------
 class FrameRecorder:
-    """An `on_step(core)` callback that renders every `every`-th call into `.frames`.
+    """An `on_step(core)` callback that renders every `every`-th call.
 
     Use it as a match runner's step hook: `play_games(..., on_step=FrameRecorder())`.
-    `max_frames` (optional) stops recording once that many frames were kept.
+    By default the frames are kept in `.frames`. With `out=PATH` they are streamed into an
+    animated GIF at `fps` instead (`games.gif.GifWriter`, the renderer's colours exact) and
+    none is kept, so memory stays about one frame however long the match: use it as a
+    context manager and call `finish()` at the end (an error discards the half-written GIF).
+    `preview` (a `games.gif.ClipPreview`) also gets every frame, for a bounded copy.
+    `max_frames` (optional) stops recording once that many frames were recorded.
     """
 
     def __init__(self, game: int = 0, team: str | None = None, every: int = 1, scale: int = 6,
-                 max_frames: int | None = None) -> None:
+                 max_frames: int | None = None, out: str | os.PathLike | None = None,
+                 fps: float = 10, preview: ClipPreview | None = None) -> None:
         _team_index(team)
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
             raise ValueError(f"FrameRecorder: every must be an int >= 1, got {every!r}")
@@ -369,17 +356,52 @@ class FrameRecorder:
         self.every = int(every)
         self.scale = int(scale)
         self.max_frames = max_frames
+        self.preview = preview
         self.frames: list[np.ndarray] = []
+        self.count = 0  # frames recorded (kept in .frames or streamed)
+        self.shape: tuple[int, ...] | None = None
         self.calls = 0
+        self._gif = None if out is None else GifWriter(out, fps, exact_colours=_known_colours())
+        self._core: Any = None  # the core of the last call that was not recorded
+
+    def __enter__(self) -> FrameRecorder:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._gif is not None:
+            self._gif.abort()  # no-op after finish(); else the GIF is incomplete
 
     def __call__(self, core: Any) -> None:
-        if self.calls % self.every == 0 and (
-                self.max_frames is None or len(self.frames) < self.max_frames):
-            self.frames.append(render_frame(core, self.game, self.team, self.scale))
+        due = self.calls % self.every == 0
+        if due and self._room():
+            self.record(render_frame(core, self.game, self.team, self.scale))
+        self._core = None if due else core
         self.calls += 1
+
+    def record(self, frame: np.ndarray) -> None:
+        """Add one frame: streamed to the GIF (when `out` was given) or kept in `.frames`."""
+        if self._gif is not None:
+            self._gif.add(frame)
+        else:
+            self.frames.append(frame)
+        if self.preview is not None:
+            self.preview.add(frame)
+        self.count += 1
+        self.shape = frame.shape
+
+    def finish(self) -> Path | None:
+        """Record the final state when `every` skipped it (a match's end is always shown),
+        then complete the streamed GIF. Returns its path (None without `out`)."""
+        if self._core is not None and self._room():
+            self.record(render_frame(self._core, self.game, self.team, self.scale))
+        self._core = None
+        return None if self._gif is None else self._gif.close()
 
     def write_gif(self, path: str | os.PathLike, fps: float = 10) -> Path:
         return write_gif(self.frames, path, fps)
+
+    def _room(self) -> bool:
+        return self.max_frames is None or self.count < self.max_frames
 
 
 def record_match(radiant_bot: Any, dire_bot: Any, seed: int = 0, config: MobaConfig | None = None,

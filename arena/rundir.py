@@ -1,0 +1,111 @@
+"""A run directory: one run, one process writing it, and a record of how it was configured.
+
+runs/<name>/
+    config.yaml            the config the run trains with now (written once training starts)
+    config_history.jsonl   one line per start: the update it took effect at, when, how the
+                           run was started, the overrides given, and the whole config
+    checkpoints/           Lightning checkpoints (update-NNNNNN.ckpt, last.ckpt)
+    league/, tb/           the opponent pool; TensorBoard events
+    .lock                  held (flock) by the process that trains the run; names its pid
+
+Two processes training into one directory would interleave their checkpoints, and a new run
+started over an old one would continue the old weights under a new config at the next
+resume; both are refused here. Only rank 0 of a launch takes the lock and writes the config.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from games.files import atomic_write_bytes
+
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.ckpt"
+CONFIG = "config.yaml"
+HISTORY = "config_history.jsonl"
+LOCK = ".lock"
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be used as asked (held by another process, holds a run)."""
+
+
+def holds_run(path: Path) -> bool:
+    """Whether `path` holds (part of) a run: a config, a checkpoint or a league pool."""
+    return (path / CONFIG).exists() or any((path / CHECKPOINT_DIR).glob("*.ckpt")) \
+        or any((path / "league").glob("*/pool.json"))
+
+
+def is_launch_rank_zero() -> bool:
+    """Rank 0 of the whole launch, from the environment the launcher (Lightning's own,
+    torchrun or SLURM) sets before any process group exists."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return rank_zero_only.rank == 0 and int(os.environ.get("NODE_RANK", "0") or 0) == 0
+
+
+class RunLock:
+    """An exclusive lock on a run directory for the life of the process that trains it.
+
+    flock is released by the kernel when the process dies (SIGKILL included), so a killed
+    run never leaves a stale lock behind; the pid in the file only names the holder."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
+                raise
+            holder = self._holder()
+            raise RunDirError(
+                f"{self.path.parent}: another process{f' (pid {holder})' if holder else ''} "
+                f"is training this run; wait for it to finish or stop it first") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def _holder(self) -> str:
+        try:
+            return self.path.read_text().strip()
+        except OSError:
+            return ""
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire() if self._fd is None else self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def record_start(run_dir: Path, config_yaml: str, config: dict[str, Any], update: int,
+                 how: str, overrides: list[str]) -> None:
+    """Write the config the run now trains with, and append this start to the history.
+
+    Called once training has started (after a resume restored its checkpoint), so a start
+    that fails or has nothing to do leaves the run's config as it was."""
+    atomic_write_bytes(run_dir / CONFIG, config_yaml.encode())
+    line = json.dumps({"update": int(update), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                       "how": how, "overrides": list(overrides), "config": config},
+                      default=str)
+    history = run_dir / HISTORY
+    old = history.read_bytes() if history.is_file() else b""
+    atomic_write_bytes(history, old + line.encode() + b"\n")
