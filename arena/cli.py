@@ -2,6 +2,7 @@
 
     arena train [CONFIG] [key=value ...] train by self-play (default: configs/default.yaml)
     arena train --resume runs/NAME       continue a run from its last checkpoint
+    arena train --check [CONFIG] [k=v]   check a config without training or writing
     arena games                          list the registered games, their teams and spaces
     arena tournament SPEC... [--bots]    round robin of checkpoints, snapshots and bots: ranked
                                          table, tournament.json/.csv, TensorBoard
@@ -14,8 +15,10 @@ snapshot) or a snapshot file (arena/players.py).
 
 `main(argv)` returns the exit status instead of exiting, so tests and other programs can
 call it: 0 success, 1 a failure while running, 2 a usage error (bad option, unknown bot,
-invalid game setting, a missing, corrupt or foreign checkpoint or run). Errors are one
-line on stderr, never a traceback; progress goes to stderr, results to stdout.
+invalid game setting, a missing, corrupt or foreign checkpoint or run, a run directory held
+by another process, a game that is not trusted), 130 and 143 a training run stopped by
+SIGINT or SIGTERM after saving a checkpoint. Errors are one line on stderr, never a
+traceback; progress goes to stderr, results to stdout.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from arena.config import ConfigError
     from arena.train import TrainingStopped, check_only, main_train
 
+    _allow_games(args)
     try:
         if args.check:
             print(check_only(args.config, list(args.overrides), args.resume))
@@ -533,6 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true",
                    help="check the config, game, networks, trainer settings and run directory, "
                         "print a summary and exit; nothing is written")
+    _add_allow_game(p, "the config.yaml of a run given to --resume")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(

@@ -70,3 +70,18 @@ def test_torchrun_two_ranks_share_rank_zeros_league(tmp_path, actors):
         assert sum(s["games"] for s in pool["snapshots"]) > 4 * (updates - 2)
     else:  # actors lag one update behind, but their results reach the pool too
         assert sum(s["games"] for s in pool["snapshots"]) > 0
+
+
+def test_ddp_without_a_run_name_writes_one_run_directory(tmp_path):
+    """Lightning starts rank 1 by running the same command again; it must take rank 0's
+    run directory, not make its own <game>-<time> folder."""
+    from arena.config import CONFIG_DIR
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "arena", "train", str(CONFIG_DIR / "memory.yaml"),
+         "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_updates=2",
+         "trainer.num_threads=1", "game.num_envs=8", f"run.root={tmp_path}"],
+        capture_output=True, text=True, timeout=600, cwd=SCRIPT.parent.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = list(tmp_path.iterdir())
+    assert run.name.startswith("memory-") and (run / "checkpoints" / "last.ckpt").is_file()

@@ -278,3 +278,19 @@ def test_players_ignore_the_training_machines_key_folder(tmp_path):
     ckpt = save_checkpoint(tmp_path / "update-000001.ckpt", config)
     player = load_player(str(ckpt), config["game"]["options"])
     assert player.kind == "policy" and player.learner.cfg.actors.curve_keys is None
+
+
+def test_resume_refuses_a_handed_over_run_whose_config_runs_code(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    run = evil_run(tmp_path, marker)
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"{run / 'config.yaml'}: game 'pettingzoo:os:system' is not trusted" in err
+    assert "Traceback" not in err and not marker.exists()
+    # a module the user allows passes the trust check
+    (tmp_path / "other").mkdir()
+    other = evil_run(tmp_path / "other", tmp_path / "unused", "pettingzoo:games.memory:MemoryGame")
+    assert main(["train", "--resume", str(other)]) == 2
+    assert "--allow-game games.memory" in capsys.readouterr().err
+    assert main(["train", "--resume", str(other), "--allow-game", "games.memory"]) == 2
+    assert "not trusted" not in capsys.readouterr().err
