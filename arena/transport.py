@@ -20,6 +20,7 @@ import json
 import shutil
 import struct
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -162,7 +163,9 @@ class ChunkReceiver:
         self.dropped = Dropped()
 
     def receive(self, timeout_ms: int = 0) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
-        """The next valid chunk (meta, arrays), or None if none arrives in time."""
+        """The next valid chunk (meta, arrays), or None if none arrives in time (a malformed
+        message is dropped and counted, and the wait goes on until the timeout)."""
+        deadline = time.monotonic() + timeout_ms / 1000.0
         while self.socket.poll(timeout_ms, zmq.POLLIN):
             frames = self.socket.recv_multipart(copy=False)
             self.bytes_received += sum(len(f) for f in frames)
@@ -171,7 +174,8 @@ class ChunkReceiver:
                 return meta, arrays
             except WireError as exc:
                 self.dropped.add(str(exc))
-                timeout_ms = 0
+                if timeout_ms > 0:  # -1 waits for ever; 0 only takes what is there
+                    timeout_ms = max(int((deadline - time.monotonic()) * 1000), 0)
         return None
 
     def close(self) -> None:
