@@ -23,35 +23,57 @@ from torch import Tensor
 # ---- GAE ----------------------------------------------------------------------------------
 
 def compute_gae(rewards: Tensor, values: Tensor, dones: Tensor, last_values: Tensor,
-                gamma: float | Tensor, gae_lambda: float) -> tuple[Tensor, Tensor]:
+                gamma: float | Tensor, gae_lambda: float, valid: Tensor | None = None,
+                final_values: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Generalised advantage estimation over a chunk of T steps for N agents.
 
     rewards, values, dones: (T, N); last_values: (N,), the value of the observation after
-    the chunk's last step. `dones[t]` means the episode ended with the action taken at step
-    t: the step t+1 (if any) belongs to a new episode, so nothing is bootstrapped across it.
+    the chunk's last step. `dones[t]` means the agent's episode ended at step t: the step
+    t+1 (if any) belongs to a new episode, so nothing is bootstrapped across it.
     `gamma` may be a float or a tensor broadcastable to (N,) (e.g. a per-agent gamma).
 
         delta_t = r_t + gamma * V_{t+1} * (1 - done_t) - V_t
         A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1}
         returns = A + V          (the value targets, TD(lambda) returns)
 
-    A time-limit truncation is treated like a termination here; to bootstrap it, add
-    gamma * V(final observation) to its reward. An agent slot that goes invalid inside the
-    chunk must have done=True at its last valid step, so padding never leaks backwards.
+    `valid` (T, N) bool marks the steps where the agent acted. In a turn-based game an
+    agent waits while others move: a step where it did not act is skipped, its reward (the
+    loser's -1 arrives on the winner's move) is credited to the agent's own previous action,
+    and V_{t+1} is the value at its next action, so time is counted in the agent's own
+    decisions. Its advantage there is 0. None: every step is an action (standard GAE).
+
+    `final_values` (T, N): where an episode was cut off by a time limit at step t (done_t,
+    not a terminal state), the value of the observation at the cut: it is bootstrapped
+    instead of 0. None or 0 elsewhere: the end is terminal.
     """
     T = rewards.shape[0]
     dtype = rewards.dtype
     values = values.to(dtype)
-    nextnonterminal_all = 1.0 - dones.to(dtype)
+    done_all = dones.to(torch.bool)
     gamma = torch.as_tensor(gamma, dtype=dtype, device=rewards.device)
+    zeros = torch.zeros_like(rewards[0])
     advantages = torch.zeros_like(rewards)
-    lastgaelam = torch.zeros_like(rewards[0])
+    next_values = last_values.to(dtype)
+    next_advantages = zeros
+    pending = zeros  # rewards since the agent's next action (waiting steps)
     for t in reversed(range(T)):
-        nextvalues = last_values.to(dtype) if t == T - 1 else values[t + 1]
-        nextnonterminal = nextnonterminal_all[t]
-        delta = rewards[t] + gamma * nextvalues * nextnonterminal - values[t]
-        lastgaelam = delta + gamma * gae_lambda * nextnonterminal * lastgaelam
-        advantages[t] = lastgaelam
+        # an episode that ends at t: nothing after t is bootstrapped (no host sync to ask)
+        boot = zeros if final_values is None else final_values[t].to(dtype)
+        next_values = torch.where(done_all[t], boot, next_values)
+        next_advantages = torch.where(done_all[t], zeros, next_advantages)
+        pending = torch.where(done_all[t], zeros, pending)
+        reward = pending + rewards[t]
+        delta = reward + gamma * next_values - values[t]
+        advantage = delta + gamma * gae_lambda * next_advantages
+        if valid is None:
+            advantages[t] = advantage
+            next_values, next_advantages, pending = values[t], advantage, zeros
+        else:
+            acted = valid[t].to(torch.bool)
+            advantages[t] = torch.where(acted, advantage, zeros)
+            next_values = torch.where(acted, values[t], next_values)
+            next_advantages = torch.where(acted, advantage, next_advantages)
+            pending = torch.where(acted, zeros, reward)
     returns = advantages + values
     return advantages, returns
 

@@ -58,6 +58,7 @@ GROUP_FIELDS = {  # name: (dtype, shape kind)
     "obs": ("float32", "LnD"), "action_mask": ("bool", "LnA"), "actions": ("int64", "Ln"),
     "logprobs": ("float32", "Ln"), "values": ("float32", "Ln"),
     "episode_starts": ("bool", "Ln"), "valid": ("bool", "Ln"), "agent_dones": ("bool", "Ln"),
+    "truncated": ("bool", "Ln"), "final_values": ("float32", "Ln"),
     "state_h": ("float32", "KnH"), "state_c": ("float32", "KnH"),
     "last_values": ("float32", "n"), "last_episode_starts": ("bool", "n"),
 }
@@ -77,7 +78,8 @@ class RolloutSpec:
     def expected(self) -> dict[str, tuple[str, tuple[int, ...]]]:
         L, K, B, S = self.length, self.chunks, self.games, self.slots
         out = {"env_rewards": ("float32", (L, B, S)), "events": ("float32", (L, B, S, self.events)),
-               "active": ("bool", (L, B, S)), "ticks": ("int64", (L, B))}
+               "active": ("bool", (L, B, S)), "alive": ("bool", (L, B, S)),
+               "ticks": ("int64", (L, B))}
         for key, rows, obs_dim, actions, hidden in self.groups:
             n = B * rows
             dims = {"L": L, "n": n, "D": obs_dim, "A": actions, "K": K, "H": hidden}
@@ -88,7 +90,7 @@ class RolloutSpec:
 
 def rollout_arrays(ro: Rollout) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {"env_rewards": ro.env_rewards, "events": ro.events,
-                                     "active": ro.active, "ticks": ro.ticks}
+                                     "active": ro.active, "alive": ro.alive, "ticks": ro.ticks}
     for key, group in ro.groups.items():
         for name in GROUP_FIELDS:
             arrays[f"{key}/{name}"] = group[name].detach().cpu().numpy()
@@ -139,7 +141,8 @@ def decode_rollout(meta: dict[str, Any], arrays: dict[str, np.ndarray], spec: Ro
               for key, *_ in spec.groups}
     active = arrays["active"].copy()
     ro = Rollout(groups, arrays["env_rewards"].copy(), arrays["events"].copy(), active,
-                 arrays["ticks"].copy(), {"winners": w.copy(), "lengths": lengths.copy()},
+                 arrays["ticks"].copy(), arrays["alive"].copy(),
+                 {"winners": w.copy(), "lengths": lengths.copy()},
                  int(active.sum()), float(seconds),
                  {k: (float(v[0]), int(v[1])) for k, v in bots.items()})
     return ro, version, actor

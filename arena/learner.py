@@ -350,11 +350,11 @@ class PPOLearner(L.LightningModule):
         gamma = self.gamma()
         # under DDP: moments and gradients over all ranks (arena/distributed.py)
         reduce = all_reduce_sum if world_size() > 1 else None
-        shaped = self.shaper(ro.env_rewards, ro.events, ro.active, ro.ticks, self.team_spirit())
+        shaped = self.shaper(ro.env_rewards, ro.events, ro.alive, ro.ticks, self.team_spirit())
         # A rollout holding nan/inf (a broken game, a bad actor) would poison the normalisers
         # and the weights: skip the whole update, on every rank alike, and log it.
         finite = torch.stack([torch.isfinite(d[k]).all() for d in ro.groups.values()
-                              for k in ("obs", "values", "logprobs", "last_values")]).all()
+                              for k in ("obs", "values", "logprobs", "last_values", "final_values")]).all()
         bad = (~finite).double().reshape(1) + float(not np.isfinite(shaped["total"]).all())
         if float((reduce(bad) if reduce is not None else bad)[0]) > 0:  # one host sync
             return {"loss/skipped_updates": 1.0, "loss/epochs": 0.0, "loss/optimizer_steps": 0.0,
@@ -374,9 +374,13 @@ class PPOLearner(L.LightningModule):
             values, last = d["values"], d["last_values"]
             raw_values = vn.denormalize(values) if p.value_norm else values
             raw_last = vn.denormalize(last) if p.value_norm else last
-            advantages, returns = compute_gae(rewards, raw_values, d["agent_dones"].float(),
-                                              raw_last, gamma, p.gae_lambda)
+            final = d["final_values"]
+            raw_final = torch.where(d["truncated"], vn.denormalize(final), 0.0) \
+                if p.value_norm else final
             valid = d["valid"]
+            advantages, returns = compute_gae(rewards, raw_values, d["agent_dones"], raw_last,
+                                              gamma, p.gae_lambda, valid=valid,
+                                              final_values=raw_final)
             if p.value_norm:
                 vn.update(returns[valid], reduce)
                 targets = vn.normalize(returns)

@@ -1,7 +1,11 @@
 """Rollout collection: step a batch of games with the current policies, emit trajectory chunks.
 
 Every agent slot keeps its own LSTM state across steps; the state is reset where an agent's
-episode starts. A rollout of `chunk_len * chunks_per_update` steps is cut into chunks of
+episode starts. In a turn-based game an agent that waits for its turn still observes every
+step (its state follows the game), but only its own actions are trained, and rewards that
+reach it while it waits are credited to its own last action (agents/ppo.compute_gae). An
+agent whose episode is cut off by a time limit is bootstrapped from the value of its final
+observation, computed here with its own LSTM state. A rollout of `chunk_len * chunks_per_update` steps is cut into chunks of
 `chunk_len` steps, each with the LSTM state at its start, so the learner can replay every
 chunk from that state (truncated BPTT).
 
@@ -48,10 +52,13 @@ class Rollout:
     """One rollout. Per group (key): tensors with L steps and N = num_games * len(slots) rows.
 
     group[key] = {obs (L,N,D), action_mask (L,N,A) bool, actions (L,N), logprobs (L,N),
-    values (L,N), episode_starts (L,N) bool, valid (L,N) bool, agent_dones (L,N) bool,
-    state_h/state_c (K,N,H), last_values (N,), last_episode_starts (N,) bool}
+    values (L,N), episode_starts (L,N) bool, valid (L,N) bool (acted, and trains),
+    agent_dones (L,N) bool, truncated (L,N) bool (the episode ended by a time limit),
+    final_values (L,N) (where truncated: V of the observation at the cut), state_h/state_c
+    (K,N,H), last_values (N,), last_episode_starts (N,) bool}
     Shared numpy arrays over all slots: env_rewards (L,B,S), events (L,B,S,E),
-    active (L,B,S), ticks (L,B). `episodes`: outcome and length of every game that ended.
+    active (L,B,S) (acted), alive (L,B,S) (in the episode: acting or waiting for its turn),
+    ticks (L,B). `episodes`: outcome and length of every game that ended.
     """
 
     groups: dict[str, dict[str, torch.Tensor]]
@@ -59,6 +66,7 @@ class Rollout:
     events: np.ndarray
     active: np.ndarray
     ticks: np.ndarray
+    alive: np.ndarray
     episodes: dict[str, np.ndarray] = field(default_factory=dict)
     agent_steps: int = 0
     seconds: float = 0.0
@@ -83,6 +91,7 @@ def concat_rollouts(rollouts: list[Rollout]) -> Rollout:
                    np.concatenate([r.events for r in rollouts], axis=1),
                    np.concatenate([r.active for r in rollouts], axis=1),
                    np.concatenate([r.ticks for r in rollouts], axis=1),
+                   np.concatenate([r.alive for r in rollouts], axis=1),
                    episodes, sum(r.agent_steps for r in rollouts),
                    max(r.seconds for r in rollouts))
 
@@ -106,6 +115,7 @@ class Collector:
         self._state: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._step: VecStep | None = None
         self._episode_start = np.ones((B, S), bool)
+        self._alive = np.zeros((B, S), bool)  # in the episode before the next step
         self._ticks = np.zeros(B, np.int64)
         self.episodes_started = 0
 
@@ -119,6 +129,7 @@ class Collector:
     def _start(self) -> VecStep:
         step = self.vec.reset(seed=self.seed)
         self._episode_start[:] = True
+        np.copyto(self._alive, step.alive)
         self._ticks[:] = 0
         for g in self.groups:
             n = self.vec.num_games * len(g.slots)
@@ -150,6 +161,7 @@ class Collector:
         env_rewards = np.zeros((L, B, S), np.float32)
         events = np.zeros((L, B, S, E), np.float32)
         active = np.zeros((L, B, S), bool)
+        alive = np.zeros((L, B, S), bool)
         ticks = np.zeros((L, B), np.int64)
         winners, lengths = [], []
         bufs: dict[str, dict[str, torch.Tensor]] = {}
@@ -166,13 +178,17 @@ class Collector:
                 "episode_starts": torch.zeros((L, n), dtype=torch.bool, device=dev),
                 "valid": torch.zeros((L, n), dtype=torch.bool, device=dev),
                 "agent_dones": torch.zeros((L, n), dtype=torch.bool, device=dev),
+                "truncated": torch.zeros((L, n), dtype=torch.bool, device=dev),
+                "final_values": torch.zeros((L, n), device=dev),
                 "state_h": torch.zeros((self.num_chunks, n, h), device=dev),
                 "state_c": torch.zeros((self.num_chunks, n, h), device=dev),
             }
         step = self._step
         for t in range(L):
             valid_now = step.next_active.copy()  # the buffer is overwritten by vec.step
+            alive_now = self._alive.copy()
             active[t] = valid_now
+            alive[t] = alive_now
             ticks[t] = self._ticks
             for g in self.groups:
                 buf = bufs[g.key]
@@ -205,11 +221,15 @@ class Collector:
             self._ticks += 1
             done = step.dones
             # an agent's episode ends with its game or when it leaves the game for good
-            agent_done = valid_now & (done[:, None] | ~step.next_active)
+            agent_done = alive_now & (done[:, None] | ~step.alive)
+            truncated = agent_done & step.truncated
             for g in self.groups:
                 bufs[g.key]["agent_dones"][t] = torch.from_numpy(
                     agent_done[:, g.slots].reshape(-1)).to(self.device)
-            self._episode_start = agent_done | ~valid_now
+            if truncated.any():
+                self._bootstrap_truncated(step, truncated, bufs, t)
+            self._episode_start = agent_done | ~alive_now
+            np.copyto(self._alive, step.alive)
             if done.any():
                 idx = np.flatnonzero(done)
                 winners.append(step.winners[idx].copy())
@@ -229,8 +249,28 @@ class Collector:
             "lengths": np.concatenate(lengths) if lengths else np.zeros(0, np.int64),
         }
         agent_steps = int(active.sum())
-        return Rollout(bufs, env_rewards, events, active, ticks, episodes, agent_steps,
+        return Rollout(bufs, env_rewards, events, active, ticks, alive, episodes, agent_steps,
                        time.perf_counter() - t0)
+
+    def _bootstrap_truncated(self, step: VecStep, truncated: np.ndarray,
+                             bufs: dict[str, dict[str, torch.Tensor]], t: int) -> None:
+        """V(observation at the cut) for agents whose episode a time limit ended at step t,
+        from the LSTM state they reached; the game has already reset, so the observation
+        comes from the step's `final_obs`."""
+        B = self.vec.num_games
+        for g in self.groups:
+            rows = truncated[:, g.slots].reshape(-1)
+            if not rows.any():
+                continue
+            obs = step.final_obs[g.role.name][:, g.role_columns].reshape(B * len(g.slots), -1)
+            mask = step.final_mask[g.role.name][:, g.role_columns].reshape(B * len(g.slots), -1)
+            keep = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
+            _, value, _ = self.policies[g.key].step(
+                torch.from_numpy(np.ascontiguousarray(obs)).to(self.device),
+                self._state[g.key], keep, torch.from_numpy(np.ascontiguousarray(mask)).to(self.device))
+            cut = torch.from_numpy(rows).to(self.device)
+            bufs[g.key]["truncated"][t] = cut
+            bufs[g.key]["final_values"][t] = torch.where(cut, value, 0.0)
 
 
 def _sample(dist: torch.distributions.Categorical, generator: torch.Generator,

@@ -1,11 +1,15 @@
-"""Team games behind PettingZoo's ParallelEnv API, made by name.
+"""Team games behind PettingZoo's API (ParallelEnv, or AECEnv for turn-based games), made
+by name.
 
 `make(name, **kwargs)` builds a registered game ("moba", "memory") or any PettingZoo
-game given as "pettingzoo:<module>:<factory>" with a `teams=` prefix map. Every game it
-returns exposes `teams` (team -> agents) and `agent_team` (agent -> team).
+game given as "pettingzoo:<module>:<factory>" (teams from an optional `teams=` prefix map,
+else from the agent names). Every game it returns exposes `teams` (team -> agents) and
+`agent_team` (agent -> team).
 """
 
-from games.adapters import TeamParallelEnv, as_parallel, team_spaces_differ
+from games.adapters import (
+    TeamAECEnv, TeamParallelEnv, default_teams, team_spaces_differ, with_teams,
+)
 from games.memory import MemoryGame
 from games.registry import (
     GameSpec, UntrustedGameError, check_trusted, list_games, make, register,
@@ -14,12 +18,14 @@ from games.registry import (
 __all__ = [
     "GameSpec",
     "MemoryGame",
+    "TeamAECEnv",
     "TeamParallelEnv",
     "UntrustedGameError",
-    "as_parallel",
     "check_trusted",
+    "default_teams",
     "list_games",
     "make",
     "register",
     "team_spaces_differ",
+    "with_teams",
 ]

@@ -2,10 +2,18 @@
 
 The rest of Arena needs to know which team every agent plays for (league matchmaking,
 team rewards, one policy per team). Built-in games expose that as `teams` (team ->
-agents) and `agent_team` (agent -> team). A third-party game does not, so
-`TeamParallelEnv` adds both from a map of agent-name prefixes, e.g. magent2 battle:
-`{"red": "red_", "blue": "blue_"}`, and otherwise passes the `ParallelEnv` API through
-unchanged (same spaces, same dicts, same objects).
+agents) and `agent_team` (agent -> team). A third-party game does not, so a thin wrapper
+adds both and otherwise passes the game's API through unchanged (same spaces, same dicts,
+same objects): `TeamParallelEnv` for a `ParallelEnv`, `TeamAECEnv` for a turn-based
+`AECEnv` (stepped natively by `games.vector.AECVec`; PettingZoo's `aec_to_parallel` cannot
+run turn-based games, and would hide whose turn it is). `with_teams` picks the wrapper.
+
+Team maps: an explicit map of agent-name prefixes, e.g. magent2 battle
+`{"red": "red_", "blue": "blue_"}`, or none, and then `default_teams` groups agents by
+their name without the index (`red_0` -> `red`, `adversary_2` -> `adversary`); when that
+puts every agent into one team (connect four's `player_0`/`player_1`, poker's
+`player_*`), each agent is its own team: a game where all agents share a name is a game
+of each against each.
 
 Roles: Arena trains one network per role, and a role is a team. In a symmetric game
 (battle) both teams have identical spaces and could share weights; in an asymmetric one
@@ -16,35 +24,46 @@ role (its team). Agents within one team are expected to share spaces.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pettingzoo import AECEnv, ParallelEnv
-from pettingzoo.utils.conversions import aec_to_parallel
-from pettingzoo.utils.wrappers import BaseParallelWrapper
+from pettingzoo.utils.wrappers import BaseParallelWrapper, BaseWrapper
 
 TeamMap = Mapping[str, str | Sequence[str]]
 
+_INDEXED_NAME = re.compile(r"(.+)_\d+")
 
-def as_parallel(env: Any, name: str = "game") -> ParallelEnv:
-    """Return `env` as a ParallelEnv, converting an AECEnv with `aec_to_parallel`.
 
-    Raises TypeError for anything else, and ValueError for an AEC game PettingZoo cannot
-    run in parallel (turn-based games).
+def with_teams(env: Any, teams: TeamMap | None = None,
+               name: str = "game") -> TeamParallelEnv | TeamAECEnv:
+    """Wrap a ParallelEnv in `TeamParallelEnv` and an AECEnv in `TeamAECEnv`.
+
+    `teams` is a prefix map (see `teams_from_prefixes`) or None for `default_teams`.
+    Raises TypeError for anything that is neither.
     """
     if isinstance(env, ParallelEnv):
-        return env
+        return TeamParallelEnv(env, teams)
     if isinstance(env, AECEnv):
-        try:
-            return aec_to_parallel(env)
-        except AssertionError as e:  # pettingzoo asserts metadata["is_parallelizable"]
-            raise ValueError(
-                f"{name}: this AEC game cannot be converted to a ParallelEnv "
-                f"(aec_to_parallel refused: {e})"
-            ) from e
+        return TeamAECEnv(env, teams)
     raise TypeError(
         f"{name}: expected a pettingzoo ParallelEnv or AECEnv, got {type(env).__name__}"
     )
+
+
+def default_teams(possible_agents: Sequence[str]) -> dict[str, list[str]]:
+    """Teams from agent names alone: agents grouped by the part of their name before a
+    final "_<digits>" (a name without such an index is a group of its own), in order of
+    first appearance; if that gives a single group of every agent, one team per agent.
+    """
+    groups: dict[str, list[str]] = {}
+    for agent in possible_agents:
+        m = _INDEXED_NAME.fullmatch(agent)
+        groups.setdefault(m.group(1) if m else agent, []).append(agent)
+    if len(groups) == 1 and len(possible_agents) > 1:
+        return {agent: [agent] for agent in possible_agents}
+    return groups
 
 
 def teams_from_prefixes(
@@ -118,36 +137,27 @@ def team_spaces_differ(env: Any) -> bool:
     )
 
 
-class TeamParallelEnv(BaseParallelWrapper):
-    """A ParallelEnv passed through unchanged, plus `teams`, `agent_team`, roles.
+class _TeamInfo:
+    """What both wrappers add: `teams`, `agent_team`, `team_spaces_differ`, `role_of`."""
 
-    reset/step/render/close/state/observation_space/action_space and every other public
-    attribute (agents, possible_agents, metadata, render_mode, state_space, ...) are
-    those of the wrapped env; `unwrapped` is the wrapped env's `unwrapped`, as for
-    PettingZoo's own wrappers.
-    """
+    env: Any
+    teams: dict[str, list[str]]
+    agent_team: dict[str, str]
+    team_spaces_differ: bool
 
-    def __init__(self, env: ParallelEnv, teams: TeamMap) -> None:
-        if not isinstance(env, ParallelEnv):
-            raise TypeError(
-                f"TeamParallelEnv wraps a pettingzoo ParallelEnv, got {type(env).__name__}"
-                " (convert an AECEnv with games.adapters.as_parallel)"
-            )
-        super().__init__(env)
+    def _set_teams(self, env: Any, teams: TeamMap | None) -> None:
         possible = getattr(env, "possible_agents", None)
         if not possible:
             raise ValueError(
-                f"TeamParallelEnv: {env} has no possible_agents before reset(); "
+                f"{type(self).__name__}: {env} has no possible_agents before reset(); "
                 "the team map needs them up front"
             )
-        self.teams: dict[str, list[str]] = teams_from_prefixes(possible, teams)
-        self.team_prefixes: dict[str, tuple[str, ...]] = {
-            t: (p,) if isinstance(p, str) else tuple(p) for t, p in teams.items()
-        }
-        self.agent_team: dict[str, str] = {
+        self.teams = default_teams(possible) if teams is None else \
+            teams_from_prefixes(possible, teams)
+        self.agent_team = {
             agent: team for team, members in self.teams.items() for agent in members
         }
-        self.team_spaces_differ: bool = team_spaces_differ(self)
+        self.team_spaces_differ = team_spaces_differ(self)
 
     def role_of(self, agent: str) -> str:
         """The role an agent plays, which is its team: one network per role."""
@@ -155,10 +165,49 @@ class TeamParallelEnv(BaseParallelWrapper):
 
     def __getattr__(self, name: str) -> Any:
         # Guard `env` itself so a half-built wrapper (e.g. during unpickling) raises
-        # AttributeError instead of recursing forever.
-        if name.startswith("_") or name == "env":
+        # AttributeError instead of recursing forever. PettingZoo's AEC wrappers pass
+        # `_cumulative_rewards` through (AECEnv.last reads it), so this does too.
+        if (name.startswith("_") and name != "_cumulative_rewards") or name == "env":
             raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
         return getattr(self.env, name)
 
     def __str__(self) -> str:
-        return f"TeamParallelEnv<{self.env}>"
+        return f"{type(self).__name__}<{self.env}>"
+
+
+class TeamParallelEnv(_TeamInfo, BaseParallelWrapper):
+    """A ParallelEnv passed through unchanged, plus `teams`, `agent_team`, roles.
+
+    reset/step/render/close/state/observation_space/action_space and every other public
+    attribute (agents, possible_agents, metadata, render_mode, state_space, ...) are
+    those of the wrapped env; `unwrapped` is the wrapped env's `unwrapped`, as for
+    PettingZoo's own wrappers. `teams=None` uses `default_teams`.
+    """
+
+    def __init__(self, env: ParallelEnv, teams: TeamMap | None = None) -> None:
+        if not isinstance(env, ParallelEnv):
+            raise TypeError(
+                f"TeamParallelEnv wraps a pettingzoo ParallelEnv, got {type(env).__name__}"
+                " (wrap an AECEnv in TeamAECEnv, or let games.adapters.with_teams choose)"
+            )
+        BaseParallelWrapper.__init__(self, env)
+        self._set_teams(env, teams)
+
+
+class TeamAECEnv(_TeamInfo, BaseWrapper):
+    """A turn-based AECEnv passed through unchanged, plus `teams`, `agent_team`, roles.
+
+    reset/step/observe/last/agent_iter and the public attributes (agents, agent_selection,
+    rewards, terminations, truncations, infos, ...) are those of the wrapped env, read
+    live; `unwrapped` is the wrapped env's `unwrapped`. `teams=None` uses `default_teams`.
+    """
+
+    def __init__(self, env: AECEnv, teams: TeamMap | None = None) -> None:
+        if not isinstance(env, AECEnv):
+            raise TypeError(
+                f"TeamAECEnv wraps a pettingzoo AECEnv, got {type(env).__name__}"
+                " (wrap a ParallelEnv in TeamParallelEnv, or let games.adapters.with_teams "
+                "choose)"
+            )
+        BaseWrapper.__init__(self, env)
+        self._set_teams(env, teams)

@@ -5,13 +5,16 @@ an environment and says clearly what went wrong otherwise. Built-ins are registe
 "module:attr" path and imported only when made, so listing games never imports them
 (and the registry works while a game's package is absent or broken).
 
-Third-party games: `make("pettingzoo:<module>:<factory>", teams={...}, **kwargs)` imports
-`<module>`, calls `<factory>(**kwargs)`, converts an AECEnv with `aec_to_parallel`, and
-wraps the result in `games.adapters.TeamParallelEnv` with the given team map (team name
--> agent-name prefix), e.g.::
+Third-party games: `make("pettingzoo:<module>:<factory>", teams=..., **kwargs)` imports
+`<module>`, calls `<factory>(**kwargs)` and wraps the result with its teams
+(`games.adapters.with_teams`): a `ParallelEnv` in `TeamParallelEnv`, a turn-based `AECEnv`
+in `TeamAECEnv` (kept turn-based: `games.vector.AECVec` steps it natively). `teams` is
+optional: a map team name -> agent-name prefix, or by default teams from the agent names
+(`red_0` -> "red"; each agent its own team when all share one name, as in connect four)::
 
     make("pettingzoo:magent2.environments.battle_v4:parallel_env",
          teams={"red": "red_", "blue": "blue_"}, map_size=12)
+    make("pettingzoo:pettingzoo.classic.connect_four_v3:env")  # player_0 vs player_1
 
 Trust. `make` imports whatever module a spec names and calls the factory with the config's
 options, so a spec is code. A config the user wrote is theirs to run, but one that arrives
@@ -32,9 +35,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pettingzoo import ParallelEnv
+from pettingzoo import AECEnv, ParallelEnv
 
-from games.adapters import TeamParallelEnv, as_parallel
+from games.adapters import TeamAECEnv, TeamMap, TeamParallelEnv, with_teams
 
 PETTINGZOO_PREFIX = "pettingzoo:"
 _SPEC_FORM = "'pettingzoo:<module>:<factory>', e.g. 'pettingzoo:mpe2.simple_tag_v3:parallel_env'"
@@ -45,7 +48,7 @@ TRUSTED_NAMESPACES = ("pettingzoo", "mpe2", "magent2")
 FACTORY_NAMES = ("env", "parallel_env", "raw_env")
 _MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
-Factory = Callable[..., ParallelEnv]
+Factory = Callable[..., ParallelEnv | AECEnv]
 
 
 class UntrustedGameError(ValueError):
@@ -103,11 +106,12 @@ def list_games() -> list[GameSpec]:
     return list(_REGISTRY.values())
 
 
-def make(name: str, **kwargs: Any) -> ParallelEnv:
+def make(name: str, **kwargs: Any) -> ParallelEnv | AECEnv:
     """Build the game `name` with `kwargs`.
 
-    `name` is a registered game, or "pettingzoo:<module>:<factory>" together with a
-    `teams=` map (team name -> agent-name prefix, or a list of prefixes). Unknown names,
+    `name` is a registered game, or "pettingzoo:<module>:<factory>" with an optional
+    `teams=` map (team name -> agent-name prefix, or a list of prefixes; by default teams
+    come from the agent names, see `games.adapters.default_teams`). Unknown names,
     malformed specs, missing modules/factories and bad team maps raise errors that name
     the problem.
     """
@@ -121,7 +125,7 @@ def make(name: str, **kwargs: Any) -> ParallelEnv:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(
             f"unknown game {name!r}{hint}. Known games: {', '.join(known)}; "
-            f"or any PettingZoo game as {_SPEC_FORM} with teams={{...}}"
+            f"or any PettingZoo game as {_SPEC_FORM}"
         )
     factory = _FACTORIES.get(name)
     if factory is None:
@@ -189,19 +193,14 @@ def _allowed(spec: str, module: str, allow: Sequence[str]) -> bool:
     return False
 
 
-def _make_pettingzoo(spec: str, teams: Any = None, **kwargs: Any) -> TeamParallelEnv:
-    """Import, build, convert to parallel and wrap a third-party PettingZoo game."""
+def _make_pettingzoo(spec: str, teams: TeamMap | None = None,
+                     **kwargs: Any) -> TeamParallelEnv | TeamAECEnv:
+    """Import, build and wrap (with its teams) a third-party PettingZoo game."""
     path = spec[len(PETTINGZOO_PREFIX):]
     if path.count(":") != 1:
         raise ValueError(f"malformed game spec {spec!r}: expected {_SPEC_FORM}")
-    if teams is None:
-        raise ValueError(
-            f"game {spec!r} needs a team map: teams={{team name: agent-name prefix}}, "
-            "e.g. teams={'red': 'red_', 'blue': 'blue_'}"
-        )
     factory = _resolve(path, what=f"game spec {spec!r}")
-    env = as_parallel(factory(**kwargs), name=spec)
-    return TeamParallelEnv(env, teams)
+    return with_teams(factory(**kwargs), teams, name=spec)
 
 
 def _split_path(path: str, what: str) -> tuple[str, str]:

@@ -13,21 +13,28 @@ and go; it wants arrays of a fixed shape it can feed to one network per *role*. 
   float32 and `action_mask[role]` `(B, len(slots), num_actions)` bool, columns in the
   order of `RoleSpec.slots`.
 * **Liveness.** `next_active[b, s]` says the slot has a live agent in the returned
-  observation and must act next; `active[b, s]` says it acted in the step just taken.
-  Slots without a live agent (agents gone for good, e.g. dead magent2 soldiers) have
-  zero observations and an all-True mask (so a batched masked softmax stays finite);
-  their actions are ignored and their rewards and events are zero.
+  observation and must act next; `active[b, s]` says it acted in the step just taken;
+  `alive[b, s]` says the slot's agent is in its episode (acting next, or waiting for its
+  turn in a turn-based game; elsewhere the same as `next_active`). Slots without a live
+  agent (agents gone for good, e.g. dead magent2 soldiers) have zero observations and an
+  all-True mask (so a batched masked softmax stays finite); their actions are ignored and
+  their rewards and events are zero.
 * **Auto-reset.** A game that ends inside `step` is reset in the same call: `dones[b]`
-  is True, `rewards`/`events`/`active` are those of the last step, `winners[b]` and
-  `lengths[b]` describe the finished episode, and `obs`/`action_mask`/`next_active` are
-  already the first ones of the next episode. Final observations are not returned (the
-  built-in MOBA ends by its own rules, so its last step is terminal; for a game that is
-  cut off by a time limit the collector bootstraps as if terminal).
+  is True, `rewards`/`events`/`active`/`truncated` are those of the last step, `winners[b]`
+  and `lengths[b]` describe the finished episode, and `obs`/`action_mask`/`next_active`/
+  `alive` are already the first ones of the next episode.
+* **Truncation.** An agent cut off by a time limit (truncated, not terminated) has not
+  reached the end of its return: `truncated[b, s]` marks the step of the cut, and
+  `final_obs[role]`/`final_mask[role]` hold the observation and mask it got there (which
+  `obs` no longer holds after an auto-reset), so the collector can bootstrap from its
+  value. Terminated agents have no final observation: their return is complete. The
+  built-in MOBA ends by its own rules (its time limit has a winner), so nothing of it is
+  ever truncated.
 
 Everything a `VecStep` holds is a view of buffers preallocated by the game: valid until
 the next `reset`/`step`, copy what you keep.
 
-Two implementations:
+Three implementations:
 
 * `MobaVec` (`make_vec("moba", B, **config)`): the fast path, a view over one batched
   `MobaCore(num_games=B, autoreset=True)`; no Python loop over games or heroes. One role,
@@ -36,22 +43,26 @@ Two implementations:
   so every slot is always active. Game `b` of `reset(seed)` is seeded `seed + b` (so game
   0 replays `MobaEnv().reset(seed=seed)`); later episodes continue each game's own random
   stream.
-* `ParallelVec` (every other name, e.g. "memory" or "pettingzoo:<module>:<factory>" with
-  `teams=`): B instances of `games.make(name, **kwargs)` stepped in a Python loop. Rules:
+* `ParallelVec` (every other name whose game is a `ParallelEnv`, e.g. "memory" or
+  "pettingzoo:<module>:parallel_env") and `AECVec` (a turn-based `AECEnv`, e.g.
+  "pettingzoo:pettingzoo.classic.connect_four_v3:env"): B instances of
+  `games.make(name, **kwargs)` stepped in a Python loop. Rules for both:
 
   - Roles: one per team, except that teams whose agents all have identical observation
     and action spaces (hence the same mask-ness) share one role, named by joining their
-    team names with "+" in team order ("red+blue" for magent2 battle or the memory game;
-    simple_tag gives "predator" and "prey"). `roles={team: role name}` overrides this:
-    teams given the same role name share it (their spaces must agree), distinct names
-    keep them apart. All agents of a role must have the same spaces.
+    team names with "+" in team order ("red+blue" for magent2 battle or the memory game,
+    "player_0+player_1" for connect four; simple_tag gives "adversary" and "agent").
+    `roles={team: role name}` overrides this: teams given the same role name share it
+    (their spaces must agree), distinct names keep them apart. All agents of a role must
+    have the same spaces.
   - Observation spaces: a `Dict` with keys exactly {"observation", "action_mask"}
     (PettingZoo's convention) uses the mask; anything else is flattened to float32
     (`Box` by reshape, other spaces by `gymnasium.spaces.flatten`) with an all-True mask.
     Action spaces must be `Discrete` (actions are 0..n-1; a nonzero `start` is added).
   - An agent that leaves `env.agents`, or is terminated/truncated, is gone: its slot is
-    inactive until the game resets. Agents that (re)appear in `env.agents` become active.
-    The game ends when no live agent is left.
+    not alive until the game resets. Agents that (re)appear in `env.agents` become alive.
+    The game ends when no live agent is left. `truncated` comes from the truncations
+    dict: an agent in the episode before the step, truncated and not terminated by it.
   - Seeds: `reset(seed)` resets game b with `seed + b`; the k-th automatic reset of game
     b (k = 1, 2, ...) uses a 32-bit seed hashed from (seed, b, k) by `np.random.SeedSequence`,
     so runs are deterministic per seed and different reset seeds do not share episodes.
@@ -60,26 +71,40 @@ Two implementations:
     summed episode reward (over all its agents and steps) wins, -1 on a tie.
   - Events: names given as `event_names=(...)`, else the env's `event_names` attribute,
     else found by a probe: one extra instance is reset (seed 0) and stepped once with the
-    first legal action of every agent, and the numeric keys of `infos[agent]["events"]`
-    (reset and step infos, union in first-seen order) become `event_names`, fixed from then
-    on (keys that show up only later are ignored). No "events" dicts: E = 0.
+    first legal action of every agent (of the selected agent, turn-based), and the numeric
+    keys of `infos[agent]["events"]` (reset and step infos, union in first-seen order)
+    become `event_names`, fixed from then on (keys that show up only later are ignored).
+    No "events" dicts: E = 0. A step's events are those in the infos of the agents that
+    acted in it.
+
+  In a `ParallelVec` every live agent acts at every step. In an `AECVec` only the game's
+  `agent_selection` acts (`next_active` is True for that slot alone): the others wait,
+  alive, and still observe (`env.observe(agent)` is written to their obs rows, so a
+  recurrent policy sees the board after the opponent's move), but their mask rows are all
+  True and their actions ignored, as for slots without an agent. A selected agent that is
+  terminated or truncated is stepped with None (PettingZoo's dead step) inside the same
+  step, until a live agent is selected or none is left. `rewards[b, s]` sums
+  `env.rewards[agent]` over every `env.step` taken inside the step, for every agent: the
+  loser's -1 that arrives on the winner's move shows in that step's row, in the loser's
+  slot, while the loser waits (a collector credits it to the loser's own last action).
+  `lengths` counts steps, i.e. moves.
 """
 
 from __future__ import annotations
 
 import abc
-
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+from pettingzoo import AECEnv
 
 from games.actions import as_action_batch
 
-__all__ = ["MobaVec", "ParallelVec", "RoleSpec", "VecGame", "VecStep", "make_vec"]
+__all__ = ["AECVec", "MobaVec", "ParallelVec", "RoleSpec", "VecGame", "VecStep", "make_vec"]
 
 MERGED_ROLE_SEP = "+"
 
@@ -109,7 +134,16 @@ class VecStep:
     winners: (B,) int64 team index of the winner, -1 draw (valid where dones; -1 elsewhere);
     lengths: (B,) int64 steps taken in the episode so far; where dones, the finished
     episode's length (the new episode has taken no step yet);
-    events: (B, S, E) float32 this step's event counters (names: `VecGame.event_names`).
+    events: (B, S, E) float32 this step's event counters (names: `VecGame.event_names`);
+    alive: (B, S) bool, the slot's agent is in its episode after this step, acting next or
+    waiting for its turn (equals next_active where every live agent acts; after an
+    auto-reset and at reset: the new episode's agents);
+    truncated: (B, S) bool, the slot's episode ended at this step by truncation (a time
+    limit), not termination: its return is cut off, so bootstrap from final_obs;
+    final_obs: role -> (B, n_role_slots, obs_dim) float32 and final_mask: role ->
+    (B, n_role_slots, A) bool, where `truncated`, the observation (flattened like obs) and
+    mask the agent got at the cut, which obs no longer holds after an auto-reset; zeros
+    and all True elsewhere.
     """
 
     obs: dict[str, np.ndarray]
@@ -121,6 +155,10 @@ class VecStep:
     winners: np.ndarray
     lengths: np.ndarray
     events: np.ndarray
+    alive: np.ndarray
+    truncated: np.ndarray
+    final_obs: dict[str, np.ndarray]
+    final_mask: dict[str, np.ndarray]
 
 
 class VecGame(abc.ABC):
@@ -209,6 +247,10 @@ class MobaVec(VecGame):
         self._active = np.ones((B, H), bool)
         self._winners = np.full(B, -1, np.int64)
         self._lengths = np.zeros(B, np.int64)
+        # the MOBA's time limit is a rule with a winner: nothing is ever truncated
+        self._truncated = np.zeros((B, H), bool)
+        self._final_obs = np.zeros((B, H, core.obs_dim), np.float32)
+        self._final_mask = np.ones((B, H, core.num_actions), bool)
         if core.action_mask.dtype.itemsize != 1:  # pragma: no cover - layout guard
             raise TypeError("MobaVec: expected an int8 action mask from MobaCore")
         self._step = VecStep(
@@ -221,6 +263,10 @@ class MobaVec(VecGame):
             winners=self._winners,
             lengths=self._lengths,
             events=core.events,
+            alive=self._active,
+            truncated=self._truncated,
+            final_obs={self.ROLE: self._final_obs},
+            final_mask={self.ROLE: self._final_mask},
         )
 
     def _result(self) -> VecStep:
@@ -271,19 +317,28 @@ def _slot_space(where: str, agent: str, obs_space: spaces.Space,
     return _SlotSpace(obs_space, act_space, has_mask, inner, dim)
 
 
-class ParallelVec(VecGame):
-    """B instances of any ParallelEnv from `games.make`, stepped in a Python loop."""
+class _EnvVec(VecGame):
+    """B instances of one game from `games.make`, stepped in a Python loop.
+
+    Everything `ParallelVec` and `AECVec` share lives here, so both follow one set of rules
+    (slots, teams, roles, spaces, buffers, seeds, outcome, events, truncation); a subclass
+    says only how one game resets (`_reset_env`) and steps (`_step_game`), and how the
+    event probe plays (`_probe_infos`).
+    """
 
     def __init__(self, name: str, num_games: int, *, roles: Mapping[str, str] | None = None,
-                 event_names: Sequence[str] | None = None, **kwargs: Any) -> None:
+                 event_names: Sequence[str] | None = None, _first: Any = None,
+                 **kwargs: Any) -> None:
         import games
 
-        where = f"ParallelVec({name!r})"
+        self._where = where = f"{type(self).__name__}({name!r})"
         B = _check_num_games(where, num_games)
         self.name = name
         self._make_kwargs = dict(kwargs)
-        self.envs = [games.make(name, **kwargs) for _ in range(B)]
-        env = self.envs[0]
+        # make_vec builds the first game itself to see its kind; it is reused, not rebuilt
+        env = games.make(name, **kwargs) if _first is None else _first
+        self._check_kind(env)
+        self.envs = [env] + [games.make(name, **kwargs) for _ in range(B - 1)]
         possible = list(getattr(env, "possible_agents", None) or [])
         if not possible:
             raise ValueError(f"{where}: the game has no possible_agents before reset()")
@@ -293,8 +348,8 @@ class ParallelVec(VecGame):
         agent_team = getattr(env, "agent_team", None)
         if not isinstance(teams, Mapping) or not isinstance(agent_team, Mapping):
             raise ValueError(
-                f"{where}: the game has no team map (`teams`/`agent_team`); third-party games "
-                "need teams={team: agent-name prefix}")
+                f"{where}: the game has no team map (`teams`/`agent_team`); wrap it with "
+                "games.adapters.with_teams, or make it as a 'pettingzoo:' spec")
         missing = [a for a in possible if a not in agent_team]
         if missing:
             raise ValueError(f"{where}: agents without a team: {missing}")
@@ -356,36 +411,63 @@ class ParallelVec(VecGame):
         E = len(self.event_names)
 
         # -- buffers ---------------------------------------------------------------------
-        self._obs = {r.name: np.zeros((B, len(r.slots), r.obs_dim), np.float32)
-                     for r in self.roles}
-        self._mask = {r.name: np.ones((B, len(r.slots), r.num_actions), bool)
-                      for r in self.roles}
+        def obs_buffers() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+            return ({r.name: np.zeros((B, len(r.slots), r.obs_dim), np.float32)
+                     for r in self.roles},
+                    {r.name: np.ones((B, len(r.slots), r.num_actions), bool)
+                     for r in self.roles})
+
+        self._obs, self._mask = obs_buffers()
+        self._final_obs, self._final_mask = obs_buffers()
         self._rewards = np.zeros((B, S), np.float32)
         self._dones = np.zeros(B, bool)
         self._active = np.zeros((B, S), bool)
         self._next_active = np.zeros((B, S), bool)
+        self._alive = np.zeros((B, S), bool)
+        self._truncated = np.zeros((B, S), bool)
         self._winners = np.full(B, -1, np.int64)
         self._lengths = np.zeros(B, np.int64)
         self._events = np.zeros((B, S, E), np.float32)
         # per (game, slot) row views into the role buffers, so the loop writes in place
-        col = {}
-        for r in self.roles:
-            for j, s in enumerate(r.slots):
-                col[s] = (r.name, j)
-        self._obs_rows = [[self._obs[col[s][0]][b, col[s][1]] for s in range(S)]
-                          for b in range(B)]
-        self._mask_rows = [[self._mask[col[s][0]][b, col[s][1]] for s in range(S)]
-                           for b in range(B)]
-        self._slot_masked = [x.has_mask for x in sp]
+        col = {s: (r.name, j) for r in self.roles for j, s in enumerate(r.slots)}
+
+        def rows(buffers: dict[str, np.ndarray]) -> list[list[np.ndarray]]:
+            return [[buffers[col[s][0]][b, col[s][1]] for s in range(S)] for b in range(B)]
+
+        self._obs_rows, self._mask_rows = rows(self._obs), rows(self._mask)
+        self._final_rows, self._final_mask_rows = rows(self._final_obs), rows(self._final_mask)
+        self._final_written: list[tuple[int, int]] = []  # rows to clear at the next step
         self._ep_return = np.zeros((B, len(self.team_names)), np.float64)
         self._ep_len = np.zeros(B, np.int64)
         self._episode = np.zeros(B, np.int64)
         self._base_seed: int | None = None
-        self._step_result = VecStep(self._obs, self._mask, self._rewards, self._dones,
-                                    self._active, self._next_active, self._winners,
-                                    self._lengths, self._events)
+        self._step_result = VecStep(
+            obs=self._obs, action_mask=self._mask, rewards=self._rewards, dones=self._dones,
+            active=self._active, next_active=self._next_active, winners=self._winners,
+            lengths=self._lengths, events=self._events, alive=self._alive,
+            truncated=self._truncated, final_obs=self._final_obs, final_mask=self._final_mask)
 
-    # ------------------------------------------------------------------------------------
+    # -- what a subclass says -------------------------------------------------------------
+    @abc.abstractmethod
+    def _check_kind(self, env: Any) -> None:
+        """Raise ValueError if this class cannot step `env` (the other class can)."""
+
+    @abc.abstractmethod
+    def _reset_env(self, b: int) -> None:
+        """Reset game b with `_episode_seed(b)` and write its first observations."""
+
+    @abc.abstractmethod
+    def _step_game(self, b: int, act_row: np.ndarray) -> Mapping | None:
+        """Step game b with its row of actions: add rewards, events and truncations, and
+        write the next observations. Returns None while the game goes on, else the final
+        infos (for the winner); the caller then counts and resets the episode."""
+
+    @abc.abstractmethod
+    def _probe_infos(self, probe: Any) -> Iterator[Any]:
+        """Reset `probe` (seed 0), step it once with first legal actions, yielding the
+        infos of both."""
+
+    # -- shared rules -------------------------------------------------------------------
     def _assign_roles(self, where: str, team_slots: dict[str, list[int]],
                       sp: list[_SlotSpace], roles: Mapping[str, str] | None) -> dict[str, str]:
         if roles is not None:
@@ -421,39 +503,30 @@ class ParallelVec(VecGame):
                 groups.append([t])
         return {t: MERGED_ROLE_SEP.join(g) for g in groups for t in g}
 
+    def _first_legal(self, s: int, o: Any) -> int:
+        """The env's action for slot s's first legal move in observation `o` (0 unmasked)."""
+        act = 0
+        if self._slot_spaces[s].has_mask and isinstance(o, Mapping):
+            legal = np.flatnonzero(np.asarray(o["action_mask"]).reshape(-1))
+            act = int(legal[0]) if legal.size else 0
+        return act + self._slot_start[s]
+
     def _probe_event_names(self) -> tuple[str, ...]:
         import games
 
         probe = games.make(self.name, **self._make_kwargs)
         names: list[str] = []
-
-        def collect(infos: Any) -> None:
-            if not isinstance(infos, Mapping):
-                return
-            for info in infos.values():
-                ev = info.get("events") if isinstance(info, Mapping) else None
-                if isinstance(ev, Mapping):
-                    for k, v in ev.items():
-                        if isinstance(k, str) and isinstance(v, numbers.Real) \
-                                and k not in names:
-                            names.append(k)
-
         try:
-            obs, infos = probe.reset(seed=0)
-            collect(infos)
-            if probe.agents:
-                actions = {}
-                for a in probe.agents:
-                    s = self._slot_of.get(a)
-                    if s is None:
-                        continue
-                    act = 0
-                    o = obs.get(a)
-                    if self._slot_spaces[s].has_mask and isinstance(o, Mapping):
-                        legal = np.flatnonzero(np.asarray(o["action_mask"]).reshape(-1))
-                        act = int(legal[0]) if legal.size else 0
-                    actions[a] = act + self._slot_start[s]
-                collect(probe.step(actions)[4])
+            for infos in self._probe_infos(probe):
+                if not isinstance(infos, Mapping):
+                    continue
+                for info in infos.values():
+                    ev = info.get("events") if isinstance(info, Mapping) else None
+                    if isinstance(ev, Mapping):
+                        for k, v in ev.items():
+                            if isinstance(k, str) and isinstance(v, numbers.Real) \
+                                    and k not in names:
+                                names.append(k)
         finally:
             probe.close()
         return tuple(names)
@@ -465,40 +538,85 @@ class ParallelVec(VecGame):
         ss = np.random.SeedSequence(entropy=self._base_seed, spawn_key=(b, k))
         return int(ss.generate_state(1, np.uint32)[0])
 
-    def _write_obs(self, b: int, obs: Mapping[str, Any], live: set[str]) -> None:
-        obs_rows, mask_rows, na = self._obs_rows[b], self._mask_rows[b], self._next_active[b]
-        for s, agent in enumerate(self.slot_agents):
-            row, mrow = obs_rows[s], mask_rows[s]
-            if agent not in live:
-                na[s] = False
-                row.fill(0.0)
+    def _write_slot(self, b: int, s: int, obs: Mapping, row: np.ndarray, mrow: np.ndarray,
+                    with_mask: bool) -> None:
+        """Flatten slot s's observation from `obs` into `row`; its mask into `mrow` if
+        `with_mask` (the agent acts next), else all True."""
+        agent = self.slot_agents[s]
+        try:
+            o = obs[agent]
+        except (KeyError, TypeError):
+            raise ValueError(f"{self._where}: game {b} gave no observation for agent "
+                             f"{agent!r}") from None
+        sp = self._slot_spaces[s]
+        if sp.has_mask:
+            if with_mask:
+                mrow[:] = np.asarray(o["action_mask"]).reshape(-1)
+            else:
                 mrow.fill(True)
+            o = o["observation"]
+        flat = np.asarray(o).reshape(-1) if self._slot_box[s] else spaces.flatten(sp.inner, o)
+        if flat.size != row.size:
+            raise ValueError(f"{self._where}: agent {agent!r} observation has {flat.size} "
+                             f"values, its space says {row.size}")
+        row[:] = flat
+
+    def _write_obs(self, b: int, obs: Mapping, live: set[str], acting: str | None) -> None:
+        """Write game b's observations: every live agent is alive and observes; it acts
+        next if `acting` is None (all live agents act) or names it."""
+        obs_rows, mask_rows = self._obs_rows[b], self._mask_rows[b]
+        na, alive = self._next_active[b], self._alive[b]
+        for s, agent in enumerate(self.slot_agents):
+            if agent not in live:
+                na[s] = alive[s] = False
+                obs_rows[s].fill(0.0)
+                mask_rows[s].fill(True)
                 continue
-            na[s] = True
-            try:
-                o = obs[agent]
-            except (KeyError, TypeError):
-                raise ValueError(f"ParallelVec({self.name!r}): game {b} gave no observation "
-                                 f"for live agent {agent!r}") from None
-            sp = self._slot_spaces[s]
-            if sp.has_mask:
-                m = np.asarray(o["action_mask"]).reshape(-1)
-                o = o["observation"]
-                mrow[:] = m
-            flat = np.asarray(o).reshape(-1) if self._slot_box[s] else \
-                spaces.flatten(sp.inner, o)
-            if flat.size != row.size:
-                raise ValueError(
-                    f"ParallelVec({self.name!r}): agent {agent!r} observation has "
-                    f"{flat.size} values, its space says {row.size}")
-            row[:] = flat
+            acts = acting is None or agent == acting
+            na[s], alive[s] = acts, True
+            self._write_slot(b, s, obs, obs_rows[s], mask_rows[s], acts)
+
+    def _write_final(self, b: int, s: int, obs: Mapping, with_mask: bool) -> None:
+        """Slot s of game b was truncated: keep the observation it got at the cut."""
+        self._truncated[b, s] = True
+        self._write_slot(b, s, obs, self._final_rows[b][s], self._final_mask_rows[b][s],
+                         with_mask)
+        self._final_written.append((b, s))
+
+    def _clear_finals(self) -> None:
+        for b, s in self._final_written:
+            self._final_rows[b][s].fill(0.0)
+            self._final_mask_rows[b][s].fill(True)
+        self._final_written.clear()
+        self._truncated.fill(False)
+
+    def _add_rewards(self, b: int, rewards: Mapping) -> None:
+        rew_row, ret, slot_of, team = self._rewards[b], self._ep_return[b], self._slot_of, \
+            self.slot_team
+        for a, r in rewards.items():
+            if r:
+                s = slot_of.get(a)
+                if s is not None:
+                    rew_row[s] += r
+                    ret[team[s]] += float(r)
+
+    def _add_events(self, b: int, agent: str, infos: Any) -> None:
+        info = infos.get(agent) if isinstance(infos, Mapping) else None
+        ev = info.get("events") if isinstance(info, Mapping) else None
+        if isinstance(ev, Mapping):
+            row, ev_index = self._events[b, self._slot_of[agent]], self._event_index
+            for k, v in ev.items():
+                e = ev_index.get(k)
+                if e is not None:
+                    row[e] = v
 
     def _live(self, env: Any, terms: Mapping | None = None,
               truncs: Mapping | None = None) -> set[str]:
+        """Agents of `env.agents` neither terminated nor truncated (per the given dicts)."""
         live = set()
         for a in env.agents:
             if a not in self._slot_of:
-                raise ValueError(f"ParallelVec({self.name!r}): agent {a!r} is not one of "
+                raise ValueError(f"{self._where}: agent {a!r} is not one of "
                                  f"possible_agents {self.slot_agents}")
             if terms is not None and (terms.get(a, False) or truncs.get(a, False)):
                 continue
@@ -506,13 +624,11 @@ class ParallelVec(VecGame):
         return live
 
     def _reset_game(self, b: int) -> None:
-        env = self.envs[b]
-        obs, _ = env.reset(seed=self._episode_seed(b))
         self._ep_return[b] = 0.0
         self._ep_len[b] = 0
-        self._write_obs(b, obs, self._live(env))
+        self._reset_env(b)
         if not self._next_active[b].any():
-            raise ValueError(f"ParallelVec({self.name!r}): game {b} has no agents after reset()")
+            raise ValueError(f"{self._where}: game {b} has no agents after reset()")
 
     def _winner(self, b: int, infos: Mapping) -> int:
         for info in infos.values():
@@ -526,7 +642,7 @@ class ParallelVec(VecGame):
                         and -1 <= w < len(self.team_names):
                     return int(w)
                 raise ValueError(
-                    f"ParallelVec({self.name!r}): infos 'winner' must be a team name "
+                    f"{self._where}: infos 'winner' must be a team name "
                     f"{self.team_names}, a team index or None, got {w!r}")
         ret = self._ep_return[b]
         best = np.flatnonzero(ret == ret.max())
@@ -534,8 +650,9 @@ class ParallelVec(VecGame):
 
     # ------------------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> VecStep:
-        self._base_seed = _check_seed("ParallelVec", seed)
+        self._base_seed = _check_seed(type(self).__name__, seed)
         self._episode.fill(0)
+        self._clear_finals()
         for b in range(self.num_games):
             self._reset_game(b)
         self._rewards.fill(0.0)
@@ -548,48 +665,28 @@ class ParallelVec(VecGame):
 
     def step(self, actions: np.ndarray) -> VecStep:
         if self._base_seed is None:
-            raise RuntimeError(f"ParallelVec({self.name!r}).step called before reset()")
+            raise RuntimeError(f"{self._where}.step called before reset()")
         actions = self._check_actions(actions)
         bad = self._next_active & ((actions < 0) | (actions >= self._slot_n))
         if bad.any():
             b, s = map(int, np.argwhere(bad)[0])
             raise ValueError(
-                f"ParallelVec({self.name!r}).step: action {int(actions[b, s])} of game {b} "
+                f"{self._where}.step: action {int(actions[b, s])} of game {b} "
                 f"slot {s} ({self.slot_agents[s]!r}) is outside 0..{self._slot_n[s] - 1}")
         np.copyto(self._active, self._next_active)
         self._rewards.fill(0.0)
         self._events.fill(0.0)
         self._dones.fill(False)
         self._winners.fill(-1)
-        slot_of, ev_index, team = self._slot_of, self._event_index, self.slot_team
-        for b, env in enumerate(self.envs):
-            act_row, active = actions[b], self._active[b]
-            acts = {a: int(act_row[s]) + self._slot_start[s]
-                    for s, a in enumerate(self.slot_agents) if active[s]}
-            obs, rewards, terms, truncs, infos = env.step(acts)
-            rew_row, ev_row, ret = self._rewards[b], self._events[b], self._ep_return[b]
-            for a, r in rewards.items():
-                s = slot_of.get(a)
-                if s is not None and r:
-                    rew_row[s] = r
-                    ret[team[s]] += float(r)
-            if ev_index:
-                for a in acts:
-                    ev = infos.get(a, {}).get("events") if isinstance(infos, Mapping) else None
-                    if isinstance(ev, Mapping):
-                        row = ev_row[slot_of[a]]
-                        for k, v in ev.items():
-                            e = ev_index.get(k)
-                            if e is not None:
-                                row[e] = v
+        self._clear_finals()
+        for b in range(self.num_games):
+            final_infos = self._step_game(b, actions[b])
             self._ep_len[b] += 1
             self._lengths[b] = self._ep_len[b]
-            live = self._live(env, terms, truncs)
-            if live:
-                self._write_obs(b, obs, live)
+            if final_infos is None:
                 continue
             self._dones[b] = True
-            self._winners[b] = self._winner(b, infos)
+            self._winners[b] = self._winner(b, final_infos)
             self._episode[b] += 1
             self._reset_game(b)
         return self._step_result
@@ -599,14 +696,122 @@ class ParallelVec(VecGame):
             env.close()
 
 
+class ParallelVec(_EnvVec):
+    """B instances of any ParallelEnv from `games.make`, stepped in a Python loop."""
+
+    def _check_kind(self, env: Any) -> None:
+        if isinstance(env, AECEnv):
+            raise ValueError(f"{self._where}: the game is turn-based (an AECEnv); "
+                             "make_vec steps it with AECVec")
+
+    def _probe_infos(self, probe: Any) -> Iterator[Any]:
+        obs, infos = probe.reset(seed=0)
+        yield infos
+        if probe.agents:
+            yield probe.step({a: self._first_legal(self._slot_of[a], obs.get(a))
+                              for a in probe.agents if a in self._slot_of})[4]
+
+    def _reset_env(self, b: int) -> None:
+        env = self.envs[b]
+        obs, _ = env.reset(seed=self._episode_seed(b))
+        self._write_obs(b, obs, self._live(env), None)
+
+    def _step_game(self, b: int, act_row: np.ndarray) -> Mapping | None:
+        env, active = self.envs[b], self._active[b]
+        acts = {a: int(act_row[s]) + self._slot_start[s]
+                for s, a in enumerate(self.slot_agents) if active[s]}
+        obs, rewards, terms, truncs, infos = env.step(acts)
+        self._add_rewards(b, rewards)
+        for a in acts:
+            if self._event_index:
+                self._add_events(b, a, infos)
+            if truncs.get(a, False) and not terms.get(a, False):
+                self._write_final(b, self._slot_of[a], obs, True)
+        live = self._live(env, terms, truncs)
+        if live:
+            self._write_obs(b, obs, live, None)
+            return None
+        return infos if isinstance(infos, Mapping) else {}
+
+
+class AECVec(_EnvVec):
+    """B instances of a turn-based AECEnv from `games.make`, stepped in a Python loop.
+
+    Only `agent_selection` acts in a game; the others wait and observe (see the module
+    docstring for the rules).
+    """
+
+    def _check_kind(self, env: Any) -> None:
+        if not isinstance(env, AECEnv):
+            raise ValueError(f"{self._where}: expected a turn-based game (an AECEnv), got "
+                             f"{type(env).__name__}; make_vec steps it with ParallelVec")
+
+    def _probe_infos(self, probe: Any) -> Iterator[Any]:
+        probe.reset(seed=0)
+        yield probe.infos
+        agent = probe.agent_selection
+        if agent in self._slot_of and agent in probe.agents:
+            probe.step(self._first_legal(self._slot_of[agent], probe.observe(agent)))
+            yield probe.infos
+
+    def _observe_live(self, b: int, env: Any, live: set[str]) -> None:
+        acting = env.agent_selection
+        if acting not in live:
+            raise ValueError(f"{self._where}: game {b}: agent_selection {acting!r} is not a "
+                             f"live agent ({sorted(live)})")
+        self._write_obs(b, {a: env.observe(a) for a in live}, live, acting)
+
+    def _reset_env(self, b: int) -> None:
+        env = self.envs[b]
+        env.reset(seed=self._episode_seed(b))
+        self._observe_live(b, env, self._live(env, env.terminations, env.truncations))
+
+    def _step_game(self, b: int, act_row: np.ndarray) -> Mapping | None:
+        env = self.envs[b]
+        acting = env.agent_selection
+        s = self._slot_of[acting]
+        # agents in the episode before this step, to see who leaves (and how) in it
+        staying = [a for a, alive in zip(self.slot_agents, self._alive[b]) if alive]
+        env.step(int(act_row[s]) + self._slot_start[s])
+        self._add_rewards(b, env.rewards)
+        if self._event_index:
+            self._add_events(b, acting, env.infos)
+        for _ in range(len(self.slot_agents) + 1):
+            terms, truncs = env.terminations, env.truncations
+            live = self._live(env, terms, truncs)
+            for a in [a for a in staying if a not in live]:
+                staying.remove(a)
+                if truncs.get(a, False) and not terms.get(a, False):
+                    self._write_final(b, self._slot_of[a], {a: env.observe(a)},
+                                      a == env.agent_selection)
+            if not live:
+                return env.infos if isinstance(env.infos, Mapping) else {}
+            if env.agent_selection in live:
+                self._observe_live(b, env, live)
+                return None
+            env.step(None)  # PettingZoo's dead step: the selected agent leaves the game
+            self._add_rewards(b, env.rewards)
+        raise ValueError(
+            f"{self._where}: game {b}: agent_selection {env.agent_selection!r} is still "
+            f"terminated or truncated after {len(self.slot_agents)} dead steps")
+
+
 # ========================================================================================
 def make_vec(name: str, num_games: int, **kwargs: Any) -> VecGame:
     """`num_games` games called `name` as one `VecGame`.
 
     "moba" gives the batched `MobaVec` (kwargs: MOBA config options, or `config=`); every
-    other name a `ParallelVec` over `games.make(name, **kwargs)` (plus the optional
-    `roles=` and `event_names=`, see the module docstring).
+    other name is made once with `games.make(name, **kwargs)` to see its kind: a turn-based
+    `AECEnv` gives an `AECVec`, anything else a `ParallelVec` (plus the optional `roles=`
+    and `event_names=`, see the module docstring).
     """
     if name == "moba":
         return MobaVec(num_games, **kwargs)
-    return ParallelVec(name, num_games, **kwargs)
+    import games
+
+    where = f"make_vec({name!r})"
+    _check_num_games(where, num_games)
+    game_kwargs = {k: v for k, v in kwargs.items() if k not in ("roles", "event_names")}
+    first = games.make(name, **game_kwargs)
+    cls = AECVec if isinstance(first, AECEnv) else ParallelVec
+    return cls(name, num_games, _first=first, **kwargs)

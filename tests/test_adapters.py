@@ -1,7 +1,8 @@
-"""Third-party PettingZoo games through TeamParallelEnv (games/adapters.py).
+"""Third-party PettingZoo games through TeamParallelEnv / TeamAECEnv (games/adapters.py).
 
 magent2 battle (symmetric, red_* vs blue_*) and mpe2 simple_tag (asymmetric:
-adversary_* predators vs agent_* prey, an AEC game converted by PettingZoo).
+adversary_* predators vs agent_* prey; its AEC factory stays turn-based). Turn-based
+classic games (connect four, poker) are in test_aec.py.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import pytest
 from gymnasium.utils.env_checker import data_equivalence
 
 import games
-from games.adapters import TeamParallelEnv, as_parallel, team_spaces_differ, teams_from_prefixes
+from games.adapters import (
+    TeamAECEnv, TeamParallelEnv, default_teams, team_spaces_differ, teams_from_prefixes,
+    with_teams,
+)
 from games.memory import MemoryGame
 
 with warnings.catch_warnings():  # pettingzoo.test imports its deprecated classic games
     warnings.simplefilter("ignore", DeprecationWarning)
-    from pettingzoo.test import parallel_api_test, parallel_seed_test
+    from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 
 battle_v4 = pytest.importorskip(
     "magent2.environments.battle_v4", reason="magent2 is optional: pip install -e '.[thirdparty]'")
@@ -106,10 +110,12 @@ def test_tag_roles():
     assert env.observation_space("adversary_0").shape != env.observation_space("agent_0").shape
 
 
-def test_tag_aec_factory_is_converted():
+def test_tag_aec_factory_stays_turn_based():
     env = games.make("pettingzoo:mpe2.simple_tag_v3:env", teams=TAG_TEAMS, max_cycles=5)
-    assert isinstance(env, TeamParallelEnv)
-    parallel_api_test(env, num_cycles=10)
+    assert isinstance(env, TeamAECEnv)
+    assert env.teams == {"predator": ["adversary_0", "adversary_1", "adversary_2"],
+                         "prey": ["agent_0"]}
+    api_test(env, num_cycles=10)
 
 
 def test_tag_determinism():
@@ -150,6 +156,28 @@ def test_malformed_team_map(bad):
         teams_from_prefixes(AGENTS, bad)
 
 
+def test_default_teams_from_agent_names():
+    assert default_teams(["red_0", "red_1", "blue_0", "blue_12"]) == {
+        "red": ["red_0", "red_1"], "blue": ["blue_0", "blue_12"]}
+    # names without an index are teams of their own; only a final "_<digits>" counts
+    assert default_teams(["adversary_2", "agent_0", "prey", "x_y_1", "x_y_2"]) == {
+        "adversary": ["adversary_2"], "agent": ["agent_0"], "prey": ["prey"],
+        "x_y": ["x_y_1", "x_y_2"]}
+    # one group of every agent: each against each
+    assert default_teams(["player_0", "player_1"]) == {
+        "player_0": ["player_0"], "player_1": ["player_1"]}
+    assert default_teams(["solo_0"]) == {"solo": ["solo_0"]}
+
+
+def test_default_teams_through_make():
+    env = games.make(BATTLE, map_size=12, max_cycles=5)
+    assert env.teams == {"red": ["red_0", "red_1"], "blue": ["blue_0", "blue_1"]}
+    env = games.make(TAG, max_cycles=5)
+    assert env.teams == {"adversary": ["adversary_0", "adversary_1", "adversary_2"],
+                         "agent": ["agent_0"]}
+    assert env.role_of("agent_0") == "agent" and env.team_spaces_differ
+
+
 def test_bad_team_map_through_make():
     with pytest.raises(ValueError, match=r"matching no team: \['blue_0', 'blue_1'\]"):
         games.make(BATTLE, teams={"red": "red_"}, map_size=12, max_cycles=5)
@@ -158,11 +186,14 @@ def test_bad_team_map_through_make():
 # -- helpers --------------------------------------------------------------------------
 
 
-def test_wrapping_needs_a_parallel_env():
-    with pytest.raises(TypeError, match="ParallelEnv"):
+def test_wrapping_needs_a_pettingzoo_env():
+    with pytest.raises(TypeError, match="wraps a pettingzoo ParallelEnv, got object"):
         TeamParallelEnv(object(), {"r": "red_"})
-    with pytest.raises(TypeError, match="ParallelEnv or AECEnv"):
-        as_parallel(object())
+    with pytest.raises(TypeError, match="wraps a pettingzoo AECEnv, got MemoryGame"):
+        TeamAECEnv(MemoryGame(), {"r": "red_"})
+    with pytest.raises(TypeError, match="expected a pettingzoo ParallelEnv or AECEnv, got object"):
+        with_teams(object())
+    assert isinstance(with_teams(MemoryGame()), TeamParallelEnv)
 
 
 def test_wrapping_a_built_in_game_and_space_check():

@@ -78,6 +78,46 @@ def loss_case():
     return new_logprobs, old_logprobs, entropy, new_values, old_values, advantages, returns
 
 
+def test_gae_turn_based_credits_waiting_rewards_to_the_own_last_action():
+    """Two players alternate (A acts at t = 0, 2; B at t = 1, 3). B wins on its move at t = 3:
+    +1 for B, and A's -1 arrives on that move while A waits; the game ends there."""
+    g, lam = 0.9, 0.8
+    # columns: A, B
+    rewards = torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [-1.0, 1.0]])
+    values = torch.tensor([[0.1, 9.0], [7.0, 0.2], [0.3, 9.0], [7.0, 0.4]])  # 9, 7: waiting
+    dones = torch.tensor([[0, 0], [0, 0], [0, 0], [1, 1]], dtype=torch.bool)
+    valid = torch.tensor([[1, 0], [0, 1], [1, 0], [0, 1]], dtype=torch.bool)
+    last = torch.tensor([5.0, 5.0])  # after the end: never used
+    adv, ret = compute_gae(rewards, values, dones, last, g, lam, valid=valid)
+    a2 = -1.0 - 0.3                      # A's last move: the -1 it got while waiting, terminal
+    a0 = 0.0 + g * 0.3 - 0.1 + g * lam * a2
+    b3 = 1.0 - 0.4
+    b1 = 0.0 + g * 0.4 - 0.2 + g * lam * b3
+    expected = torch.tensor([[a0, 0.0], [0.0, b1], [a2, 0.0], [0.0, b3]])
+    assert torch.allclose(adv, expected, atol=1e-6)
+    assert torch.allclose(ret[valid], (expected + values)[valid], atol=1e-6)
+    # every step an action: the same as plain GAE
+    full = torch.ones_like(valid)
+    assert torch.allclose(compute_gae(rewards, values, dones, last, g, lam, valid=full)[0],
+                          compute_gae(rewards, values, dones, last, g, lam)[0])
+
+
+def test_gae_bootstraps_a_truncated_end_from_the_final_value():
+    g, lam = 0.9, 0.95
+    rewards = torch.tensor([[1.0], [1.0], [1.0]])
+    values = torch.tensor([[2.0], [3.0], [4.0]])
+    dones = torch.tensor([[0], [1], [0]], dtype=torch.bool)  # cut off after t = 1
+    last = torch.tensor([6.0])
+    final = torch.tensor([[0.0], [10.0], [0.0]])  # V(observation at the cut)
+    adv, _ = compute_gae(rewards, values, dones, last, g, lam, final_values=final)
+    a2 = 1.0 + g * 6.0 - 4.0
+    a1 = 1.0 + g * 10.0 - 3.0            # bootstrapped from the cut, not from t = 2
+    a0 = 1.0 + g * 3.0 - 2.0 + g * lam * a1
+    assert torch.allclose(adv[:, 0], torch.tensor([a0, a1, a2]), atol=1e-6)
+    terminal, _ = compute_gae(rewards, values, dones, last, g, lam)
+    assert terminal[1, 0] == pytest.approx(1.0 - 3.0)  # the same end read as terminal
+
+
 def test_clipped_losses_by_hand():
     new_lp, old_lp, entropy, new_v, old_v, adv, ret = loss_case()
     new_lp.requires_grad_(True)

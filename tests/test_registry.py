@@ -121,9 +121,11 @@ def test_malformed_spec(spec):
         games.make(spec, teams=TEAMS)
 
 
-def test_spec_needs_teams():
-    with pytest.raises(ValueError, match="needs a team map"):
-        games.make("pettingzoo:games.memory:MemoryGame")
+def test_spec_teams_default_to_agent_names():
+    env = games.make("pettingzoo:games.memory:MemoryGame", team_size=2)
+    assert isinstance(env, games.TeamParallelEnv)
+    assert env.teams == {"red": ["red_0", "red_1"], "blue": ["blue_0", "blue_1"]}
+    assert env.agent_team["blue_1"] == "blue"
 
 
 def test_spec_module_not_importable():

@@ -1,4 +1,7 @@
-"""Games as fixed-shape numpy batches (games/vector.py): MobaVec and ParallelVec."""
+"""Games as fixed-shape numpy batches (games/vector.py): MobaVec and ParallelVec.
+
+AECVec (turn-based games) is tested in test_aec.py, with the helpers defined here.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import pytest
 
 from games.memory import MemoryGame
 from games.moba import EVENT_NAMES, MobaEnv
-from games.vector import MobaVec, ParallelVec, RoleSpec, VecStep, make_vec
+from games.vector import AECVec, MobaVec, ParallelVec, RoleSpec, VecStep, make_vec
 
 BATTLE = "pettingzoo:magent2.environments.battle_v4:parallel_env"
 BATTLE_TEAMS = {"red": "red_", "blue": "blue_"}
@@ -34,9 +37,11 @@ def random_legal(vec, step: VecStep, rng: np.random.Generator) -> np.ndarray:
 
 def copy_step(step: VecStep) -> dict:
     out = {k: getattr(step, k).copy() for k in
-           ("rewards", "dones", "active", "next_active", "winners", "lengths", "events")}
-    out.update({f"obs/{k}": v.copy() for k, v in step.obs.items()})
-    out.update({f"mask/{k}": v.copy() for k, v in step.action_mask.items()})
+           ("rewards", "dones", "active", "next_active", "winners", "lengths", "events",
+            "alive", "truncated")}
+    for prefix, field in (("obs", step.obs), ("mask", step.action_mask),
+                          ("final_obs", step.final_obs), ("final_mask", step.final_mask)):
+        out.update({f"{prefix}/{k}": v.copy() for k, v in field.items()})
     return out
 
 
@@ -76,6 +81,20 @@ def check_shapes(vec, st: VecStep) -> None:
     assert st.winners.shape == st.lengths.shape == (B,)
     assert st.winners.dtype.kind == st.lengths.dtype.kind == "i"
     assert st.events.shape == (B, S, len(vec.event_names)) and st.events.dtype == np.float32
+    assert st.alive.shape == st.truncated.shape == (B, S)
+    assert st.alive.dtype == st.truncated.dtype == bool
+    assert set(st.final_obs) == set(st.final_mask) == set(st.obs)
+    for r in vec.roles:
+        assert st.final_obs[r.name].shape == st.obs[r.name].shape
+        assert st.final_obs[r.name].dtype == np.float32
+        assert st.final_mask[r.name].shape == st.action_mask[r.name].shape
+        assert st.final_mask[r.name].dtype == bool
+        # nothing but truncated slots has a final observation
+        cut = st.truncated[:, list(r.slots)]
+        assert (st.final_obs[r.name][~cut] == 0).all() and st.final_mask[r.name][~cut].all()
+    assert not (st.next_active & ~st.alive).any()  # who acts next is in the episode
+    if not isinstance(vec, AECVec):
+        np.testing.assert_array_equal(st.alive, st.next_active)  # every live agent acts
 
 
 # -- MOBA ------------------------------------------------------------------------------
@@ -134,6 +153,7 @@ def test_moba_vec_autoreset():
     for t in range(1, 31):
         st = vec.step(random_legal(vec, st, rng))
         check_shapes(vec, st)
+        assert st.alive.all() and not st.truncated.any()  # the time limit is a rule: terminal
         if t % 15:
             assert not st.dones.any() and (st.rewards == 0).all()
             assert (st.obs["hero"][..., time] > 0).all()
@@ -275,7 +295,7 @@ def test_battle_dead_agents_leave_their_slots():
     check_shapes(vec, st)
     forward = np.where(vec.slot_team == 0, 1, -1)
     gone = np.zeros((B, vec.num_slots), bool)  # slots whose agent left this episode
-    deaths = 0
+    deaths = cuts = 0
     for _ in range(2 * cycles + 5):
         obs = st.obs["red+blue"].reshape(B, -1, 13, 13, 5)
         actions = np.array([[chase(obs[b, s], forward[s]) for s in range(vec.num_slots)]
@@ -297,7 +317,14 @@ def test_battle_dead_agents_leave_their_slots():
         assert (np.abs(st.obs["red+blue"][st.next_active]).sum(-1) > 0).all()
         assert st.next_active[st.dones].all()  # a fresh episode: everybody is back
         assert (st.lengths[st.dones] <= cycles).all()
+        # only the time limit truncates, and only agents that were still in the game
+        at_limit = st.dones & (st.lengths == cycles)
+        assert not (st.truncated & ~(prev_next & at_limit[:, None])).any()
+        cut = st.truncated
+        assert (np.abs(st.final_obs["red+blue"][cut]).sum(-1) > 0).all()
+        cuts += int(cut.sum())
     assert deaths >= B  # the chase policy gets soldiers killed in every episode
+    assert cuts > 0  # and survivors are cut off by max_cycles
 
 
 @needs_magent2
@@ -340,6 +367,48 @@ def test_simple_tag_two_roles_match_the_env():
         np.testing.assert_allclose(st.rewards[0], [rew[a] for a in vec.slot_agents], rtol=1e-6)
         assert st.dones[0] == (t == 7) == all(truncs.values())
     assert (st.lengths == 8).all() and st.next_active.all()
+
+
+@needs_mpe2
+def test_simple_tag_truncation_keeps_the_final_observation():
+    """max_cycles truncates every agent: `truncated` and `final_obs` hold the cut, while
+    obs already start the next episode. Default teams: adversary vs agent."""
+    import games
+
+    cycles = 4
+    vec = make_vec(TAG, 2, max_cycles=cycles)
+    assert vec.team_names == ["adversary", "agent"]
+    assert [r.name for r in vec.roles] == ["adversary", "agent"]
+    env = games.make(TAG, max_cycles=cycles)
+    st = vec.reset(seed=3)
+    assert st.alive.all() and not st.truncated.any()
+    obs, _ = env.reset(seed=3)
+    rng = np.random.default_rng(2)
+    for episode in range(2):
+        for t in range(cycles):
+            actions = rng.integers(0, 5, (2, 4))
+            st = vec.step(actions)
+            check_shapes(vec, st)
+            obs, _, terms, truncs, _ = env.step(
+                {a: int(actions[0, s]) for s, a in enumerate(vec.slot_agents)})
+            last = t == cycles - 1
+            assert (st.truncated == last).all() and (st.dones == last).all()
+            assert st.alive.all() and st.next_active.all()  # after the cut: the next episode
+            if last:
+                assert all(truncs.values()) and not any(terms.values())
+                np.testing.assert_array_equal(
+                    st.final_obs["adversary"][0], [obs[f"adversary_{i}"] for i in range(3)])
+                np.testing.assert_array_equal(st.final_obs["agent"][0], [obs["agent_0"]])
+                assert st.final_mask["adversary"].all() and st.final_mask["agent"].all()
+                assert not np.array_equal(st.final_obs["agent"], st.obs["agent"])
+                assert (st.lengths == cycles).all()
+                obs, _ = env.reset(seed=int(vec._episode_seed(0)))
+            else:
+                assert (st.final_obs["adversary"] == 0).all()
+        np.testing.assert_array_equal(st.obs["agent"][0], [obs["agent_0"]])
+    # the next step clears the cut
+    st = vec.step(np.zeros((2, 4), np.int64))
+    assert not st.truncated.any() and (st.final_obs["agent"] == 0).all()
 
 
 @needs_mpe2

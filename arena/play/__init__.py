@@ -1,0 +1,1 @@
+"""Playing policies: the one runner every match goes through (arena/play/runner.py)."""
