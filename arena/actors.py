@@ -631,7 +631,7 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
                                         build=lambda key: build_policy(roles[key], cfg),
                                         module_key=group_module_key, seed=int(hello["seed"]) + 5,
                                         device=torch.device("cpu"), bots=list(lg.bots),
-                                        bot_prob=lg.bot_prob)
+                                        bot_prob=lg.bot_prob, game=cfg.game.name)
         collector = Collector(vec, policies, groups, cfg.ppo.chunk_len, cfg.ppo.chunks_per_update,
                               seed=int(hello["seed"]), device="cpu", opponents=opponents)
         version: int | None = None

@@ -254,47 +254,23 @@ def _cmd_tournament(args: argparse.Namespace) -> int:
 # ---- arena games ------------------------------------------------------------------------
 def _cmd_games(args: argparse.Namespace) -> int:
     import games
+    from games.catalog import describe
 
     failed = 0
-    specs = games.list_games()
-    for i, spec in enumerate(specs):
+    for i, spec in enumerate(games.list_games()):
         if i:
             print()
         print(f"{spec.name}: {spec.description}")
         try:
-            env = games.make(spec.name)
+            lines = describe(spec.name)
         except Exception as e:  # a broken or missing game must not hide the others
             print(f"  (cannot build it: {type(e).__name__}: {e})")
             print(f"{PROG} games: error: game {spec.name!r} cannot be built: {e}",
                   file=sys.stderr)
             failed += 1
             continue
-        try:
-            _describe_env(env)
-        finally:
-            close = getattr(env, "close", None)
-            if callable(close):
-                close()
+        print("\n".join(lines))
     return 1 if failed else 0
-
-
-def _describe_env(env: Any) -> None:
-    agents = list(getattr(env, "possible_agents", []))
-    teams: dict[str, list[str]] = dict(getattr(env, "teams", {}) or {"(all)": agents})
-    print("  teams:")
-    for team, members in teams.items():
-        print(f"    {team}: {', '.join(members)}")
-    # one line per distinct space; name the teams only when they differ
-    for label, get in (("observation space", env.observation_space),
-                       ("action space", env.action_space)):
-        per_team = {team: [str(get(a)) for a in members] for team, members in teams.items()}
-        distinct = {s for ss in per_team.values() for s in ss}
-        if len(distinct) == 1:
-            print(f"  {label}: {distinct.pop()}")
-        else:
-            for team, ss in per_team.items():
-                for agent, s in zip(teams[team], ss):
-                    print(f"  {label} ({agent}): {s}")
 
 
 # ---- arena watch ------------------------------------------------------------------------

@@ -148,7 +148,7 @@ class TrainerConfig:
 class EvalConfig:
     every: int = 25  # updates; 0 disables
     games: int = 32
-    bots: list[str] = field(default_factory=lambda: ["random", "passive", "lasthitter", "pusher"])
+    bots: Optional[list[str]] = None  # None: every bot the game offers (random for any game)
 
 
 @dataclass
@@ -202,7 +202,7 @@ class Config:
 
 
 def _check(c: Config) -> None:
-    from games.moba.bots import BOT_NAMES
+    from games.registry import bot_names
 
     def need(ok: bool, key: str, expected: str, value: Any) -> None:
         if not ok:
@@ -249,10 +249,11 @@ def _check(c: Config) -> None:
     need(0.0 <= lg.bot_prob <= 1.0, "league.bot_prob", "a number in [0, 1]", lg.bot_prob)
     need(lg.bot_prob == 0 or bool(lg.bots), "league.bots", "at least one bot when "
          "league.bot_prob > 0", list(lg.bots))
-    need(all(b in BOT_NAMES for b in lg.bots), "league.bots", f"bots among {list(BOT_NAMES)}",
-         list(lg.bots))
-    need(lg.bot_prob == 0 or c.game.name == "moba", "league.bot_prob",
-         "0 for games without scripted bots (only moba has them)", lg.bot_prob)
+    game_bots = bot_names(c.game.name)
+    need(all(b in game_bots for b in lg.bots), "league.bots",
+         f"bots of game {c.game.name!r}: {list(game_bots)}", list(lg.bots))
+    need(c.eval.bots is None or all(b in game_bots for b in c.eval.bots), "eval.bots",
+         f"null (all) or bots of game {c.game.name!r}: {list(game_bots)}", c.eval.bots)
     need(lg.snapshot_every >= 1, "league.snapshot_every", "an int >= 1", lg.snapshot_every)
     need(lg.sampler in ("quality", "pfsp"), "league.sampler", "quality or pfsp", lg.sampler)
     need(lg.pfsp_weighting in ("hard", "var"), "league.pfsp_weighting", "hard or var",

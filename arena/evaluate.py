@@ -1,10 +1,11 @@
-"""Win rates of the learner's latest policy against the MOBA's scripted bots.
+"""Win rates of the learner's latest policy against fixed references, for any game.
 
-The bots are fixed references (OpenAI Five measured itself against fixed reference agents
-the same way). The learner plays half of the games against each bot as radiant and half
-as dire, sampling from its policy with its own seeded generator; a draw counts half. All
-games of one evaluation run in one batched core (arena/players.py `play_matches`), so the
-policy makes one forward pass per tick for all of them.
+The references are the game's scripted bots (games/registry.py: `random`, which every game
+has, and the bots a game registers), as OpenAI Five measured itself against fixed
+reference agents. Each evaluation plays a batch of fresh games per bot through the one
+policy runner (arena/play/runner.py): the learner plays team b % T of game b (so every team
+in turn), sampling from its policy with its own seeded generator; a draw counts half. The
+policy makes one forward pass per step for all the games of a bot.
 """
 
 from __future__ import annotations
@@ -14,88 +15,107 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from arena.players import BotPlayer, PolicyPlayer, play_match, play_matches
-from games.moba import MobaLayout, make_config
-from games.moba.bots import BOT_NAMES
+from arena.play.runner import BotSide, PolicyRunner, play_against
+from games.registry import bot_names, make_bot
+from games.vector import VecGame, make_vec
 
 if TYPE_CHECKING:
     from arena.learner import PPOLearner
 
 
+def _games(vec_teams: int, games: int) -> int:
+    """At least `games`, a multiple of the number of teams (each team played equally)."""
+    return max(vec_teams, -(-games // vec_teams) * vec_teams)
+
+
 @torch.no_grad()
-def play_vs_bots(learner: PPOLearner, bots: list[str], games_per_side: int,
-                 seed: int) -> dict[str, np.ndarray]:
-    """The learner's score per game (1 win, 0.5 draw, 0 loss) against each bot; games
-    [0, games_per_side) of a bot have the learner as radiant, the rest as dire."""
-    config = make_config(**learner.cfg.game.options)
-    layout = MobaLayout(config)
-    me = PolicyPlayer("learner", learner, seed=seed)
-    pairings = [(me, BotPlayer(name, layout, seed=seed + i)) for i, name in enumerate(bots)]
-    scores = play_matches(pairings, games=2 * games_per_side, seed=seed, game_options=config)
-    return dict(zip(bots, scores))
-
-
-class _Frozen:
-    """A snapshot's networks in the shape a PolicyPlayer wants (groups, policy_for)."""
-
-    def __init__(self, groups, models: dict) -> None:
-        self.groups, self.models, self.updates = groups, models, 0
-
-    def policy_for(self, key: str):
-        return self.models[key]
-
-    def eval(self):
-        return self
+def play_vs_bots(learner: PPOLearner, bots: list[str], games_per_side: int, seed: int,
+                 vecs: dict[str, VecGame] | None = None) -> dict[str, np.ndarray]:
+    """The learner's score per game (1 win, 0.5 draw, 0 loss) against each bot: T x
+    `games_per_side` games, game b with the learner as team b % T. `vecs` caches the game
+    batches between calls (bot name -> VecGame)."""
+    cfg = learner.cfg
+    out = {}
+    for i, name in enumerate(bots):
+        vec = (vecs or {}).get(name)
+        if vec is None:
+            probe_teams = len(learner.team_names)
+            vec = make_vec(cfg.game.name, probe_teams * games_per_side, **cfg.game.options)
+            if vecs is not None:
+                vecs[name] = vec
+        me = PolicyRunner(vec, learner.groups, learner.policy_for, seed=seed, device=learner.device)
+        side = BotSide(vec, {r.name: make_bot(cfg.game.name, name, r, seed=seed + 1 + i)
+                             for r in vec.roles})
+        out[name] = play_against(vec, me, side, seed=seed + 7919 * i)
+    return out
 
 
 class BotEvaluator:
     """Called by the learner every `eval.every` updates; returns metrics to log: the win
-    rate against each bot and against two league snapshots (the newest and a random one),
-    and a rating of the latest policy on the bots' fixed scale (league/ratings.py), which
-    makes the rating curve in TensorBoard. The rating table (an entry per evaluation and
-    per snapshot played) is kept in the learner's checkpoints."""
+    rate against each bot and, in symmetric games (one role), against two league snapshots
+    (the newest and a random one), and a rating of the latest policy on the bots' fixed
+    scale (league/ratings.py, anchors from the game's registry entry), which makes the
+    rating curve in TensorBoard. The rating table (an entry per evaluation and per snapshot
+    played) is kept in the learner's checkpoints."""
 
-    def __init__(self, bots: list[str], games: int, seed: int) -> None:
-        unknown = [b for b in bots if b not in BOT_NAMES]
-        if unknown:
-            raise ValueError(f"eval.bots: unknown bot(s) {unknown}; valid bots: {list(BOT_NAMES)}")
-        self.bots = list(bots)
-        self.games_per_side = max(games // 2, 1)
+    def __init__(self, bots: list[str] | None, games: int, seed: int,
+                 game: str | None = None) -> None:
+        if game is not None and bots is not None:
+            unknown = [b for b in bots if b not in bot_names(game)]
+            if unknown:
+                raise ValueError(f"eval.bots: game {game!r} has no bot(s) {unknown}; its bots: "
+                                 f"{list(bot_names(game))}")
+        self.bots = None if bots is None else list(bots)
+        self.games = games
         self.seed = seed
+        self._vecs: dict[str, VecGame] = {}
+
+    def games_per_side(self, learner: PPOLearner) -> int:
+        teams = max(len(learner.team_names), 1)
+        return _games(teams, self.games) // teams
 
     def play_snapshots(self, learner: PPOLearner) -> dict[int, np.ndarray]:
         """The latest policy against the newest and a random older league snapshot."""
-        pool = learner.pools.get("hero")
-        if pool is None or not len(pool) or learner.collector.opponents is None:
+        roles = {g.role.name for g in learner.groups}
+        if len(roles) != 1 or learner.collector is None or learner.collector.opponents is None:
+            return {}
+        (role,) = roles
+        pool = learner.pools.get(role)
+        if pool is None or not len(pool):
             return {}
         rng = np.random.default_rng(self.seed + learner.updates)
         picks = {pool.snapshots[-1].id, pool.snapshots[int(rng.integers(len(pool)))].id}
+        vec = self._vecs.get("snapshot")
+        if vec is None:
+            vec = self._vecs["snapshot"] = make_vec(
+                learner.cfg.game.name, len(learner.team_names) * self.games_per_side(learner),
+                **learner.cfg.game.options)
         out = {}
-        was_training = learner.training
         for snap_id in sorted(picks):
-            models = learner.collector.opponents.models(snap_id, "hero")
+            models = learner.collector.opponents.models(snap_id, role)
             seed = self.seed + 1000 * learner.updates + 7 * snap_id
-            out[snap_id] = play_match(
-                PolicyPlayer("latest", learner, seed=seed),
-                PolicyPlayer(f"snapshot-{snap_id}", _Frozen(learner.groups, models),
-                             seed=seed + 1),
-                games=self.games_per_side, seed=seed,
-                game_options=dict(learner.cfg.game.options))
-        learner.train(was_training)
+            latest = PolicyRunner(vec, learner.groups, learner.policy_for, seed=seed,
+                                  device=learner.device)
+            past = PolicyRunner(vec, learner.groups, models.__getitem__, seed=seed + 1,
+                                device=learner.device)
+            out[snap_id] = play_against(vec, latest, past, seed=seed)
         return out
 
     def __call__(self, learner: PPOLearner) -> dict[str, float]:
+        if len(learner.team_names) < 2:
+            return {}  # a one-team game (the memory game) has nobody to play against
+        bots = self.bots if self.bots is not None else list(bot_names(learner.cfg.game.name))
         was_training = learner.training
         learner.eval()
         try:
-            scores = play_vs_bots(learner, self.bots, self.games_per_side,
-                                  self.seed + 1000 * learner.updates)
+            scores = play_vs_bots(learner, bots, self.games_per_side(learner),
+                                  self.seed + 1000 * learner.updates, vecs=self._vecs)
+            out = {f"eval/win_rate_vs_{name}": float(s.mean()) for name, s in scores.items()}
+            for snap_id, s in self.play_snapshots(learner).items():
+                scores[f"snapshot-{snap_id:04d}"] = s
+                out[f"eval/win_rate_vs_snapshot/{snap_id:04d}"] = float(s.mean())
         finally:
             learner.train(was_training)
-        out = {f"eval/win_rate_vs_{name}": float(s.mean()) for name, s in scores.items()}
-        for snap_id, s in self.play_snapshots(learner).items():
-            scores[f"snapshot-{snap_id:04d}"] = s
-            out[f"eval/win_rate_vs_snapshot/{snap_id:04d}"] = float(s.mean())
         me = f"update-{learner.updates:06d}"
         table = learner.ratings
         table.add(me)
@@ -107,3 +127,8 @@ class BotEvaluator:
         out["eval/rating"] = mu - 3.0 * sigma
         out["eval/rating_mu"] = mu
         return out
+
+    def close(self) -> None:
+        for vec in self._vecs.values():
+            vec.close()
+        self._vecs.clear()

@@ -36,7 +36,8 @@ from arena.rollout import Collector, PolicyGroup, Rollout, policy_groups
 from games.moba.layout import MobaLayout
 from games.vector import RoleSpec, make_vec
 from league.pool import OpponentPool
-from league.ratings import BOT_ANCHORS, RatingTable
+from games.registry import bot_anchors
+from league.ratings import RatingTable
 from league.schedule import gamma_at
 from league.shaping import Shaper, team_spirit_at
 
@@ -127,7 +128,8 @@ class PPOLearner(L.LightningModule):
         self.pools: dict[str, OpponentPool] = {}
         self.service = None  # arena.actors.ActorService: actors, or the league for other ranks
         self._league_client = None  # ranks > 0: rank 0's control socket, for their pool mirrors
-        self.ratings = RatingTable(anchors=BOT_ANCHORS)  # the latest policy at each evaluation
+        # the latest policy at each evaluation, on the scale of the game's bots
+        self.ratings = RatingTable(anchors=bot_anchors(cfg.game.name))
         self._updates_without_step = 0
 
     # ---- Lightning plumbing -------------------------------------------------------------
@@ -182,7 +184,8 @@ class PPOLearner(L.LightningModule):
                 vec, self.groups, self.pools,
                 build=lambda key: build_policy(self._group(key).role, cfg),
                 module_key=group_module_key, seed=cfg.run.seed + 31 * rank + 5,
-                device=self.device, bots=list(cfg.league.bots), bot_prob=cfg.league.bot_prob)
+                device=self.device, bots=list(cfg.league.bots), bot_prob=cfg.league.bot_prob,
+                game=cfg.game.name)
         self.collector = Collector(
             vec, {g.key: self.policy_for(g.key) for g in self.groups}, self.groups,
             chunk_len=cfg.ppo.chunk_len, num_chunks=cfg.ppo.chunks_per_update,

@@ -8,7 +8,8 @@ while the other side is played by that frozen network. Games facing the same sna
 run through it in one batched forward pass, each opponent row with its own LSTM state,
 reset with the episode. Results against snapshots go back to the pool (quality scores).
 
-Scripted bots (the MOBA's, games/moba/bots.py) can join the league as fixed opponents:
+Scripted bots (those the game offers in its registry entry, and `random`, which every game
+has) can join the league as fixed opponents:
 with probability `bot_prob` a game faces one of `bots`, drawn uniformly, instead. The
 league then keeps meeting play it would otherwise have to discover by self-play alone
 (AlphaStar's league kept fixed exploiters for the same reason).
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from agents.policy import RecurrentPolicy, masked_categorical
-from games.moba.bots import Bot, make_bot
+from games.registry import make_bot
 from games.vector import VecGame
 from league.pool import OpponentPool
 
@@ -34,7 +35,8 @@ class OpponentManager:
     def __init__(self, vec: VecGame, groups, pools: dict[str, OpponentPool],
                  build: Callable[[str], RecurrentPolicy], module_key: Callable[[str], str],
                  seed: int, device: torch.device, max_cached: int = 8,
-                 bots: list[str] | tuple[str, ...] = (), bot_prob: float = 0.0) -> None:
+                 bots: list[str] | tuple[str, ...] = (), bot_prob: float = 0.0,
+                 game: str = "") -> None:
         teams = np.unique(vec.slot_team)
         if len(teams) != 2:
             raise ValueError(f"league: needs a game with exactly two teams, got {len(teams)}")
@@ -61,14 +63,12 @@ class OpponentManager:
         self.bot_names = tuple(bots)
         if self.bot_prob > 0 and not self.bot_names:
             raise ValueError("league.bots: bot_prob > 0 needs at least one bot")
-        self.bots: dict[str, Bot] = {}
+        # one bot object per (bot, role): a bot reads the observations of one role
+        self.bots: dict[tuple[str, str], object] = {}
         if self.bot_prob > 0:
-            layouts = {r.obs_layout for r in vec.roles}
-            if len(layouts) != 1:
-                raise ValueError("league.bot_prob: scripted bots need one shared role")
-            layout = layouts.pop()
-            self.bots = {name: make_bot(name, layout, seed=seed + 101 * i)
-                         for i, name in enumerate(self.bot_names)}
+            self.bots = {(name, role.name): make_bot(game, name, role, seed=seed + 101 * i + j)
+                         for i, name in enumerate(self.bot_names)
+                         for j, role in enumerate(vec.roles)}
         self._bot_results: dict[str, list[float]] = {name: [0.0, 0] for name in self.bot_names}
 
     # ---- assignment ------------------------------------------------------------------------
@@ -145,8 +145,8 @@ class OpponentManager:
             for i in np.unique(bots[bot_rows]):
                 rows = np.flatnonzero(bot_rows & (bots == i))
                 idx = torch.from_numpy(rows).to(self.device)
-                picks = self.bots[self.bot_names[int(i)]](obs[idx].cpu().numpy(),
-                                                          mask[idx].cpu().numpy())
+                picks = self.bots[self.bot_names[int(i)], g.role.name].act(
+                    obs[idx].cpu().numpy(), mask[idx].cpu().numpy())
                 action[idx] = torch.from_numpy(np.asarray(picks, np.int64)).to(action.device)
         h, c = self._state[g.key]
         keep = (~starts).unsqueeze(-1).to(h.dtype)

@@ -375,8 +375,9 @@ def train(cfg: Config, resume: Path | None = None, evaluator=None,
         learner.run_dir = run_dir
         if evaluator is not None:
             learner.evaluator = evaluator
-        elif cfg.game.name == "moba" and cfg.eval.every > 0 and cfg.eval.bots:
-            learner.evaluator = BotEvaluator(cfg.eval.bots, cfg.eval.games, cfg.run.seed + 17)
+        elif cfg.eval.every > 0 and cfg.eval.bots != []:
+            learner.evaluator = BotEvaluator(cfg.eval.bots, cfg.eval.games, cfg.run.seed + 17,
+                                             game=cfg.game.name)
         if cfg.game.name == "moba" and cfg.watch.every > 0:
             w = cfg.watch
             learner.watcher = MatchWatcher(w.every, w.view, w.frame_every, w.fps, w.max_ticks,

@@ -86,3 +86,8 @@ class ConnectFourBot:
             if count >= 4:
                 return True
         return False
+
+
+def connect_four_bot(name: str, role: object, seed: int = 0) -> ConnectFourBot:
+    """The registry's factory for connect four's bot (games/registry.py)."""
+    return ConnectFourBot(seed)

@@ -31,8 +31,8 @@ import difflib
 import importlib
 import re
 import types
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pettingzoo import AECEnv, ParallelEnv
@@ -55,13 +55,21 @@ class UntrustedGameError(ValueError):
     """A game name this process may not build from a config it did not write itself."""
 
 
+RANDOM_BOT = "random"  # the bot every game has: uniform over the legal actions
+RANDOM_ANCHOR = 10.0  # its rating: the fixed point of every game's scale
+
+
 @dataclass(frozen=True)
 class GameSpec:
-    """A registered game: its name, what it is, and where its factory lives."""
+    """A registered game: its name, what it is, where its factory lives, and what it offers
+    beyond the PettingZoo API: scripted bots (as "module:attr" paths of a factory
+    `(name, role, seed) -> bot`, see games/bots.py) with their rating anchors."""
 
     name: str
     description: str
     factory_path: str  # "module:attr", imported when the game is made
+    bots: Mapping[str, str] = field(default_factory=dict)
+    anchors: Mapping[str, float] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, GameSpec] = {}
@@ -69,12 +77,15 @@ _FACTORIES: dict[str, Factory] = {}  # factories registered as objects, not path
 
 
 def register(
-    name: str, factory: Factory | str, description: str = "", *, overwrite: bool = False
+    name: str, factory: Factory | str, description: str = "", *, overwrite: bool = False,
+    bots: Mapping[str, str] | None = None, anchors: Mapping[str, float] | None = None,
 ) -> GameSpec:
     """Register `factory` (a callable, or a lazy "module:attr" path) under `name`.
 
     Names may not contain ':' (reserved for "pettingzoo:" specs). Registering a taken
-    name raises ValueError unless `overwrite=True`.
+    name raises ValueError unless `overwrite=True`. `bots`: the game's scripted bots, name
+    -> "module:attr" of a factory `(name, role, seed) -> bot` (imported when a bot is made);
+    `anchors`: their fixed ratings (`random` is RANDOM_ANCHOR unless given).
     """
     if not isinstance(name, str) or not name or ":" in name:
         raise ValueError(f"game name must be a non-empty string without ':', got {name!r}")
@@ -96,7 +107,18 @@ def register(
             f"factory for game {name!r} must be callable or a 'module:attr' string, "
             f"got {type(factory).__name__}"
         )
-    spec = GameSpec(name=name, description=description, factory_path=path)
+    bots = dict(bots or {})
+    anchors = {RANDOM_BOT: RANDOM_ANCHOR, **dict(anchors or {})}
+    for bot, where in bots.items():
+        if bot == RANDOM_BOT or not isinstance(bot, str) or not bot:
+            raise ValueError(f"game {name!r}: bot names must be non-empty strings other than "
+                             f"{RANDOM_BOT!r} (every game has it), got {bot!r}")
+        _split_path(where, what=f"factory path of bot {bot!r} of game {name!r}")
+    unknown = sorted(set(anchors) - set(bots) - {RANDOM_BOT})
+    if unknown:
+        raise ValueError(f"game {name!r}: anchors for bots it does not have: {unknown}")
+    spec = GameSpec(name=name, description=description, factory_path=path, bots=bots,
+                    anchors=anchors)
     _REGISTRY[name] = spec
     return spec
 
@@ -104,6 +126,31 @@ def register(
 def list_games() -> list[GameSpec]:
     """The registered games, in registration order (pettingzoo: specs not included)."""
     return list(_REGISTRY.values())
+
+
+def bot_names(game: str) -> tuple[str, ...]:
+    """The bots `game` offers: `random` (every game), then those it registered."""
+    spec = _REGISTRY.get(game)
+    return (RANDOM_BOT, *(spec.bots if spec is not None else ()))
+
+
+def bot_anchors(game: str) -> dict[str, float]:
+    """Fixed ratings of the game's bots (random: RANDOM_ANCHOR, for every game)."""
+    spec = _REGISTRY.get(game)
+    return dict(spec.anchors) if spec is not None else {RANDOM_BOT: RANDOM_ANCHOR}
+
+
+def make_bot(game: str, bot: str, role: Any, seed: int = 0) -> Any:
+    """A scripted bot of `game` for the agents of `role` (a games.vector.RoleSpec)."""
+    from games.bots import RandomBot
+
+    if bot == RANDOM_BOT:
+        return RandomBot(seed)
+    spec = _REGISTRY.get(game)
+    if spec is None or bot not in spec.bots:
+        raise ValueError(f"game {game!r} has no bot {bot!r}; its bots: "
+                         f"{', '.join(bot_names(game))}")
+    return _resolve(spec.bots[bot], what=f"bot {bot!r} of game {game!r}")(bot, role, seed)
 
 
 def make(name: str, **kwargs: Any) -> ParallelEnv | AECEnv:
@@ -130,7 +177,9 @@ def make(name: str, **kwargs: Any) -> ParallelEnv | AECEnv:
     factory = _FACTORIES.get(name)
     if factory is None:
         factory = _resolve(_REGISTRY[name].factory_path, what=f"game {name!r}")
-    return factory(**kwargs)
+    env = factory(**kwargs)
+    # a registered PettingZoo game without a team map gets one from its agent names
+    return env if hasattr(env, "teams") else with_teams(env, None, name=name)
 
 
 def check_trusted(name: str, allow: Sequence[str] = ()) -> None:
@@ -243,9 +292,20 @@ register(
     "moba",
     "games.moba:MobaEnv",
     "Built-in MOBA: two teams of 1-5 heroes, one lane, creeps, towers, fog of war.",
+    bots={"passive": "games.moba.bots:registered_bot",
+          "lasthitter": "games.moba.bots:registered_bot",
+          "pusher": "games.moba.bots:registered_bot"},
+    anchors={"passive": 20.0, "lasthitter": 30.0, "pusher": 40.0},
 )
 register(
     "memory",
     "games.memory:MemoryGame",
     "Remember a cue shown at the start, name it at the end: proves the LSTM carries memory.",
+)
+register(
+    "connect_four",
+    "pettingzoo.classic.connect_four_v3:env",
+    "PettingZoo's connect four (turn-based): player_0 vs player_1, one team each.",
+    bots={"connect4": "games.bots:connect_four_bot"},
+    anchors={"connect4": 20.0},
 )

@@ -34,6 +34,16 @@ def test_games_lists_moba_and_memory(capsys):
     assert "radiant: radiant_0, radiant_1, radiant_2" in out
     assert "dire: dire_0, dire_1, dire_2" in out
     assert "observation space: Dict(" in out and "action space: Discrete(" in out
+    # what each game offers: turn-based or not, rendering, roles, bots with their anchors
+    moba, _, rest = out.partition("\nmemory:")
+    assert "turn-based: no; render: rgb_array" in moba
+    assert "hero: 264 observations, 34 actions (masked)" in moba
+    assert "bots: random (anchor 10), passive (anchor 20), lasthitter (anchor 30), pusher " \
+           "(anchor 40)" in moba
+    four = out.split("connect_four:")[1]
+    assert "turn-based: yes" in four and "player_0: player_0" in four
+    assert "player_0+player_1: 84 observations, 7 actions (masked)" in four
+    assert "bots: random (anchor 10), connect4 (anchor 20)" in four
 
 
 def test_watch_writes_gif(tmp_path: Path, capsys):

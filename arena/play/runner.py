@@ -2,9 +2,9 @@
 at the row's episode start), masked logits, and one seeded sampler per runner.
 
 `PolicyRunner` plays the rows of the policy groups it is given (a learner's, or a frozen
-snapshot's); bots (games/bots.py, a game's registered bots) act on the rows of their role.
-`play_against` pits a policy against a bot on any game with two or more teams, the policy
-playing each team in turn, and scores each game once it ends: 1 win, 0.5 draw, 0 loss.
+snapshot's); a `BotSide` plays every row with the game's scripted bots (games/registry.py).
+`play_against` pits one side against another on any game with two or more teams, the first
+side playing each team in turn, and scores each game once it ends: 1 win, 0.5 draw, 0 loss.
 """
 
 from __future__ import annotations
@@ -60,32 +60,46 @@ class PolicyRunner:
             out[:, g.slots] = action.view(B, len(g.slots)).cpu().numpy()
 
 
-def play_against(vec: VecGame, runner: PolicyRunner, bots: Mapping[str, Any], seed: int,
+class BotSide:
+    """Scripted bots as a side of a match: `bots[role]` acts for every slot of that role."""
+
+    def __init__(self, vec: VecGame, bots: Mapping[str, Any]) -> None:
+        self.vec, self.bots = vec, dict(bots)
+
+    def reset(self) -> None:
+        """Bots keep no per-game state."""
+
+    def act(self, step: VecStep, episode_start: np.ndarray, out: np.ndarray) -> None:
+        B = self.vec.num_games
+        for role in self.vec.roles:
+            n = len(role.slots)
+            picked = self.bots[role.name].act(step.obs[role.name].reshape(B * n, -1),
+                                              step.action_mask[role.name].reshape(B * n, -1))
+            out[:, list(role.slots)] = np.asarray(picked, np.int64).reshape(B, n)
+
+
+def play_against(vec: VecGame, first: Any, second: Any, seed: int,
                  max_steps: int = 100_000) -> np.ndarray:
-    """The policy's score in each game of `vec` (1 win, 0.5 draw, 0 loss), playing team
-    `b % T` of game b while `bots[role]` plays every other slot of that role. Each game
-    counts once, when its first episode ends."""
+    """The score of `first` in each game of `vec` (1 win, 0.5 draw, 0 loss): it plays team
+    `b % T` of game b, `second` every other team. Sides are PolicyRunners or BotSides. Each
+    game counts once, when its first episode ends."""
     B, S = vec.num_games, vec.num_slots
     T = len(vec.team_names)
     if T < 2:
         raise ValueError(f"a match needs at least two teams; this game has {vec.team_names}")
     mine = vec.slot_team[None, :] == (np.arange(B) % T)[:, None]  # (B, S)
     scores = np.full(B, np.nan)
-    actions = np.zeros((B, S), np.int64)
+    ours = np.zeros((B, S), np.int64)
+    theirs = np.zeros((B, S), np.int64)
     step = vec.reset(seed=seed)
-    runner.reset()
+    first.reset()
+    second.reset()
     alive = step.alive.copy()
     episode_start = np.ones((B, S), bool)
     for _ in range(max_steps):
-        runner.act(step, episode_start, actions)
-        for role in vec.roles:
-            cols = list(role.slots)
-            flat_obs = step.obs[role.name].reshape(B * len(cols), -1)
-            flat_mask = step.action_mask[role.name].reshape(B * len(cols), -1)
-            picked = np.asarray(bots[role.name].act(flat_obs, flat_mask)).reshape(B, len(cols))
-            theirs = ~mine[:, cols]
-            actions[:, cols] = np.where(theirs, picked, actions[:, cols])
-        step = vec.step(actions)
+        first.act(step, episode_start, ours)
+        second.act(step, episode_start, theirs)
+        step = vec.step(np.where(mine, ours, theirs))
         done = step.dones
         if done.any():
             for b in np.flatnonzero(done & np.isnan(scores)):

@@ -29,6 +29,7 @@ import abc
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -505,3 +506,9 @@ def make_bot(name: str, layout: MobaLayout, seed: int = 0) -> Bot:
     if not isinstance(layout, MobaLayout):
         raise TypeError(f"make_bot: layout must be a MobaLayout, got {type(layout).__name__}")
     return cls(layout, seed)
+
+
+def registered_bot(name: str, role: Any, seed: int = 0) -> Bot:
+    """The registry's factory (games/registry.py): a bot for the agents of a MOBA role,
+    whose `obs_layout` is the MobaLayout the bot reads observations with."""
+    return make_bot(name, role.obs_layout, seed)
