@@ -170,9 +170,16 @@ class ControlClient:
     def request(self, kind: str, meta: dict[str, Any], timeout_s: float | None = None
                 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         sock = self._connect()
-        sock.send_multipart(encode(kind, meta, {}))
         timeout = self.timeout_s if timeout_s is None else timeout_s
-        if not sock.poll(int(timeout * 1000), zmq.POLLIN):
+        # a REQ send blocks while no connection is up (a CURVE handshake the learner refused
+        # leaves none): bounded like the wait for the answer
+        sock.setsockopt(zmq.SNDTIMEO, max(int(timeout * 1000), 1))
+        try:
+            sock.send_multipart(encode(kind, meta, {}))
+            answered = sock.poll(int(timeout * 1000), zmq.POLLIN)
+        except zmq.Again:
+            answered = False
+        if not answered:
             self.close()
             raise ActorError(f"no answer from the learner at {self.endpoint} within {timeout:g} s "
                              f"(is it running with actors enabled? with CURVE on, does this "
@@ -593,7 +600,7 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
     from arena.learner import build_policy, group_module_key, pool_settings
     from arena.opponents import OpponentManager, group_weights
     from arena.rollout import Collector, policy_groups
-    from arena.trust import check_game
+    from arena.trust import check_config_game
     from games.registry import UntrustedGameError
     from games.vector import make_vec
 
@@ -604,8 +611,8 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
     try:
         hello, _ = control.request("hello", {"actor": actor_id}, timeout_s=hello_timeout_s)
         try:
+            check_config_game(hello["config"], source=f"the learner at {endpoint}")
             cfg = config_from_dict(hello["config"])
-            check_game(cfg.game.name, source=f"the learner at {endpoint}")
         except (KeyError, TypeError, ConfigError, UntrustedGameError) as exc:
             raise ActorError(f"refusing the learner's config: {exc}") from None
         host = endpoint.rsplit(":", 1)[0]

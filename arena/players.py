@@ -318,21 +318,21 @@ def _check_game(spec: str, name: str) -> None:
 def _run_config(spec: str, run_dir: Path):
     """The run's config.yaml, its game checked against what this process trusts (a run
     directory may come from anyone)."""
-    from arena.checkpoints import check_saved_game
     from arena.config import ConfigError, load_config
+    from arena.trust import check_config_file
+    from games.registry import UntrustedGameError
 
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise CheckpointError(f"{spec}: {run_dir} is not a run directory (no config.yaml)")
     try:
-        cfg = load_config(path)
+        check_config_file(path)
+    except UntrustedGameError as exc:
+        raise CheckpointError(_with_spec(spec, str(exc))) from None
+    try:
+        return load_config(path)
     except ConfigError as exc:
         raise CheckpointError(f"{spec}: cannot read the run's config: {exc}") from None
-    try:
-        check_saved_game(cfg.game.name, source=str(path))
-    except CheckpointError as exc:
-        raise CheckpointError(_with_spec(spec, str(exc))) from None
-    return cfg
 
 
 def load_policy(spec: str | Spec) -> tuple[Any, str, int | None, Path | None]:

@@ -428,19 +428,18 @@ class _RecordStart(Callback):
 def resume_config(run_dir: Path, overrides: list[str]) -> Config:
     """The config of a run to resume, with `overrides` on top. The run directory may have
     been handed over: its game is built only if the user's allow-list trusts it."""
-    from arena.trust import check_game as check_trusted_game
+    from arena.trust import check_config_file
 
     path = run_dir / "config.yaml"
     if not path.is_file():
         if run_dir.is_dir() and latest_in_run(run_dir) is None:
             raise ConfigError(f"{run_dir}: not a run directory (no config.yaml, no checkpoints)")
         raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
-    cfg = load_config(path, overrides)
     try:
-        check_trusted_game(cfg.game.name, source=str(path))
+        check_config_file(path)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return cfg
+    return load_config(path, overrides)
 
 
 def prepare(config: str | None, overrides: list[str], resume: str | None

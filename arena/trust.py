@@ -12,7 +12,8 @@ CONFIG`) is theirs and is not checked.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from games.registry import UntrustedGameError, check_trusted
 
@@ -45,3 +46,26 @@ def check_game(name: str, source: str) -> None:
         check_trusted(name, allowed())
     except UntrustedGameError as exc:
         raise UntrustedGameError(f"{source}: {exc}") from None
+
+
+def check_config_game(config: object, source: str) -> None:
+    """`check_game` on the game a plain config mapping names (as sent by a learner or
+    saved in a checkpoint), before anything else of the config is read: an untrusted game
+    is the first thing to refuse, whatever else is wrong with the config."""
+    from arena.config import GameConfig
+
+    game = config.get("game") if isinstance(config, Mapping) else None
+    name = game.get("name", GameConfig.name) if isinstance(game, Mapping) else GameConfig.name
+    check_game(name if isinstance(name, str) else repr(name), source)
+
+
+def check_config_file(path: Path) -> None:
+    """`check_config_game` on a YAML config file (read as plain data, never as objects);
+    a file that is not a readable mapping is left to the config loader to report."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return
+    check_config_game(data, str(path))

@@ -66,7 +66,7 @@ def test_unknown_game_lists_known_and_suggests():
 
 
 def test_unknown_game_without_close_match():
-    with pytest.raises(ValueError, match="unknown game 'chess'. Known games: memory, moba"):
+    with pytest.raises(ValueError, match="unknown game 'chess'. Known games: connect_four, memory, moba"):
         games.make("chess")
 
 

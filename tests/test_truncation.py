@@ -28,13 +28,15 @@ GAME = "test_time_limit"
 
 class TimeLimitGame(ParallelEnv):
     """One team ("runners") of two; Discrete(2) actions that change nothing; +1 per agent
-    per step. After `max_cycles` steps every agent is truncated (or, with `terminate=True`,
-    terminated). The observation is the constant [1], or [1, t / max_cycles] with `timed`."""
+    per step. After `max_cycles` steps the episode ends: the agents named in `terminated`
+    are terminated, the others truncated. The observation is the constant [1], or
+    [1, t / max_cycles] with `timed`."""
 
     metadata = {"name": "time_limit_v0"}
 
-    def __init__(self, max_cycles: int = 8, terminate: bool = False, timed: bool = False):
-        self.max_cycles, self.terminate, self.timed = max_cycles, terminate, timed
+    def __init__(self, max_cycles: int = 8, terminated: tuple[str, ...] = (),
+                 timed: bool = False):
+        self.max_cycles, self.terminated, self.timed = max_cycles, tuple(terminated), timed
         self.possible_agents = ["runner_0", "runner_1"]
         self.teams = {"runners": list(self.possible_agents)}
         self.agent_team = {a: "runners" for a in self.possible_agents}
@@ -61,8 +63,8 @@ class TimeLimitGame(ParallelEnv):
         end = self.t >= self.max_cycles
         obs = self._observe()
         rewards = {a: 1.0 for a in self.agents}
-        terms = {a: end and self.terminate for a in self.agents}
-        truncs = {a: end and not self.terminate for a in self.agents}
+        terms = {a: end and a in self.terminated for a in self.agents}
+        truncs = {a: end and a not in self.terminated for a in self.agents}
         infos = {a: {} for a in self.agents}
         if end:
             self.agents = []
@@ -94,22 +96,26 @@ def collect(game: str, num_games: int, chunk_len: int, num_chunks: int, rollouts
 
 # ---- (a) the collector ------------------------------------------------------------------
 
-def test_a_cut_is_bootstrapped_from_the_value_of_the_final_observation(time_limit_game):
+@pytest.mark.parametrize("terminated", [(), ("runner_1",)])
+def test_a_cut_is_bootstrapped_from_the_value_of_the_final_observation(time_limit_game,
+                                                                       terminated):
     # cuts at steps 4, 9, 14, 19 of the game: in chunk 1 at its start, in chunk 2 inside it,
     # and, in the second rollout, from the state carried over from the first
     cycles, T, K, B = 5, 4, 3, 3
-    policy, rollouts, key = collect(time_limit_game, B, T, K, 2, max_cycles=cycles, timed=True)
+    policy, rollouts, key = collect(time_limit_game, B, T, K, 2, max_cycles=cycles, timed=True,
+                                    terminated=terminated)
+    n = 2 * B  # rows are game-major: row 2b + i is runner_i of game b
+    cut_rows = torch.tensor([f"runner_{i}" not in terminated for _ in range(B) for i in range(2)])
     final_obs = torch.tensor([1.0, 1.0])  # what the agents observe at the cut (t / max = 1)
     for r, ro in enumerate(rollouts):
         d = ro.groups[key]
-        steps = np.arange(T * K) + r * T * K
-        cut = (steps + 1) % cycles == 0
-        n = d["obs"].shape[1]
-        assert n == 2 * B
-        assert (d["truncated"].numpy() == cut[:, None]).all()
-        assert (d["agent_dones"].numpy() == cut[:, None]).all()
-        assert (d["final_values"][~torch.from_numpy(cut)] == 0).all()
-        for t in np.flatnonzero(cut):
+        assert d["obs"].shape[1] == n
+        ends = torch.from_numpy((np.arange(T * K) + r * T * K + 1) % cycles == 0)
+        truncated = ends[:, None] & cut_rows[None, :]
+        assert torch.equal(d["truncated"], truncated)
+        assert torch.equal(d["agent_dones"], ends[:, None].expand(-1, n))
+        assert (d["final_values"][~truncated] == 0).all()
+        for t in np.flatnonzero(ends.numpy()):
             k = t // T  # replay the chunk from its stored state up to the cut
             with torch.no_grad():
                 _, _, state = policy.forward_sequence(
@@ -117,14 +123,15 @@ def test_a_cut_is_bootstrapped_from_the_value_of_the_final_observation(time_limi
                     d["episode_starts"][k * T:t + 1])
                 _, expected, _ = policy.step(final_obs.expand(n, 2), state,
                                              torch.zeros(n, dtype=torch.bool))
-            torch.testing.assert_close(d["final_values"][t], expected, atol=1e-5, rtol=0)
+            torch.testing.assert_close(d["final_values"][t][cut_rows], expected[cut_rows],
+                                       atol=1e-5, rtol=0)
             # the value of the next episode's first observation is something else
-            assert not torch.allclose(d["final_values"][t], d["values"][t + 1])
+            assert not torch.isclose(d["final_values"][t], d["values"][t + 1])[cut_rows].any()
 
 
 def test_a_terminated_game_is_not_bootstrapped(time_limit_game):
-    _, (ro,), key = collect(time_limit_game, 3, 4, 3, 1, max_cycles=5, terminate=True,
-                            timed=True)
+    _, (ro,), key = collect(time_limit_game, 3, 4, 3, 1, max_cycles=5, timed=True,
+                            terminated=("runner_0", "runner_1"))
     d = ro.groups[key]
     ends = (np.arange(12) + 1) % 5 == 0
     assert (d["agent_dones"].numpy() == ends[:, None]).all()
@@ -145,7 +152,10 @@ def learned_values(tmp_path, name: str, *overrides: str) -> np.ndarray:
         "model.hidden=16", "model.lstm_hidden=16", "ppo.chunk_len=8", "ppo.chunks_per_update=2",
         "ppo.num_minibatches=2", "ppo.lr=3e-3", f"gamma.start={GAMMA}", "gamma.mode=constant",
         "league.enabled=false", "eval.every=0", "trainer.max_updates=40",
-        "trainer.checkpoint_every=40", *overrides])
+        "trainer.checkpoint_every=40",
+        # the clipped value loss moves a value at most vf_clip_coef per update: 40 updates
+        # could not climb to 10 in reward units (value_norm false)
+        "ppo.clip_vloss=false", *overrides])
     cfg.game.name = GAME
     cfg.game.options = {"max_cycles": CYCLES}
     learner = load_learner(train(cfg))
@@ -164,16 +174,16 @@ def learned_values(tmp_path, name: str, *overrides: str) -> np.ndarray:
 @pytest.mark.parametrize("value_norm", [True, False])
 def test_bootstrapping_learns_the_value_of_an_endless_stream(time_limit_game, tmp_path,
                                                             value_norm):
-    values = learned_values(tmp_path, "boot", f"ppo.value_norm={str(value_norm).lower()}",
-                            "ppo.clip_vloss=false")
+    values = learned_values(tmp_path, "boot", f"ppo.value_norm={str(value_norm).lower()}")
     target = 1 / (1 - GAMMA)  # 10: the cut is not the end
     assert np.all(np.abs(values - target) < 0.25 * target), values
 
 
 def test_treating_the_cut_as_terminal_learns_far_less(time_limit_game, tmp_path, monkeypatch):
     monkeypatch.setattr(Collector, "_bootstrap_truncated", lambda self, *args: None)
-    values = learned_values(tmp_path, "terminal", "ppo.clip_vloss=false")
+    values = learned_values(tmp_path, "terminal")
     # the average partial sum: mean over k = 1..8 of (1 - gamma^k) / (1 - gamma), about 3.6
     partial = np.mean([(1 - GAMMA**k) / (1 - GAMMA) for k in range(1, CYCLES + 1)])
     assert abs(partial - 3.6) < 0.1
-    assert values.mean() < 6, values
+    # whether or not the LSTM learns to tell the time, the values average about that
+    assert values.mean() < 6 and abs(values.mean() - partial) < 1.2, values

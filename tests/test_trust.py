@@ -36,7 +36,8 @@ def fresh_allow_list(monkeypatch):
 
 def evil_config(marker, name="pettingzoo:os:system"):
     """A valid Arena config whose game runs `touch marker` when made."""
-    config = to_dict(load_config(None, [*SMALL, "league.bot_prob=0", "league.enabled=false"]))
+    config = to_dict(load_config(None, [*SMALL, "league.bot_prob=0", "league.bots=[]", "eval.bots=null",
+                                              "league.enabled=false"]))
     config["game"]["name"] = name
     config["game"]["options"] = {"command": f"touch {marker}", "teams": TEAMS}
     return config
@@ -189,6 +190,7 @@ def test_an_actor_refuses_dotted_specs_through_a_trusted_namespace(spoofed, tmp_
 
 def test_an_actor_builds_a_game_its_own_command_line_allows(spoofed, tmp_path, capsys):
     config = to_dict(load_config(None, [*SMALL, "league.bot_prob=0", "league.enabled=false",
+                                        "league.bots=[]", "eval.bots=null",
                                         "actors.timeout_s=1"]))
     config["game"]["name"] = "pettingzoo:games.memory:MemoryGame"
     config["game"]["options"] = {"teams": TEAMS, "team_size": 1}
