@@ -34,9 +34,6 @@ from torch.distributions import Categorical
 
 from agents.normalize import RunningMeanStd
 
-if TYPE_CHECKING:
-    from games.moba.layout import MobaLayout
-
 State = tuple[Tensor, Tensor]  # (h, c), each (N, lstm_hidden)
 
 
@@ -98,14 +95,6 @@ class EntityLayout:
     def obs_dim(self) -> int:
         return self.flat_dim + self.num_entities * self.entity_dim
 
-    @classmethod
-    def from_moba(cls, layout: MobaLayout) -> EntityLayout:
-        """The layout of the built-in MOBA's observation: [global | self | entities]."""
-        from games.moba.layout import ENT_DIM, ENTITY_FEATURES
-
-        assert ENTITY_FEATURES[0] == "present", "the encoder reads presence from entity feature 0"
-        return cls(flat_dim=layout.obs_slices["entities"].start,
-                   num_entities=layout.num_entities, entity_dim=ENT_DIM)
 
 
 class EntityEncoder(nn.Module):

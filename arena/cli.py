@@ -615,7 +615,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        # `arena train CONFIG --check key=value`: overrides may follow an option too
+        if extra and getattr(args, "command", None) == "train" and \
+                all("=" in x and not x.startswith("-") for x in extra):
+            args.overrides = [*args.overrides, *extra]
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as e:  # --help, --version, or a usage error argparse has reported
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     if args.command is None:

@@ -33,7 +33,6 @@ from arena.transport import CurveKeys
 from arena.distributed import all_reduce_sum, broadcast_text, world_size
 from arena.opponents import OpponentManager, pool_metrics
 from arena.rollout import Collector, PolicyGroup, Rollout, policy_groups
-from games.moba.layout import MobaLayout
 from games.vector import RoleSpec, make_vec
 from league.pool import OpponentPool
 from games.registry import bot_anchors
@@ -52,11 +51,12 @@ class TrainingDiverged(RuntimeError):
 def build_policy(role: RoleSpec, cfg: Config) -> RecurrentPolicy:
     m = cfg.model
     entity_layout = None
-    if m.encoder == "entity" or (m.encoder == "auto" and isinstance(role.obs_layout, MobaLayout)):
-        if not isinstance(role.obs_layout, MobaLayout):
+    if m.encoder == "entity" or (m.encoder == "auto" and role.entity_layout is not None):
+        if role.entity_layout is None:
             raise ValueError(f"model.encoder=entity needs an entity observation layout; role "
-                             f"{role.name!r} of game {cfg.game.name!r} has flat observations")
-        entity_layout = EntityLayout.from_moba(role.obs_layout)
+                             f"{role.name!r} of game {cfg.game.name!r} declares none (flat "
+                             f"observations; a game declares one as `entity_layout`)")
+        entity_layout = EntityLayout(*role.entity_layout)
     return RecurrentPolicy(role.obs_dim, role.num_actions, hidden=m.hidden,
                            lstm_hidden=m.lstm_hidden, use_lstm=m.use_lstm,
                            entity_layout=entity_layout, normalize_obs=m.normalize_obs)

@@ -74,8 +74,9 @@ class UpdateProgress(ProgressBar):
         parts = [f"update {done}/{total}", f"{pl_module.agent_steps:,} agent-steps",
                  f"{rate:,.0f} agent-steps/s", f"ETA {_hms(eta)}"]
         evals = pl_module.win_rates
-        wins = {k.rsplit("_", 1)[-1]: v for k, v in evals.items()
-                if k.startswith("eval/win_rate_vs_")}
+        prefix = "eval/win_rate_vs_"
+        wins = {k[len(prefix):]: v for k, v in evals.items()  # the bots, not the snapshots
+                if k.startswith(prefix) and "/" not in k[len(prefix):]}
         if wins:
             parts.append("win " + " ".join(f"{k} {v:.2f}" for k, v in wins.items()))
         if "eval/rating" in evals:
@@ -226,12 +227,18 @@ def new_run_dir(cfg: Config) -> Path:
     if cfg.run.name is None and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         raise ConfigError("run.name: set a run name when launching with torchrun or srun, so "
                           "that every rank writes one run directory")
-    name = cfg.run.name or f"{cfg.game.name.split(':')[-1]}-{datetime.now():%Y%m%d-%H%M%S}"
+    name = cfg.run.name or f"{_game_label(cfg.game.name)}-{datetime.now():%Y%m%d-%H%M%S}"
     run_dir = Path(cfg.run.root).expanduser() / name
     if is_launch_rank_zero() and run_dir.is_dir() and holds_run(run_dir):
         raise ConfigError(f"run.name: {run_dir} already holds a run; resume it with "
                           f"`arena train --resume {run_dir}` or choose another run.name")
     return run_dir
+
+
+def _game_label(name: str) -> str:
+    """A short name for run directories: "moba", or a spec's module ("tictactoe_v3")."""
+    parts = name.split(":")
+    return parts[1].rsplit(".", 1)[-1] if len(parts) == 3 and parts[1] else parts[-1]
 
 
 def build_trainer(cfg: Config, run_dir: Path,
@@ -461,10 +468,18 @@ def check_only(config: str | None, overrides: list[str], resume: str | None) -> 
     """`arena train --check`: everything `arena train` checks before it starts (config,
     game, networks, trainer settings, run directory), with nothing written. Returns a
     one-paragraph summary."""
+    import logging
+
     cfg, resume_dir, _ = prepare(config, overrides, resume)
     learner = _build_learner(cfg)
     run_dir = new_run_dir(cfg) if resume_dir is None else resume_dir
-    build_trainer(cfg, run_dir)
+    quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # the Trainer's device lines are not the check's output
+    try:
+        build_trainer(cfg, run_dir)
+    finally:
+        quiet.setLevel(level)
     if resume_dir is not None:
         ckpt = latest_in_run(resume_dir)
         if ckpt is None:

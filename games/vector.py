@@ -118,7 +118,10 @@ class RoleSpec:
     num_actions: int
     has_mask: bool
     slots: tuple[int, ...]
-    obs_layout: object | None = None  # the MobaLayout for the MOBA (entity encoders), else None
+    obs_layout: object | None = None  # the game's own observation layout (the MOBA's bots read it)
+    # (flat_dim, num_entities, entity_dim) when the observation is [flat | entity rows] with a
+    # presence flag first in each row (for an entity encoder); None: a flat observation
+    entity_layout: tuple[int, int, int] | None = None
 
 
 @dataclass
@@ -241,7 +244,7 @@ class MobaVec(VecGame):
         self.team_names = list(TEAM_NAMES)
         self.slot_team = np.arange(H, dtype=np.int64) // core.config.team_size
         self.roles = [RoleSpec(self.ROLE, core.obs_dim, core.num_actions, True,
-                               tuple(range(H)), core.layout)]
+                               tuple(range(H)), core.layout, core.layout.entity_layout)]
         self.slot_role = np.zeros(H, np.int64)
         self.event_names = tuple(core.event_names)
         self._active = np.ones((B, H), bool)
@@ -392,7 +395,8 @@ class _EnvVec(VecGame):
                         f"spaces are supported, got {sp[s].act_space}")
             self.slot_role[list(slots)] = ri
             self.roles.append(RoleSpec(rname, ref.obs_dim, int(ref.act_space.n), ref.has_mask,
-                                       slots))
+                                       slots, entity_layout=_declared_entity_layout(
+                                           where, env, possible[slots[0]], ref.obs_dim)))
 
         self._slot_n = np.array([int(x.act_space.n) for x in sp], np.int64)
         self._slot_start = [int(x.act_space.start) for x in sp]
@@ -794,6 +798,28 @@ class AECVec(_EnvVec):
         raise ValueError(
             f"{self._where}: game {b}: agent_selection {env.agent_selection!r} is still "
             f"terminated or truncated after {len(self.slot_agents)} dead steps")
+
+
+def _declared_entity_layout(where: str, env: Any, agent: str,
+                            obs_dim: int) -> tuple[int, int, int] | None:
+    """A game may declare its observation as [flat | entity rows] for the entity encoder:
+    `entity_layout` = (flat_dim, num_entities, entity_dim), or a callable agent -> that (or
+    None). Checked against the agent's flattened observation size."""
+    declared = getattr(env, "entity_layout", None)
+    if callable(declared):
+        declared = declared(agent)
+    if declared is None:
+        return None
+    try:
+        flat, n, dim = (int(x) for x in declared)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: entity_layout must be (flat_dim, num_entities, entity_dim), "
+                         f"got {declared!r}") from None
+    if min(flat, n, dim) < 0 or dim < 1 or flat + n * dim != obs_dim:
+        raise ValueError(f"{where}: entity_layout {declared!r} of agent {agent!r} does not "
+                         f"split its {obs_dim} observations (flat_dim + num_entities x "
+                         f"entity_dim must equal it)")
+    return flat, n, dim
 
 
 # ========================================================================================

@@ -240,11 +240,12 @@ def test_policy_with_entity_encoder_and_normaliser():
         RecurrentPolicy(LAYOUT.obs_dim + 1, ACT, entity_layout=LAYOUT)
 
 
-def test_entity_layout_from_moba():
-    from games.moba import MobaLayout, make_config
+def test_the_moba_declares_its_entity_layout_as_plain_numbers():
+    from games.vector import make_vec
 
-    layout = MobaLayout(make_config())
-    el = EntityLayout.from_moba(layout)
+    vec = make_vec("moba", 1)
+    layout = vec.layout
+    el = EntityLayout(*vec.roles[0].entity_layout)
     assert el.obs_dim == layout.obs_dim
     assert el.num_entities == layout.num_entities
     assert el.flat_dim == layout.obs_slices["self"].stop
@@ -273,3 +274,42 @@ def test_state_dict_round_trip_includes_obs_normaliser():
     loaded = safetensors_torch.load(safetensors_torch.save(sd))
     assert loaded["obs_rms.mean"].dtype == torch.float64 and loaded["obs_rms.count"].shape == ()
     fresh.load_state_dict(loaded)
+
+
+def test_any_game_that_declares_an_entity_layout_gets_the_entity_encoder():
+    import games
+    from arena.config import load_config
+    from arena.learner import build_policy
+    from games.memory import MemoryGame
+    from games.vector import make_vec
+
+    def declared(layout):
+        def factory(**kwargs):
+            env = MemoryGame(**kwargs)  # observations of 6 numbers
+            env.entity_layout = layout
+            return env
+        return factory
+
+    try:
+        games.register("memory_entities", declared((2, 1, 4)), overwrite=True)
+        games.register("memory_bad_entities", declared((2, 2, 4)), overwrite=True)
+        vec = make_vec("memory_entities", 1)
+        (role,) = vec.roles
+        assert role.entity_layout == (2, 1, 4)
+        cfg = load_config(None, ["game.name=memory_entities", "league.bots=[]", "eval.bots=null",
+                                 "league.bot_prob=0"])
+        assert isinstance(build_policy(role, cfg).encoder, EntityEncoder)
+        cfg.model.encoder = "mlp"
+        assert not isinstance(build_policy(role, cfg).encoder, EntityEncoder)
+        flat = make_vec("memory", 1).roles[0]
+        cfg.model.encoder = "entity"
+        with pytest.raises(ValueError, match="declares none"):
+            build_policy(flat, cfg)
+        with pytest.raises(ValueError, match="does not split its 6 observations"):
+            make_vec("memory_bad_entities", 1)
+    finally:
+        from games import registry
+
+        for name in ("memory_entities", "memory_bad_entities"):
+            registry._REGISTRY.pop(name, None)
+            registry._FACTORIES.pop(name, None)

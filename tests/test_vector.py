@@ -116,7 +116,7 @@ def test_moba_vec_matches_moba_env():
     assert vec.slot_agents == envs[0].possible_agents
     assert vec.team_names == ["radiant", "dire"] and vec.slot_team.tolist() == [0, 0, 1, 1]
     assert vec.roles == [RoleSpec("hero", vec.layout.obs_dim, vec.layout.num_actions, True,
-                                  (0, 1, 2, 3), vec.layout)]
+                                  (0, 1, 2, 3), vec.layout, vec.layout.entity_layout)]
     assert vec.roles[0].obs_layout is vec.core.layout
     assert vec.event_names == EVENT_NAMES
     env_obs = {b: env.reset(seed=11 + b)[0] for b, env in envs.items()}

@@ -226,6 +226,14 @@ class MobaLayout:
             "entities": slice(s, self.obs_dim),
         }
 
+    @property
+    def entity_layout(self) -> tuple[int, int, int]:
+        """(flat_dim, num_entities, entity_dim): the observation as [global+self | entity
+        rows], each row's feature 0 its presence flag; plain numbers for the entity encoder
+        (agents/policy.py EntityLayout), which knows no game."""
+        assert ENTITY_FEATURES[0] == "present", "the encoder reads presence from entity feature 0"
+        return self.obs_slices["entities"].start, self.num_entities, ENT_DIM
+
     def split_obs(self, obs: np.ndarray) -> dict[str, np.ndarray]:
         """Split observations (..., obs_dim) into named blocks; entity blocks get (..., n, ENT_DIM)."""
         sl = self.obs_slices
