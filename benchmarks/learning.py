@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--games", type=int, default=32, help="games per bot per evaluation")
     parser.add_argument("--target", action="append", default=None, metavar="BOT:RATE:MINUTES")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. ppo.lr=1e-3")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # overrides may follow the options
     if args.config and "=" in args.config:
         args.overrides.insert(0, args.config)
         args.config = str(CONFIG_DIR / "default.yaml")
