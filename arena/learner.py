@@ -348,7 +348,7 @@ class PPOLearner(L.LightningModule):
                 f"point are unchanged")
 
     def ppo_update(self, ro: Rollout) -> dict[str, float]:
-        cfg, p = self.cfg, self.cfg.ppo
+        p = self.cfg.ppo
         dev = self.device
         gamma = self.gamma()
         # under DDP: moments and gradients over all ranks (arena/distributed.py)
@@ -367,7 +367,7 @@ class PPOLearner(L.LightningModule):
         T = p.chunk_len
         K = L_ // T
         data: dict[str, dict[str, torch.Tensor]] = {}
-        ev_pred, ev_true, ev_valid = [], [], []
+        ev_pred, ev_true = [], []
         for g in self.groups:
             d = ro.groups[g.key]
             n = B * len(g.slots)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from agents.policy import masked_categorical
+from arena.play.runner import group_rows, sample_actions, transitions
 from games.vector import RoleSpec, VecGame, VecStep
 
 
@@ -139,13 +140,8 @@ class Collector:
         return step
 
     def _group_view(self, step: VecStep, g: PolicyGroup):
-        B = self.vec.num_games
-        obs = step.obs[g.role.name][:, g.role_columns]
-        mask = step.action_mask[g.role.name][:, g.role_columns]
-        obs_t = torch.from_numpy(np.ascontiguousarray(obs)).reshape(B * len(g.slots), -1)
-        mask_t = torch.from_numpy(np.ascontiguousarray(mask)).reshape(B * len(g.slots), -1)
         starts = torch.from_numpy(self._episode_start[:, g.slots].reshape(-1).copy())
-        return (obs_t.to(self.device, non_blocking=True), mask_t.to(self.device),
+        return (group_rows(step.obs, g, self.device), group_rows(step.action_mask, g, self.device),
                 starts.to(self.device))
 
     @torch.no_grad()
@@ -201,7 +197,7 @@ class Collector:
                     buf["state_c"][t // T] = state[1] * keep
                 logits, value, state = policy.step(obs, state, starts, mask)
                 dist = masked_categorical(logits, mask)
-                action = _sample(dist, self.generator, self.device)
+                action = sample_actions(dist.probs, self.generator, self.device)
                 trains = valid_now[:, g.slots].reshape(-1)
                 if self.opponents is not None:  # snapshot opponents act for their side
                     trains = trains & self.opponents.override(g, obs, mask, starts, action,
@@ -220,15 +216,13 @@ class Collector:
             events[t] = step.events
             self._ticks += 1
             done = step.dones
-            # an agent's episode ends with its game or when it leaves the game for good
-            agent_done = alive_now & (done[:, None] | ~step.alive)
+            agent_done, self._episode_start = transitions(alive_now, step)
             truncated = agent_done & step.truncated
             for g in self.groups:
                 bufs[g.key]["agent_dones"][t] = torch.from_numpy(
                     agent_done[:, g.slots].reshape(-1)).to(self.device)
             if truncated.any():
                 self._bootstrap_truncated(step, truncated, bufs, t)
-            self._episode_start = agent_done | ~alive_now
             np.copyto(self._alive, step.alive)
             if done.any():
                 idx = np.flatnonzero(done)
@@ -257,27 +251,15 @@ class Collector:
         """V(observation at the cut) for agents whose episode a time limit ended at step t,
         from the LSTM state they reached; the game has already reset, so the observation
         comes from the step's `final_obs`."""
-        B = self.vec.num_games
         for g in self.groups:
             rows = truncated[:, g.slots].reshape(-1)
             if not rows.any():
                 continue
-            obs = step.final_obs[g.role.name][:, g.role_columns].reshape(B * len(g.slots), -1)
-            mask = step.final_mask[g.role.name][:, g.role_columns].reshape(B * len(g.slots), -1)
-            keep = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
+            no_start = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
             _, value, _ = self.policies[g.key].step(
-                torch.from_numpy(np.ascontiguousarray(obs)).to(self.device),
-                self._state[g.key], keep, torch.from_numpy(np.ascontiguousarray(mask)).to(self.device))
+                group_rows(step.final_obs, g, self.device), self._state[g.key], no_start,
+                group_rows(step.final_mask, g, self.device))
             cut = torch.from_numpy(rows).to(self.device)
             bufs[g.key]["truncated"][t] = cut
             bufs[g.key]["final_values"][t] = torch.where(cut, value, 0.0)
 
-
-def _sample(dist: torch.distributions.Categorical, generator: torch.Generator,
-            device: torch.device) -> torch.Tensor:
-    """Sample with our own generator so collection is reproducible for a seed."""
-    probs = dist.probs
-    if device.type == "cpu":
-        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-    u = torch.rand(probs.shape[:-1] + (1,), generator=generator).to(device)
-    return torch.searchsorted(probs.cumsum(-1), u).clamp_(max=probs.shape[-1] - 1).squeeze(-1)

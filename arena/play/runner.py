@@ -20,6 +20,34 @@ from games.vector import VecGame, VecStep
 State = tuple[torch.Tensor, torch.Tensor]
 
 
+def group_rows(arrays: Mapping[str, np.ndarray], group: Any,
+               device: torch.device) -> torch.Tensor:
+    """A step's per-role (B, n_role, X) array (obs, masks, final obs) as the (B * n, X)
+    rows of one policy group, game-major, on `device`."""
+    x = arrays[group.role.name][:, group.role_columns]
+    return torch.from_numpy(np.ascontiguousarray(x)).reshape(-1, x.shape[-1]).to(
+        device, non_blocking=True)
+
+
+def transitions(alive_before: np.ndarray, step: VecStep) -> tuple[np.ndarray, np.ndarray]:
+    """The one rule for agents' episodes across a step: (agent_done, episode_start), both
+    (B, S). An agent's episode ends with its game or when it leaves the game for good; a
+    row starts afresh (its LSTM state reset) where its episode ended or it was not in play.
+    A waiting agent of a turn-based game stays in play: its state follows the game."""
+    agent_done = alive_before & (step.dones[:, None] | ~step.alive)
+    return agent_done, agent_done | ~alive_before
+
+
+def sample_actions(probs: torch.Tensor, generator: torch.Generator,
+                   device: torch.device) -> torch.Tensor:
+    """One action per row from `probs` (N, A), with our own CPU generator, so play is
+    reproducible for a seed and never touches torch's global random stream."""
+    if device.type == "cpu":
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    u = torch.rand(probs.shape[:-1] + (1,), generator=generator).to(device)
+    return torch.searchsorted(probs.cumsum(-1), u).clamp_(max=probs.shape[-1] - 1).squeeze(-1)
+
+
 class PolicyRunner:
     """Acts for the slots of `groups` (arena.rollout.PolicyGroup) in every game of `vec`."""
 
@@ -41,22 +69,16 @@ class PolicyRunner:
     def act(self, step: VecStep, episode_start: np.ndarray, out: np.ndarray) -> None:
         """Write the actions of the groups' slots into `out` (B, S); every row's LSTM state
         advances (a waiting agent still observes), and is reset where `episode_start`."""
-        B = self.vec.num_games
+        B, dev = self.vec.num_games, self.device
         for g in self.groups:
-            n = B * len(g.slots)
-            obs = step.obs[g.role.name][:, g.role_columns].reshape(n, -1)
-            mask = step.action_mask[g.role.name][:, g.role_columns].reshape(n, -1)
-            starts = episode_start[:, g.slots].reshape(-1)
-            policy = self.policy_for(g.key)
-            mask_t = torch.from_numpy(np.ascontiguousarray(mask)).to(self.device)
-            logits, _, self._state[g.key] = policy.step(
-                torch.from_numpy(np.ascontiguousarray(obs)).to(self.device), self._state[g.key],
-                torch.from_numpy(np.ascontiguousarray(starts)).to(self.device), mask_t)
+            starts = torch.from_numpy(np.ascontiguousarray(episode_start[:, g.slots])).reshape(-1)
+            logits, _, self._state[g.key] = self.policy_for(g.key).step(
+                group_rows(step.obs, g, dev), self._state[g.key], starts.to(dev),
+                group_rows(step.action_mask, g, dev))
             if self.deterministic:
                 action = logits.argmax(dim=-1)
-            else:
-                probs = torch.softmax(logits.float(), dim=-1).cpu()  # masked actions: 0
-                action = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
+            else:  # masked actions have probability 0
+                action = sample_actions(torch.softmax(logits.float(), dim=-1), self.generator, dev)
             out[:, g.slots] = action.view(B, len(g.slots)).cpu().numpy()
 
 
@@ -107,8 +129,7 @@ def play_against(vec: VecGame, first: Any, second: Any, seed: int,
                 scores[b] = 0.5 if w < 0 else float(w == b % T)
             if not np.isnan(scores).any():
                 return scores
-        agent_done = alive & (done[:, None] | ~step.alive)
-        episode_start = agent_done | ~alive
+        _, episode_start = transitions(alive, step)
         alive = step.alive.copy()
     raise RuntimeError(f"play_against: {int(np.isnan(scores).sum())} of {B} games did not "
                        f"end within {max_steps} steps")
