@@ -154,8 +154,9 @@ class ControlClient:
     a REQ socket that missed its reply cannot send again)."""
 
     def __init__(self, context: zmq.Context, endpoint: str, secure: Secure | None,
-                 timeout_s: float) -> None:
+                 timeout_s: float, gone: Callable[[], bool] | None = None) -> None:
         self.context, self.endpoint, self.secure, self.timeout_s = context, endpoint, secure, timeout_s
+        self.gone = gone  # True once waiting is pointless (an actor whose learner died)
         self.socket: zmq.Socket | None = None
 
     def _connect(self) -> zmq.Socket:
@@ -173,10 +174,16 @@ class ControlClient:
         timeout = self.timeout_s if timeout_s is None else timeout_s
         # a REQ send blocks while no connection is up (a CURVE handshake the learner refused
         # leaves none): bounded like the wait for the answer
+        deadline = time.monotonic() + timeout
         sock.setsockopt(zmq.SNDTIMEO, max(int(timeout * 1000), 1))
         try:
             sock.send_multipart(encode(kind, meta, {}))
-            answered = sock.poll(int(timeout * 1000), zmq.POLLIN)
+            answered = False
+            while not answered and (left := deadline - time.monotonic()) > 0:
+                if self.gone is not None and self.gone():
+                    self.close()
+                    raise ActorError(f"the learner at {self.endpoint} is gone")
+                answered = bool(sock.poll(int(min(left, 0.2) * 1000) + 1, zmq.POLLIN))
         except zmq.Again:
             answered = False
         if not answered:
@@ -607,7 +614,11 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
     torch.set_num_threads(threads)
     context = zmq.Context()
     secure = CurveKeys(Path(keys)).client if keys else None
-    control = ControlClient(context, endpoint, secure, timeout_s=HELLO_TIMEOUT_S)
+    def learner_gone() -> bool:  # a local actor's parent (the learner) died
+        return parent_pid is not None and os.getppid() != parent_pid
+
+    control = ControlClient(context, endpoint, secure, timeout_s=HELLO_TIMEOUT_S,
+                            gone=learner_gone)
     try:
         hello, _ = control.request("hello", {"actor": actor_id}, timeout_s=hello_timeout_s)
         try:
@@ -622,7 +633,8 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
         league = None
         if cfg.league.enabled:
             league = control if hello["league"] == "self" else \
-                ControlClient(context, hello["league"], secure, timeout_s=HELLO_TIMEOUT_S)
+                ControlClient(context, hello["league"], secure, timeout_s=HELLO_TIMEOUT_S,
+                              gone=learner_gone)
         actor = int(hello["actor"])
         vec = make_vec(cfg.game.name, int(hello["num_envs"]), **cfg.game.options)
         groups = policy_groups(vec, cfg.model.per_agent_weights)
@@ -668,8 +680,8 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
             return True
 
         def alive() -> bool:
-            if parent_pid is not None and os.getppid() != parent_pid:
-                return False  # the learner process is gone
+            if learner_gone():
+                return False
             if time.monotonic() - last_weights > cfg.actors.timeout_s:
                 raise ActorError(f"no weights from the learner at {endpoint} for "
                                  f"{cfg.actors.timeout_s:g} s")
