@@ -6,12 +6,12 @@
     arena games                          list the registered games, their teams and spaces
     arena tournament SPEC... [--bots]    round robin of checkpoints, snapshots and bots: ranked
                                          table, tournament.json/.csv, TensorBoard
-    arena watch A B --out m.gif          play one MOBA match (bots or trained players) as a GIF
+    arena watch A B [...] --out m.gif    play one match of any game (bots or trained players) as a GIF
     arena actor --connect tcp://H:P      collect rollouts for a running learner (actors.listen)
     arena keys DIR                       make CurveZMQ keys for learner and actors
 
 A player SPEC is a bot name, a checkpoint file, a run directory, RUN_DIR@ID (a league
-snapshot) or a snapshot file (arena/players.py).
+snapshot) or a snapshot file (arena/play/players.py).
 
 `main(argv)` returns the exit status instead of exiting, so tests and other programs can
 call it: 0 success, 1 a failure while running, 2 a usage error (bad option, unknown bot,
@@ -28,10 +28,9 @@ import math
 import os
 import re
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 PROG = "arena"
 
@@ -134,121 +133,56 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---- arena tournament -------------------------------------------------------------------
-def _game_options(specs: Sequence[str], team_size: int | None,
-                  max_ticks: int | None) -> dict[str, Any]:
-    """The game of a match: the settings of the first trained player among `specs` (the
-    MOBA's defaults when there is none), with --team-size and --max-ticks on top."""
+# ---- arena tournament / arena watch: the game of a match ---------------------------------
+def _match_game(specs: Sequence[str], args: argparse.Namespace) -> Any:
+    """The game the players meet on: the first trained player's (else --game, default the
+    MOBA), with --set options and the MOBA's --team-size/--max-ticks on top; built once here
+    so a bad option is a usage error before anything is loaded or played."""
+    import yaml
+
     from arena.checkpoints import CheckpointError
-    from arena.players import game_options_of
-    from games.moba.config import make_config
+    from arena.play.players import match_game
 
     options: dict[str, Any] = {}
-    for spec in specs:
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE, e.g. --set max_cycles=50")
         try:
-            found = game_options_of(spec)
-        except CheckpointError as e:
-            raise UsageError(str(e)) from None
-        if found is not None:
-            options = dict(found)
-            break
-    if team_size is not None:
-        options["team_size"] = team_size
-    if max_ticks is not None:
-        options["max_ticks"] = max_ticks
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            options[key.strip()] = value
+    if args.team_size is not None:
+        options["team_size"] = args.team_size
+    if args.max_ticks is not None:
+        options["max_ticks"] = args.max_ticks
     try:
-        make_config(**options)
-    except (TypeError, ValueError) as e:
+        game = match_game(list(specs), args.game, options)
+    except CheckpointError as e:
         raise UsageError(str(e)) from None
-    return options
+    if game.name != "moba" and (args.team_size is not None or args.max_ticks is not None):
+        raise UsageError(f"--team-size and --max-ticks are MOBA settings; game {game.name!r} "
+                         f"takes its options as --set KEY=VALUE")
+    try:
+        game.vec(1).close()
+    except Exception as e:  # noqa: BLE001 - an option the game refuses
+        message = (str(e) or type(e).__name__).splitlines()[0]
+        raise UsageError(f"game {game.name!r} with options {dict(game.options)}: "
+                         f"{message}") from None
+    return game
 
 
 def _cmd_tournament(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.table import Table
-
     from arena.checkpoints import CheckpointError
-    from arena.players import load_player
-    from arena.tournament import entrants_from, log_to_tensorboard, run_tournament, write_results
-    from games.moba.bots import BOT_NAMES
+    from arena.play.tournament import tournament
 
     _allow_games(args)
-    bots = [] if args.bots is None else (list(args.bots) or list(BOT_NAMES))
+    game = _match_game(list(args.specs), args)
     try:
-        entrants = entrants_from(list(args.specs), bots)
+        return tournament(list(args.specs), args.bots, game=game, games=args.games,
+                          seed=args.seed, workers=args.workers, out=args.out)
     except (CheckpointError, ValueError) as e:
         raise UsageError(str(e)) from None
-    if not entrants:
-        raise UsageError("no participants: give run directories, checkpoints, RUN_DIR@ID "
-                         "snapshots or bot names, and/or --bots")
-    if len(entrants) < 2:
-        raise UsageError(f"a tournament needs at least 2 participants, got 1 "
-                         f"({entrants[0].name}); add more, e.g. --bots")
-    options = _game_options([e.spec for e in entrants], args.team_size, args.max_ticks)
-    cache: dict = {}
-    try:  # fail before playing: every participant must load and fit the game
-        for e in entrants:
-            load_player(e.spec, options, cache=cache)
-    except (CheckpointError, ValueError) as e:
-        raise UsageError(str(e)) from None
-    del cache
-    if args.out is not None:
-        out = Path(args.out).expanduser()
-    else:
-        out = next((Path(e.run) for e in entrants if e.run), Path("."))
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"--out {out}: cannot create the folder: {e.strerror or e}") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: the folder is not writable")
-
-    from games.moba.config import make_config
-
-    config = make_config(**options)
-    n = len(entrants)
-    pairs = n * (n - 1) // 2
-    print(f"tournament: {n} players, {pairs} pairs x {args.games} games "
-          f"({config.team_size}v{config.team_size}, up to {config.max_ticks} ticks), "
-          f"seed {args.seed}, {args.workers} worker(s)", file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task("pairs", total=pairs)
-        table, results = run_tournament(entrants, games=args.games, seed=args.seed,
-                                        workers=args.workers, game_options=options,
-                                        progress=lambda: bar.advance(task))
-    seconds = time.perf_counter() - t0
-    updates = {e.name: e.update for e in entrants}
-    shown = Table(title=f"tournament: {n} players, {args.games} games per pair")
-    with_updates = any(u is not None for u in updates.values())
-    columns = ("rank", "name", *(("update",) if with_updates else ()), "mu", "mu - 3 sigma",
-               "win rate", "games")
-    for col in columns:
-        shown.add_column(col, justify="left" if col == "name" else "right",
-                         no_wrap=col == "name")
-    for r in table.table():
-        update = updates.get(r["name"])
-        shown.add_row(str(r["rank"]), r["name"] + (" (anchor)" if r["anchor"] else ""),
-                      *(("-" if update is None else str(update),) if with_updates else ()),
-                      f"{r['mu']:.1f}", f"{r['conservative']:.1f}",
-                      "-" if r["win_rate"] is None else f"{r['win_rate']:.2f}", str(r["games"]))
-    width = max(100, 60 + max(len(e.name) for e in entrants))
-    Console(file=sys.stdout, width=None if sys.stdout.isatty() else width).print(shown)
-    meta = {"games_per_pair": args.games, "seed": args.seed, "workers": args.workers,
-            "game_options": options, "seconds": round(seconds, 3),
-            "participants": [{"name": e.name, "spec": e.spec, "update": e.update, "run": e.run}
-                             for e in entrants]}
-    json_path, csv_path = write_results(out, table, entrants, results, meta)
-    log_to_tensorboard(out / "tb", table, entrants)
-    print(f"wrote {json_path} and {csv_path}; TensorBoard: {out / 'tb'} "
-          f"({seconds:.1f} s for {pairs * args.games} games)")
-    return 0
 
 
 # ---- arena games ------------------------------------------------------------------------
@@ -274,137 +208,23 @@ def _cmd_games(args: argparse.Namespace) -> int:
 
 
 # ---- arena watch ------------------------------------------------------------------------
-_TB_MAX_WIDTH = 384  # `watch --tensorboard` logs a bounded preview, never every full-size frame
-_TB_MAX_FRAMES = 200
-
-
-class _Progress:
-    """Progress of a match on a stream: a live bar on a terminal, else a line per 10%."""
-
-    def __init__(self, total: int, stream: TextIO, recorder: Any) -> None:
-        self.total = max(1, int(total))
-        self.stream = stream
-        self.recorder = recorder
-        self.live = bool(getattr(stream, "isatty", lambda: False)())
-        self.start = time.perf_counter()
-        self.last_draw = 0.0
-        self.next_mark = 0.1
-        self.core: Any = None
-        self.tick = 0
-        self.printed = -1
-
-    def __call__(self, core: Any) -> None:
-        self.core = core
-        self.tick = int(core.tick[0])
-        now = time.perf_counter()
-        frac = self.tick / self.total
-        if self.live:
-            if now - self.last_draw >= 0.2:
-                self.last_draw = now
-                self.stream.write("\r" + self._line(now))
-                self.stream.flush()
-        elif frac >= self.next_mark:
-            while self.next_mark <= frac:
-                self.next_mark += 0.1
-            self.stream.write(self._line(now) + "\n")
-            self.stream.flush()
-            self.printed = self.tick
-
-    def _line(self, now: float) -> str:
-        frac = min(1.0, self.tick / self.total)
-        width = 24
-        filled = int(round(frac * width))
-        rate = self.tick / max(now - self.start, 1e-9)
-        return (f"[{'#' * filled}{'.' * (width - filled)}] {self.tick}/{self.total} ticks "
-                f"{100 * frac:3.0f}%  {rate:,.0f} ticks/s  {self.recorder.count} frames")
-
-    def close(self) -> None:
-        """The final state: on a terminal ends the live bar, else prints a last line unless
-        the last 10% line already showed it."""
-        if self.live:
-            self.stream.write("\r" + self._line(time.perf_counter()) + "\n")
-        elif self.tick != self.printed:
-            self.stream.write(self._line(time.perf_counter()) + "\n")
-        self.stream.flush()
-
-
 def _cmd_watch(args: argparse.Namespace) -> int:
     from arena.checkpoints import CheckpointError
-    from arena.players import load_player, play
-    from games.moba.config import make_config
-    from games.moba.layout import TEAM_NAMES
-    from games.gif import ClipPreview
-    from games.moba.render import FrameRecorder
+    from arena.play.watch import watch
+    from games.render import RenderError
 
     _allow_games(args)
-    overrides = _game_options([args.radiant, args.dire], args.team_size, args.max_ticks)
-    config = make_config(**overrides)
+    game = _match_game(list(args.players), args)
     out = _check_out_path(args.out)
     if args.tensorboard:
         _check_log_dir(args.tensorboard)
-    try:
-        radiant = load_player(args.radiant, overrides, seed=args.seed)
-        dire = load_player(args.dire, overrides, seed=args.seed + 1)
-    except (CheckpointError, ValueError) as e:
-        raise UsageError(str(e)) from None
     view = None if args.view == "full" else args.view
-    preview = ClipPreview(_TB_MAX_WIDTH, _TB_MAX_FRAMES) if args.tensorboard else None
-    print(f"{radiant.name} (radiant) vs {dire.name} (dire): {config.team_size}v{config.team_size}, "
-          f"seed {args.seed}, up to {config.max_ticks} ticks, {args.view} view")
-    t0 = time.perf_counter()
     try:
-        # frames stream into the GIF as they are drawn: memory stays about one frame
-        with FrameRecorder(game=0, team=view, every=args.every, scale=args.scale, out=out,
-                           fps=args.fps, preview=preview) as recorder:
-            progress = _Progress(config.max_ticks, sys.stderr, recorder)
-
-            def on_step(core: Any) -> None:
-                recorder(core)
-                progress(core)
-
-            result = play(radiant, dire, games=1, seed=args.seed, game_options=overrides,
-                          on_step=on_step)
-            progress.close()
-            path = recorder.finish()  # the last frame shows the end, even when `every` skipped it
-    except OSError as e:
-        raise RuntimeError(f"could not write {out}: {e}") from e
-    t1 = time.perf_counter()
-    if preview is not None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        from arena.media import log_gif
-
-        step = next((p.update for p in (radiant, dire) if p.update is not None), 0)
-        tag = f"match/{_tag(radiant.name)}_vs_{_tag(dire.name)}"
-        with SummaryWriter(args.tensorboard) as writer:
-            log_gif(writer, tag, preview.frames, step=step, fps=preview.fps(args.fps))
-
-    winner = int(result.winners[0])
-    length = int(result.lengths[0])
-    how = ""
-    if result.ancient_destroyed is not None:
-        how = " (ancient destroyed)" if bool(result.ancient_destroyed[0]) else " (time limit)"
-    outcome = f"{TEAM_NAMES[winner]} ({(radiant.name, dire.name)[winner]}) wins" \
-        if winner in (0, 1) else "draw"
-    secs = length / 2.0
-    print(f"result: {outcome}{how} after {length} ticks ({int(secs // 60)}:{int(secs % 60):02d} "
-          f"game time)")
-    nw = result.net_worth[0]
-    print(f"net worth: radiant {nw[0]:,.0f}, dire {nw[1]:,.0f}")
-    totals = _team_totals(result, config.team_size)
-    print("kills {k[0]:.0f}/{k[1]:.0f}  deaths {d[0]:.0f}/{d[1]:.0f}  last hits {l[0]:.0f}/{l[1]:.0f}"
-          "  denies {n[0]:.0f}/{n[1]:.0f}  (radiant/dire)".format(
-              k=totals["kills"], d=totals["deaths"], l=totals["last_hits"], n=totals["denies"]))
-    size = os.path.getsize(path)
-    h, w = recorder.shape[:2]
-    print(f"wrote {path}: {recorder.count} frames {w}x{h} at {args.fps} fps, "
-          f"{size / 1e6:.1f} MB (match, rendering and GIF {t1 - t0:.1f} s)")
-    return 0
-
-
-def _tag(name: str) -> str:
-    """A player's name as part of a TensorBoard tag: letters, digits and _ . @ - only."""
-    return re.sub(r"[^A-Za-z0-9_.@-]+", "_", name).strip("_") or "player"
+        return watch(list(args.players), game, out, seed=args.seed, view=view, every=args.every,
+                     fps=args.fps, scale=args.scale,
+                     tensorboard=Path(args.tensorboard) if args.tensorboard else None)
+    except (CheckpointError, RenderError, ValueError) as e:
+        raise UsageError(str(e)) from None
 
 
 def _check_out_path(text: str) -> Path:
@@ -437,14 +257,20 @@ def _writable_folder(option: str, text: str, folder: Path) -> None:
         raise UsageError(f"{option} {text}: the folder {folder} is not writable")
 
 
-def _team_totals(result: Any, team_size: int) -> dict[str, tuple[float, float]]:
-    names = list(result.event_names)
-    ev = result.event_totals[0]
-    out = {}
-    for name in ("kills", "deaths", "last_hits", "denies"):
-        col = ev[:, names.index(name)]
-        out[name] = (float(col[:team_size].sum()), float(col[team_size:].sum()))
-    return out
+TB_PREVIEW = (384, 200)  # arena.play.watch.TB_MAX_WIDTH, TB_MAX_FRAMES (help text only)
+
+
+def _add_game_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--game", default=None, metavar="NAME",
+                   help="the game, when no trained player names it (default moba; `arena "
+                        "games` lists them, or a pettingzoo: spec)")
+    p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                   help="a game option on top of the trained player's (YAML value; "
+                        "repeatable), e.g. --set max_cycles=50")
+    p.add_argument("--team-size", type=_positive_int, default=None, metavar="N",
+                   help="MOBA: heroes per team, 1-5 (default: a trained player's, else 3)")
+    p.add_argument("--max-ticks", type=_positive_int, default=None, metavar="N",
+                   help="MOBA: time limit in ticks, 2 per game second (default: the game's)")
 
 
 # ---- parser ------------------------------------------------------------------------------
@@ -517,32 +343,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
-        "tournament", help="rank checkpoints, league snapshots and bots in a round robin",
-        description="Round robin between players, every pair playing N games with sides "
-                    "swapped (half each): run directories (all their league snapshots, else "
-                    "their checkpoints), checkpoint files, RUN_DIR@ID league snapshots, "
-                    "snapshot files and scripted bots. Prints a ranked table (openskill "
-                    "rating mu, conservative mu - 3 sigma, win rate; with trained players the "
-                    "bots are fixed anchors: random 10, passive 20, lasthitter 30, pusher 40), "
-                    "writes tournament.json and tournament.csv, and logs the table and each "
-                    "run's rating against its training update to TensorBoard (DIR/tb). "
+        "tournament", help="rank checkpoints, league snapshots and bots of any game",
+        description="Round robin between players of one game: run directories (all their "
+                    "league snapshots, else their checkpoints), checkpoint files, RUN_DIR@ID "
+                    "league snapshots, snapshot files and the game's scripted bots. In a "
+                    "two-team game every pair plays N games, each side playing each team "
+                    "equally (both ways in asymmetric games); with more teams every group of "
+                    "one player per team does. Prints a ranked table (openskill rating mu, "
+                    "conservative mu - 3 sigma, win rate; with trained players the game's "
+                    "bots are fixed anchors, random 10 in every game), writes "
+                    "tournament.json and tournament.csv, and logs the table and each run's "
+                    "rating against its training update to TensorBoard (DIR/tb). "
                     "Deterministic for a seed, whatever the number of workers.")
     p.add_argument("specs", nargs="*", metavar="SPEC",
                    help="run directory, checkpoint, RUN_DIR@ID, snapshot file or bot name")
     p.add_argument("--bots", nargs="*", default=None, metavar="BOT",
-                   help="scripted bots to add (--bots alone: all four)")
+                   help="the game's scripted bots to add (--bots alone: all of them)")
     p.add_argument("--games", type=_positive_int, default=10, metavar="N",
-                   help="games per pair, half with each side (default 10)")
+                   help="games per pair or table, seats rotated (default 10)")
     p.add_argument("--workers", type=_positive_int, default=1, metavar="W",
                    help="worker processes (default 1)")
     p.add_argument("--seed", type=_int, default=0, help="seed (default 0)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="where tournament.json/.csv and tb/ go (default: the first run "
                         "directory, else the current directory)")
-    p.add_argument("--team-size", type=_positive_int, default=None, metavar="N",
-                   help="heroes per team (default: the first trained player's, else 3)")
-    p.add_argument("--max-ticks", type=_positive_int, default=None, metavar="N",
-                   help="time limit in ticks (default: the first trained player's game's)")
+    _add_game_options(p)
     _add_allow_game(p, "the players' run configs and checkpoints")
     p.set_defaults(func=_cmd_tournament)
 
@@ -553,33 +378,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_games)
 
     p = sub.add_parser(
-        "watch", help="play one MOBA match (bots or checkpoints) and write it as a GIF",
-        description="Play one match of the built-in MOBA, A as radiant against B as dire, and "
-                    "write it as an animated GIF. A and B are scripted bots (random, passive, "
-                    "lasthitter, pusher: weakest first), training checkpoints, run directories "
+        "watch", help="play one match of any game (bots or trained players) as a GIF",
+        description="Play one match and write it as an animated GIF, frame by frame. Players "
+                    "are the game's scripted bots, training checkpoints, run directories "
                     "(their newest checkpoint), RUN_DIR@ID (a league snapshot) or snapshot "
-                    "files; the game's settings are the first trained player's unless "
-                    "given.")
-    p.add_argument("radiant", metavar="A", help="radiant: a bot name, checkpoint, run "
-                                                "directory, RUN_DIR@ID or snapshot file")
-    p.add_argument("dire", metavar="B", help="dire: same kinds as A")
+                    "files: one per team in team order, or two (the first plays the first "
+                    "team, the second every other). The game is the first trained player's "
+                    "unless given (--game, --set); the MOBA draws itself with team views, "
+                    "any other game through its own render_mode='rgb_array'.")
+    p.add_argument("players", nargs="+", metavar="PLAYER",
+                   help="a bot name, checkpoint, run directory, RUN_DIR@ID or snapshot file")
     p.add_argument("--tensorboard", metavar="LOGDIR", default=None,
                    help="also log the match as an animation to TensorBoard in LOGDIR (a "
-                        f"preview at most {_TB_MAX_WIDTH} px wide and {_TB_MAX_FRAMES} frames: "
+                        f"preview at most {TB_PREVIEW[0]} px wide and {TB_PREVIEW[1]} frames: "
                         "longer matches keep every 2nd, 4th, ... frame)")
     p.add_argument("--out", required=True, metavar="PATH", help="GIF to write (e.g. match.gif)")
-    p.add_argument("--seed", type=_int, default=0, help="game and bot seed (default 0)")
-    p.add_argument("--team-size", type=_positive_int, default=None, metavar="N",
-                   help="heroes per team, 1-5 (default: a trained player's, else 3)")
-    p.add_argument("--max-ticks", type=_positive_int, default=None, metavar="N",
-                   help="time limit in ticks, 2 ticks per game second (default: the game's, 1500)")
-    p.add_argument("--view", choices=("full", "radiant", "dire"), default="full",
-                   help="full view, or one team's view with its fog of war (default full)")
+    p.add_argument("--seed", type=_int, default=0, help="game and player seed (default 0)")
+    p.add_argument("--view", default="full", metavar="VIEW",
+                   help="full, or a team whose view to draw where the game has team views "
+                        "(MOBA: radiant or dire, with their fog of war; default full)")
     p.add_argument("--fps", type=_positive_int, default=10, help="GIF frames per second (default 10)")
     p.add_argument("--every", type=_positive_int, default=2, metavar="K",
-                   help="keep every K-th tick as a frame (default 2: one frame per game second)")
-    p.add_argument("--scale", type=_positive_int, default=6, metavar="PX",
-                   help="pixels per map unit, 1-32 (default 6: a 384x384 GIF)")
+                   help="keep every K-th step as a frame (default 2: one frame per MOBA "
+                        "game second)")
+    p.add_argument("--scale", type=_positive_int, default=None, metavar="PX",
+                   help="MOBA: pixels per map unit, 1-32 (default 6: a 384x384 GIF)")
+    _add_game_options(p)
     _add_allow_game(p, "the players' run configs and checkpoints")
     p.set_defaults(func=_cmd_watch)
 
@@ -632,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.fps > 100:
             print(f"{where}: error: --fps must be at most 100, got {args.fps}", file=sys.stderr)
             return 2
-        if args.scale > 32:
+        if args.scale is not None and args.scale > 32:
             print(f"{where}: error: --scale must be at most 32, got {args.scale}", file=sys.stderr)
             return 2
     try:

@@ -56,6 +56,9 @@ class GameConfig:
     name: str = "moba"
     options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the game
     num_envs: int = 32  # games stepped together by one collector
+    # stepping in parallel: the MOBA's games on this many numba threads; any other game in
+    # this many worker processes writing into shared memory (1: in the collector's process)
+    threads: int = 1
 
 
 @dataclass
@@ -154,13 +157,13 @@ class EvalConfig:
 @dataclass
 class WatchConfig:
     """A match of the latest policy against a league opponent, logged to TensorBoard as an
-    animation every `every` updates (MOBA only; 0 disables)."""
+    animation every `every` updates (any game that renders; 0 disables)."""
 
     every: int = 0
-    view: Optional[str] = None  # None: full view; radiant | dire: that team's fog of war
+    view: Optional[str] = None  # None: full view; MOBA radiant | dire: that team's fog of war
     frame_every: int = 4  # keep every k-th tick as a frame
     fps: int = 10
-    max_ticks: Optional[int] = None  # shorter matches for smaller GIFs; None: the game's
+    max_ticks: Optional[int] = None  # MOBA: shorter matches for smaller GIFs; None: the game's
 
 
 @dataclass
@@ -220,6 +223,7 @@ def _check(c: Config) -> None:
          "a directory path, not empty, without control characters, and not under an existing file"
          + (f" ({blocker} is a file)" if blocker else ""), c.run.root)
     need(c.game.num_envs >= 1, "game.num_envs", "an int >= 1", c.game.num_envs)
+    need(c.game.threads >= 1, "game.threads", "an int >= 1", c.game.threads)
     need(c.model.encoder in ("auto", "mlp", "entity"), "model.encoder", "auto, mlp or entity",
          c.model.encoder)
     for key in ("hidden", "lstm_hidden"):
@@ -293,7 +297,9 @@ def _check(c: Config) -> None:
     need(c.eval.games >= 1, "eval.games", "an int >= 1", c.eval.games)
     w = c.watch
     need(w.every >= 0, "watch.every", "an int >= 0 (0 disables)", w.every)
-    need(w.view in (None, "radiant", "dire"), "watch.view", "null, radiant or dire", w.view)
+    need(w.view is None or (isinstance(w.view, str) and w.view != ""), "watch.view",
+         "null (full view) or a team whose view the game draws (MOBA: radiant or dire)",
+         w.view)
     need(w.frame_every >= 1, "watch.frame_every", "an int >= 1", w.frame_every)
     need(1 <= w.fps <= 100, "watch.fps", "an int from 1 to 100", w.fps)
 

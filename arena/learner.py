@@ -23,56 +23,28 @@ from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
 from agents.normalize import ValueNorm
-from agents.policy import EntityLayout, RecurrentPolicy
-from agents.ppo import chunk_minibatches, compute_gae, explained_variance, ppo_loss
-from arena.actors import (
-    ActorCollector, ActorService, ControlClient, PoolMirror, RolloutSpec, sync_league,
-)
+from agents.policy import RecurrentPolicy
+from arena.actors import ActorCollector, ActorService, RolloutSpec
 from arena.config import Config, config_from_dict, to_dict
-from arena.transport import CurveKeys
 from arena.distributed import all_reduce_sum, broadcast_text, world_size
+from arena.league_link import ControlClient, PoolMirror, sync_league
+from arena.learn.networks import build_policy, group_module_key, pool_settings
+from arena.learn.update import ppo_update
 from arena.opponents import OpponentManager, pool_metrics
-from arena.rollout import Collector, PolicyGroup, Rollout, policy_groups
-from games.vector import RoleSpec, make_vec
-from league.pool import OpponentPool
+from arena.rollout import Collector, PolicyGroup, Rollout, collection_vec, policy_groups
+from arena.transport import CurveKeys
 from games.registry import bot_anchors
+from games.vector import make_vec
+from league.pool import OpponentPool
 from league.ratings import RatingTable
 from league.schedule import gamma_at
 from league.shaping import Shaper, team_spirit_at
-
 
 MAX_UPDATES_WITHOUT_STEP = 3  # updates in a row with every optimiser step skipped: stop
 
 
 class TrainingDiverged(RuntimeError):
     """Every optimiser step of several updates in a row was skipped (non-finite losses)."""
-
-
-def build_policy(role: RoleSpec, cfg: Config) -> RecurrentPolicy:
-    m = cfg.model
-    entity_layout = None
-    if m.encoder == "entity" or (m.encoder == "auto" and role.entity_layout is not None):
-        if role.entity_layout is None:
-            raise ValueError(f"model.encoder=entity needs an entity observation layout; role "
-                             f"{role.name!r} of game {cfg.game.name!r} declares none (flat "
-                             f"observations; a game declares one as `entity_layout`)")
-        entity_layout = EntityLayout(*role.entity_layout)
-    return RecurrentPolicy(role.obs_dim, role.num_actions, hidden=m.hidden,
-                           lstm_hidden=m.lstm_hidden, use_lstm=m.use_lstm,
-                           entity_layout=entity_layout, normalize_obs=m.normalize_obs)
-
-
-def pool_settings(cfg: Config) -> dict[str, Any]:
-    """OpponentPool keyword arguments from the config's league section."""
-    lg = cfg.league
-    return {"latest_prob": lg.latest_prob, "sampler": lg.sampler, "eta": lg.eta,
-            "pfsp_weighting": lg.pfsp_weighting, "pfsp_p": lg.pfsp_p,
-            "max_snapshots": lg.max_snapshots}
-
-
-def group_module_key(key: str) -> str:
-    """ModuleDict keys may not contain dots."""
-    return key.replace(".", "__")
 
 
 class _RolloutStream(IterableDataset):
@@ -122,8 +94,6 @@ class PPOLearner(L.LightningModule):
         self.last_metrics: dict[str, float] = {}
         self.win_rates: dict[str, float] = {}  # latest evaluation against scripted bots
         self._updates_at_start = 0
-        self.evaluator = None  # set by arena.train (scripted-bot evaluation)
-        self.watcher = None  # set by arena.train (match GIFs in TensorBoard)
         self.run_dir: Path | None = None  # set by arena.train; the league pool lives there
         self.pools: dict[str, OpponentPool] = {}
         self.service = None  # arena.actors.ActorService: actors, or the league for other ranks
@@ -177,7 +147,7 @@ class PPOLearner(L.LightningModule):
                 print(f"rank {rank}: actors connect with `arena actor --connect "
                       f"{_reachable(self.service.endpoint)}`", file=sys.stderr, flush=True)
             return
-        vec = make_vec(cfg.game.name, cfg.game.num_envs, **cfg.game.options)
+        vec = collection_vec(cfg, cfg.game.num_envs)
         opponents = None
         if league:
             opponents = OpponentManager(
@@ -292,12 +262,6 @@ class PPOLearner(L.LightningModule):
         if isinstance(self.collector, ActorCollector):
             self.collector.publish()  # actors switch to the new weights as soon as possible
             metrics["actors/sample_reuse"] = metrics["loss/epochs"]
-        if self.pools and self.global_rank == 0:
-            if self.updates % self.cfg.league.snapshot_every == 0:
-                self.snapshot()
-            self.serve_league()
-            for pool in self.pools.values():
-                pool.save_index()  # results against snapshots, on disk once per update
         elapsed = time.perf_counter() - self._t_start
         metrics.update({
             "perf/collect_agent_steps_per_s": steps / max(rollout.seconds, 1e-9),
@@ -312,13 +276,6 @@ class PPOLearner(L.LightningModule):
         metrics.update(self.collector.metrics())
         if isinstance(self.collector, ActorCollector) and self.pools:
             metrics.update(pool_metrics(self.pools))
-        if self.evaluator is not None and self.cfg.eval.every and \
-                self.updates % self.cfg.eval.every == 0:
-            self.win_rates = self.evaluator(self)
-            metrics.update(self.win_rates)
-        if self.watcher is not None and self.global_rank == 0 and \
-                self.updates % self.cfg.watch.every == 0:
-            metrics.update(self.watcher(self))
         self.last_metrics = metrics
         if self.logger is not None and self.updates % self.cfg.trainer.log_every == 0:
             self.logger.log_metrics(metrics, step=self.updates)
@@ -348,137 +305,23 @@ class PPOLearner(L.LightningModule):
                 f"point are unchanged")
 
     def ppo_update(self, ro: Rollout) -> dict[str, float]:
-        p = self.cfg.ppo
-        dev = self.device
-        gamma = self.gamma()
-        # under DDP: moments and gradients over all ranks (arena/distributed.py)
-        reduce = all_reduce_sum if world_size() > 1 else None
-        shaped = self.shaper(ro.env_rewards, ro.events, ro.alive, ro.ticks, self.team_spirit())
-        # A rollout holding nan/inf (a broken game, a bad actor) would poison the normalisers
-        # and the weights: skip the whole update, on every rank alike, and log it.
-        finite = torch.stack([torch.isfinite(d[k]).all() for d in ro.groups.values()
-                              for k in ("obs", "values", "logprobs", "last_values", "final_values")]).all()
-        bad = (~finite).double().reshape(1) + float(not np.isfinite(shaped["total"]).all())
-        if float((reduce(bad) if reduce is not None else bad)[0]) > 0:  # one host sync
-            return {"loss/skipped_updates": 1.0, "loss/epochs": 0.0, "loss/optimizer_steps": 0.0,
-                    "train/gamma": float(gamma),
-                    "train/learning_rate": self.learning_rate()}
-        L_, B, _ = ro.env_rewards.shape
-        T = p.chunk_len
-        K = L_ // T
-        data: dict[str, dict[str, torch.Tensor]] = {}
-        ev_pred, ev_true = [], []
-        for g in self.groups:
-            d = ro.groups[g.key]
-            n = B * len(g.slots)
-            vn = self.value_norms[group_module_key(g.key)]
-            rewards = torch.from_numpy(
-                np.ascontiguousarray(shaped["total"][:, :, list(g.slots)]).reshape(L_, n)).to(dev)
-            values, last = d["values"], d["last_values"]
-            raw_values = vn.denormalize(values) if p.value_norm else values
-            raw_last = vn.denormalize(last) if p.value_norm else last
-            final = d["final_values"]
-            raw_final = torch.where(d["truncated"], vn.denormalize(final), 0.0) \
-                if p.value_norm else final
-            valid = d["valid"]
-            advantages, returns = compute_gae(rewards, raw_values, d["agent_dones"], raw_last,
-                                              gamma, p.gae_lambda, valid=valid,
-                                              final_values=raw_final)
-            if p.value_norm:
-                vn.update(returns[valid], reduce)
-                targets = vn.normalize(returns)
-            else:
-                targets = returns
-            ev_pred.append(values[valid])
-            ev_true.append(targets[valid])
-
-            def seq(x: torch.Tensor) -> torch.Tensor:
-                """(L, n, ...) -> (T, K*n, ...): chunks as columns."""
-                rest = x.shape[2:]
-                return x.reshape(K, T, n, *rest).transpose(0, 1).reshape(T, K * n, *rest)
-
-            data[g.key] = {
-                "obs": seq(d["obs"]), "action_mask": seq(d["action_mask"]),
-                "actions": seq(d["actions"]), "logprobs": seq(d["logprobs"]),
-                "values": seq(values), "advantages": seq(advantages), "targets": seq(targets),
-                "episode_starts": seq(d["episode_starts"]), "valid": seq(valid),
-                "h0": d["state_h"].reshape(K * n, -1), "c0": d["state_c"].reshape(K * n, -1),
-            }
-
-        opt = self.optimizers()
-        lr = self.learning_rate()
-        for group in opt.param_groups:
-            group["lr"] = lr
-        params = [q for q in self.parameters() if q.requires_grad]
-        sums: dict[str, float] = {}
-        count = stepped = nonfinite_losses = 0
-        epochs_done = 0
-        for _ in range(p.update_epochs):
-            perms = {k: chunk_minibatches(v["h0"].shape[0], p.num_minibatches, self._mb_generator)
-                     for k, v in data.items()}
-            epoch_kl = []
-            for i in range(p.num_minibatches):
-                total = torch.zeros((), device=dev)
-                for g in self.groups:
-                    d = data[g.key]
-                    idx = perms[g.key][i].to(dev)
-                    if idx.numel() == 0:
-                        continue
-                    mb = {k: (v[idx] if k in ("h0", "c0") else v[:, idx]) for k, v in d.items()}
-                    new_logprobs, entropy, new_values = self.policy_for(g.key).evaluate_actions(
-                        mb["obs"], (mb["h0"], mb["c0"]), mb["episode_starts"],
-                        mb["action_mask"], mb["actions"])
-                    loss, m = ppo_loss(
-                        new_logprobs, mb["logprobs"], entropy, new_values, mb["values"],
-                        mb["advantages"], mb["targets"], mb["valid"], clip_coef=p.clip_coef,
-                        clip_vloss=p.clip_vloss, vf_clip_coef=p.vf_clip_coef, ent_coef=p.ent_coef,
-                        vf_coef=p.vf_coef, norm_adv=p.norm_adv, reduce=reduce)
-                    total = total + loss
-                    for k, v in m.items():
-                        sums[k] = sums.get(k, 0.0) + v / len(self.groups)
-                    epoch_kl.append(m["approx_kl"])
-                opt.zero_grad()
-                nonfinite_losses += int(not bool(torch.isfinite(total)))
-                # Every rank runs its backward (Lightning prepares DDP's reducer before each
-                # one, so gradients are averaged at every step); a nan/inf loss on any rank
-                # makes the averaged gradient non-finite everywhere, so all ranks skip alike.
-                self.manual_backward(total)
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, p.max_grad_norm)
-                if not torch.isfinite(grad_norm):
-                    opt.zero_grad()  # a non-finite loss or gradient never reaches the weights
-                    sums["skipped_steps"] = sums.get("skipped_steps", 0.0) + 1.0
-                else:
-                    opt.step()
-                    sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
-                    stepped += 1
-                count += 1
-            epochs_done += 1
-            if p.target_kl is not None and epoch_kl:
-                kl = torch.tensor([float(np.sum(epoch_kl)), float(len(epoch_kl))], dtype=torch.float64)
-                kl = all_reduce_sum(kl.to(dev)) if reduce is not None else kl
-                if float(kl[0] / kl[1]) > p.target_kl:  # the same decision on every rank
-                    break
-        # observation statistics move only between updates (see RecurrentPolicy.update_obs_norm)
-        for g in self.groups:
-            d = ro.groups[g.key]
-            self.policy_for(g.key).update_obs_norm(d["obs"], d["valid"], reduce)
-
-        metrics = {f"loss/{k}": v / max(count, 1) for k, v in sums.items()
-                   if k not in ("skipped_steps", "grad_norm")}
-        if stepped:
-            metrics["loss/grad_norm"] = sums["grad_norm"] / stepped
-        metrics["loss/skipped_steps"] = sums.get("skipped_steps", 0.0)
-        metrics["loss/optimizer_steps"] = float(stepped)
-        metrics["loss/skipped_updates"] = 0.0
-        metrics["loss/nonfinite_losses"] = float(nonfinite_losses)
-        metrics["loss/explained_variance"] = explained_variance(torch.cat(ev_pred), torch.cat(ev_true))
-        metrics["loss/epochs"] = float(epochs_done)
-        metrics["train/learning_rate"] = lr
-        metrics["train/gamma"] = float(gamma)
-        metrics["train/team_spirit"] = self.team_spirit()
-        active = ro.active.sum()
+        """One PPO update on rollout `ro` (arena/learn/update.py), with this module's
+        optimiser, Lightning's backward and, under DDP, the all-reduce over ranks."""
+        spirit = self.team_spirit()
+        shaped = self.shaper(ro.env_rewards, ro.events, ro.alive, ro.ticks, spirit)
+        metrics = ppo_update(
+            self.groups, {g.key: self.policy_for(g.key) for g in self.groups},
+            {g.key: self.value_norms[group_module_key(g.key)] for g in self.groups},
+            ro, shaped["total"], self.optimizers(), ppo=self.cfg.ppo, gamma=self.gamma(),
+            lr=self.learning_rate(), generator=self._mb_generator, device=self.device,
+            backward=self.manual_backward,
+            reduce=all_reduce_sum if world_size() > 1 else None)
+        if metrics.get("loss/skipped_updates"):
+            return metrics
+        metrics["train/team_spirit"] = spirit
+        active = max(ro.active.sum(), 1)
         for name, comp in shaped.items():
-            metrics[f"reward/{name}"] = float(comp.sum() / max(active, 1))
+            metrics[f"reward/{name}"] = float(comp.sum() / active)
         return metrics
 
     def rollout_stats(self, ro: Rollout) -> dict[str, float]:

@@ -23,7 +23,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from agents.policy import RecurrentPolicy, masked_categorical
+from agents.policy import RecurrentPolicy
+from arena.play.runner import sample_actions
 from games.registry import make_bot
 from games.vector import VecGame
 from league.pool import OpponentPool
@@ -158,8 +159,8 @@ class OpponentManager:
                 idx = torch.from_numpy(rows).to(self.device)
                 policy = self.models(int(snap), g.role.name)[g.key]
                 logits, _, (nh, nc) = policy.step(obs[idx], (h[idx], c[idx]), starts[idx], mask[idx])
-                probs = masked_categorical(logits, mask[idx]).probs
-                picks = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1)
+                picks = sample_actions(torch.softmax(logits.float(), dim=-1), generator,
+                                       self.device)  # the policy masked its logits
                 action[idx] = picks.to(action.device)
                 h[idx], c[idx] = nh, nc
         self._state[g.key] = (h, c)

@@ -17,13 +17,14 @@ in-process collection and (later) for actor processes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
+from torch.distributions import Categorical
 
-from agents.policy import masked_categorical
 from arena.play.runner import group_rows, sample_actions, transitions
-from games.vector import RoleSpec, VecGame, VecStep
+from games.vector import RoleSpec, VecGame, VecStep, make_vec
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,13 @@ class PolicyGroup:
     role: RoleSpec
     slots: tuple[int, ...]
     role_columns: tuple[int, ...]  # positions of `slots` inside the role's obs arrays
+
+
+def collection_vec(cfg: Any, num_games: int) -> VecGame:
+    """The games a collector steps: `num_games` of the config's game, stepped on
+    `game.threads` threads (MOBA) or worker processes (any other game) when above 1."""
+    extra = {"threads": cfg.game.threads} if cfg.game.threads > 1 else {}
+    return make_vec(cfg.game.name, num_games, **cfg.game.options, **extra)
 
 
 def policy_groups(vec: VecGame, per_agent_weights: bool) -> list[PolicyGroup]:
@@ -196,7 +204,7 @@ class Collector:
                     buf["state_h"][t // T] = state[0] * keep
                     buf["state_c"][t // T] = state[1] * keep
                 logits, value, state = policy.step(obs, state, starts, mask)
-                dist = masked_categorical(logits, mask)
+                dist = Categorical(logits=logits)  # the policy masked them already
                 action = sample_actions(dist.probs, self.generator, self.device)
                 trains = valid_now[:, g.slots].reshape(-1)
                 if self.opponents is not None:  # snapshot opponents act for their side

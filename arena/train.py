@@ -16,6 +16,7 @@ weights, optimizer state, normalisers, counters and random states.
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import sys
@@ -32,24 +33,41 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from arena.checkpoints import CheckpointError, latest_in_run, read_checkpoint
-from arena.config import Config, ConfigError, load_config, to_dict, to_flat_dict, to_yaml
+from arena.config import (
+    Config,
+    ConfigError,
+    load_config,
+    to_dict,
+    to_flat_dict,
+    to_yaml,
+)
 from arena.rundir import (
-    CHECKPOINT_DIR, RunDirError, RunLock, holds_run, is_launch_rank_zero, record_start,
+    CHECKPOINT_DIR,
+    RunDirError,
+    RunLock,
+    holds_run,
+    is_launch_rank_zero,
+    record_start,
 )
 
 RUN_DIR_ENV = "ARENA_RUN_DIR"  # rank 0's run directory, inherited by the ranks it launches
 
 
 class UpdateProgress(ProgressBar):
-    """One line per update (at most every `interval` seconds): updates, rate, ETA, win rates."""
+    """One line per update (at most every `interval` seconds): updates, rate, ETA, win rates.
 
-    def __init__(self, interval: float = 5.0, stream=None) -> None:
+    The rate and the ETA are recent: over the updates of the last `window` seconds (at least
+    the last one), so start-up and compilation do not drag them down for the whole run."""
+
+    def __init__(self, interval: float = 5.0, stream=None, window: float = 60.0) -> None:
         super().__init__()
         self.interval = interval
+        self.window = window
         self.stream = stream or sys.stderr
         self._enabled = True
         self._last = 0.0
         self._printed = 0
+        self._marks: collections.deque[tuple[float, int, int]] = collections.deque()
 
     def disable(self) -> None:
         self._enabled = False
@@ -63,14 +81,22 @@ class UpdateProgress(ProgressBar):
         now = time.perf_counter()
         total = pl_module.cfg.trainer.max_updates
         done = pl_module.updates
+        marks = self._marks
+        if not marks:  # the run's start (or resume) is the first mark
+            marks.append((pl_module._t_start, pl_module._updates_at_start,
+                          pl_module._steps_at_start))
+        marks.append((now, done, pl_module.agent_steps))
+        while len(marks) > 2 and now - marks[1][0] >= self.window:
+            marks.popleft()
         if self._printed and now - self._last < self.interval and done < total:
             return
         self._last = now
         self._printed += 1
         m = pl_module.last_metrics
-        rate = m.get("perf/agent_steps_per_s", 0.0)
-        per_update = (now - pl_module._t_start) / max(done - pl_module._updates_at_start, 1)
-        eta = per_update * (total - done)
+        t0, u0, s0 = marks[0]
+        seconds = max(now - t0, 1e-9)
+        rate = (pl_module.agent_steps - s0) / seconds
+        eta = seconds / max(done - u0, 1) * (total - done)
         parts = [f"update {done}/{total}", f"{pl_module.agent_steps:,} agent-steps",
                  f"{rate:,.0f} agent-steps/s", f"ETA {_hms(eta)}"]
         evals = pl_module.win_rates
@@ -282,6 +308,24 @@ def check_game(cfg: Config) -> None:
         close()
 
 
+def watcher(cfg: Config):
+    """The training match GIFs (watch.*) for the config's game; a ConfigError naming the
+    field when the game cannot draw them."""
+    from arena.play.watch import MatchWatcher
+    from games.render import RenderError
+
+    w = cfg.watch
+    try:
+        watcher = MatchWatcher(cfg.game.name, dict(cfg.game.options), w.every, w.view,
+                               w.frame_every, w.fps, w.max_ticks, cfg.run.seed + 23)
+        watcher.check()
+    except RenderError as exc:
+        field = "watch.view" if w.view is not None and "view" in str(exc) else "watch.every"
+        raise ConfigError(f"{field}: {exc}; set watch.every=0 to train without match "
+                          f"GIFs") from None
+    return watcher
+
+
 def _game_is_named(name: str) -> bool:
     """A registered game or a well-formed pettingzoo: spec (whether it imports or not)."""
     from games.registry import PETTINGZOO_PREFIX, list_games
@@ -335,8 +379,8 @@ def train(cfg: Config, resume: Path | None = None, evaluator=None,
     config history. Raises ConfigError (or RunDirError) before writing anything when the
     config, the game, the trainer settings or the run directory are unusable, and
     TrainingStopped after a stop signal."""
-    from arena.evaluate import BotEvaluator
-    from arena.watch import MatchWatcher
+    from arena.learn.callbacks import Evaluation, LeagueSnapshots, MatchGifs
+    from arena.play.evaluate import BotEvaluator
 
     warnings.filterwarnings("ignore", message=".*dataloader_iter.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -354,6 +398,7 @@ def train(cfg: Config, resume: Path | None = None, evaluator=None,
         _acquire(lock)
     try:
         learner = _build_learner(cfg)
+        match_gifs = watcher(cfg) if cfg.watch.every > 0 else None
         trainer, _ = build_trainer(cfg, run_dir, callbacks)
         checkpoint_cb = next(c for c in trainer.callbacks if isinstance(c, UpdateCheckpoint))
         stop = next(c for c in trainer.callbacks if isinstance(c, StopOnSignal))
@@ -380,15 +425,16 @@ def train(cfg: Config, resume: Path | None = None, evaluator=None,
                     f"give a larger one, e.g. `arena train --resume {run_dir} "
                     f"trainer.max_updates={done + cfg.trainer.max_updates}`")
         learner.run_dir = run_dir
-        if evaluator is not None:
-            learner.evaluator = evaluator
-        elif cfg.eval.every > 0 and cfg.eval.bots != []:
-            learner.evaluator = BotEvaluator(cfg.eval.bots, cfg.eval.games, cfg.run.seed + 17,
-                                             game=cfg.game.name)
-        if cfg.game.name == "moba" and cfg.watch.every > 0:
-            w = cfg.watch
-            learner.watcher = MatchWatcher(w.every, w.view, w.frame_every, w.fps, w.max_ticks,
-                                           cfg.run.seed + 23)
+        if evaluator is None and cfg.eval.every > 0 and cfg.eval.bots != []:
+            evaluator = BotEvaluator(cfg.eval.bots, cfg.eval.games, cfg.run.seed + 17,
+                                     game=cfg.game.name)
+        # around the update, before the progress line that shows their results
+        around = [LeagueSnapshots(cfg.league.snapshot_every)]
+        if evaluator is not None and cfg.eval.every > 0:
+            around.append(Evaluation(evaluator, cfg.eval.every))
+        if match_gifs is not None:
+            around.append(MatchGifs(match_gifs, cfg.watch.every))
+        trainer.callbacks[0:0] = around
         trainer.callbacks.append(_RecordStart(cfg, "resume" if resume else "new", overrides))
         if trainer.is_global_zero:
             print(f"run directory: {run_dir}   (tensorboard --logdir {run_dir.parent})",
@@ -472,6 +518,8 @@ def check_only(config: str | None, overrides: list[str], resume: str | None) -> 
 
     cfg, resume_dir, _ = prepare(config, overrides, resume)
     learner = _build_learner(cfg)
+    if cfg.watch.every > 0:
+        watcher(cfg)
     run_dir = new_run_dir(cfg) if resume_dir is None else resume_dir
     quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     level = quiet.level

@@ -21,8 +21,8 @@ import numpy as np
 from lightning.pytorch.callbacks import Callback
 
 from arena.config import CONFIG_DIR, load_config
-from arena.players import load_player, play_match
-from arena.tournament import Entrant, run_tournament
+from arena.play.players import MatchGame
+from arena.play.tournament import Entrant, run_tournament
 from league.pool import OpponentPool
 
 
@@ -61,16 +61,16 @@ def main() -> None:
     else:
         parser.error("give a run directory or --train-minutes")
     cfg = load_config(run / "config.yaml")
-    options = dict(cfg.game.options)
-    snaps = OpponentPool.open(run / "league" / "hero").snapshots
+    game = MatchGame(cfg.game.name, dict(cfg.game.options))
+    snaps = OpponentPool.open(next((run / "league").iterdir())).snapshots
     if len(snaps) < 2:
         raise SystemExit(f"{run}: needs at least 2 league snapshots, has {len(snaps)}")
     picks = sorted({int(round(i)) for i in np.linspace(0, len(snaps) - 1, args.snapshots)})
     entrants = [Entrant(f"{run}@{snaps[i].id}", f"{run.name}@{snaps[i].id}", snaps[i].update)
                 for i in picks]
     t0 = time.perf_counter()
-    table, _ = run_tournament(entrants, games=args.games, seed=args.seed,
-                              workers=args.workers, game_options=options)
+    table, _ = run_tournament(entrants, game, games=args.games, seed=args.seed,
+                              workers=args.workers)
     seconds = time.perf_counter() - t0
     rows = table.table()
     update = {e.name: e.update for e in entrants}
@@ -84,9 +84,9 @@ def main() -> None:
     rho = spearman([e.update for e in by_update], [table.rating(e.name)[0] for e in by_update])
     print(f"ratings vs training update: Spearman {rho:+.2f}")
     first, last = by_update[0], by_update[-1]
-    scores = play_match(load_player(last.spec, options, seed=1),
-                        load_player(first.spec, options, seed=2),
-                        games=max(args.games, 50), seed=args.seed + 99, game_options=options)
+    _, result = run_tournament([last, first], game, games=max(args.games, 50),
+                               seed=args.seed + 99)
+    scores = np.array([g[0] for g in next(iter(result.values()))])
     print(f"latest ({last.name}, update {last.update}) vs first ({first.name}, update "
           f"{first.update}): {scores.mean():.2f} over {len(scores)} games (target >= 0.80)")
 

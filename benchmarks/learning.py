@@ -1,20 +1,32 @@
 """Learning curve of any config: the latest policy's score against every anchor of its game
-(`random`, which every game has, and the bots the game registers), over wall-clock time.
+(`random`, which every game has, and the bots the game registers), and optionally a role's
+return against random play, over wall-clock time.
 
     python benchmarks/learning.py [CONFIG] [--minutes 60] [--every 20] [--games 32]
-                                  [--target BOT:RATE:MINUTES ...] [key=value ...]
+                                  [--role-return ROLE ...] [--baseline-games 512]
+                                  [--target BOT:RATE:MINUTES ...]
+                                  [--target return:ROLE:RATIO:MINUTES ...] [key=value ...]
 
 Trains CONFIG (default configs/default.yaml, plus overrides) in a fresh run directory under
 runs/bench-learning-*/, evaluates every `--every` updates (the policy playing every team in
 turn), and prints one row per evaluation: training minutes (evaluation time excluded),
-updates, agent-steps, and the score (win 1, draw 0.5) against each anchor. At the end it
-prints when each target was first met. Targets on the 2-core dev machines (issue notes):
+updates, agent-steps, and the score (win 1, draw 0.5) against each anchor.
+
+`--role-return ROLE` (repeatable; ROLE a role name, or a team name) also plays, at every
+evaluation, `--games` games with the latest policy on ROLE's slots and `random` on every
+other slot, and prints ROLE's mean episode return (the game's own reward, per agent) and its
+ratio to a baseline: `random` on every slot, measured once before training (fixed seed,
+`--baseline-games` games, not on the clock). For simple_tag's predators ("adversary", +10
+per catch) the ratio is the catch ratio. A `return:ROLE:...` target adds ROLE to them.
+
+At the end it prints when each target was first met. Targets on the 2-core dev machines
+(issue notes):
 
     default.yaml       random:0.95:10  pusher:0.60:60
     connect_four.yaml  random:0.95:10  connect4:0.60:30
     magent_battle.yaml random:0.90:20
+    simple_tag.yaml    return:adversary:3.0:20  (predators catch 3x as often as random ones)
 """
-
 from __future__ import annotations
 
 import argparse
@@ -23,43 +35,165 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from arena.config import CONFIG_DIR, load_config
-from arena.evaluate import BotEvaluator
-from games.registry import bot_names
+from arena.play.evaluate import BotEvaluator
+from arena.play.runner import BotSide, PolicyRunner, transitions
+from games.registry import RANDOM_BOT, bot_names, make_bot
+from games.vector import VecGame, make_vec
 
 DEFAULT_TARGETS = {
     "default.yaml": ("random:0.95:10", "pusher:0.60:60"),
     "connect_four.yaml": ("random:0.95:10", "connect4:0.60:30"),
     "magent_battle.yaml": ("random:0.90:20",),
+    "simple_tag.yaml": ("return:adversary:3.0:20",),
 }
+RETURN = "return"  # the target form return:ROLE:RATIO:MINUTES; rows key it "return:ROLE"
+
+
+def role_slots(vec: VecGame, name: str) -> np.ndarray:
+    """The slots of the role called `name`, else of the team called `name`."""
+    roles = [r.name for r in vec.roles]
+    if name in roles:
+        return np.array(vec.role(name).slots, np.int64)
+    if name in vec.team_names:
+        return np.flatnonzero(vec.slot_team == vec.team_names.index(name))
+    raise ValueError(f"--role-return {name!r}: the game has roles {roles} and teams "
+                     f"{vec.team_names}")
+
+
+@torch.no_grad()
+def team_returns(vec: VecGame, first, second, slots: np.ndarray, seed: int,
+                 max_steps: int = 100_000) -> np.ndarray:
+    """Mean episode return per agent of `slots` (the game's own reward), one value per game
+    of `vec`: `first` (a PolicyRunner or BotSide) plays `slots`, `second` every other slot.
+    Each game counts its first episode."""
+    B, S = vec.num_games, vec.num_slots
+    mine = np.zeros((B, S), bool)
+    mine[:, slots] = True
+    totals = np.zeros(B)
+    result = np.full(B, np.nan)
+    ours = np.zeros((B, S), np.int64)
+    theirs = np.zeros((B, S), np.int64)
+    step = vec.reset(seed=seed)
+    first.reset()
+    second.reset()
+    alive = step.alive.copy()
+    episode_start = np.ones((B, S), bool)
+    for _ in range(max_steps):
+        first.act(step, episode_start, ours)
+        second.act(step, episode_start, theirs)
+        step = vec.step(np.where(mine, ours, theirs))
+        totals += step.rewards[:, slots].sum(1)
+        for b in np.flatnonzero(step.dones & np.isnan(result)):
+            result[b] = totals[b] / len(slots)
+        if not np.isnan(result).any():
+            return result
+        _, episode_start = transitions(alive, step)
+        alive = step.alive.copy()
+    raise RuntimeError(f"team_returns: {int(np.isnan(result).sum())} of {B} games did not "
+                       f"end within {max_steps} steps")
+
+
+def random_side(vec: VecGame, game: str, seed: int) -> BotSide:
+    return BotSide(vec, {r.name: make_bot(game, RANDOM_BOT, r, seed=seed + i)
+                         for i, r in enumerate(vec.roles)})
+
+
+class RoleReturns:
+    """ROLE's mean episode return with the latest policy on ROLE and random elsewhere, and
+    its ratio to random everywhere (measured once, at construction)."""
+
+    def __init__(self, cfg, roles: list[str], games: int, baseline_games: int,
+                 seed: int) -> None:
+        self.game, self.roles, self.seed = cfg.game.name, list(roles), seed
+        self.vec = make_vec(cfg.game.name, games, **cfg.game.options)
+        self.slots = {r: role_slots(self.vec, r) for r in self.roles}
+        base = make_vec(cfg.game.name, baseline_games, **cfg.game.options)
+        try:
+            self.baseline = {
+                r: float(team_returns(base, random_side(base, self.game, seed),
+                                      random_side(base, self.game, seed + 100),
+                                      self.slots[r], seed=seed).mean())
+                for r in self.roles}
+        finally:
+            base.close()
+        for r in self.roles:
+            print(f"baseline: {r} return {self.baseline[r]:.3f} per agent per episode, random "
+                  f"on every slot ({baseline_games} games)", flush=True)
+
+    def __call__(self, learner) -> dict[str, tuple[float, float]]:
+        """role -> (policy's mean return, ratio to the baseline)."""
+        was_training = learner.training
+        learner.eval()
+        out = {}
+        try:
+            seed = self.seed + 1000 * learner.updates
+            for i, r in enumerate(self.roles):
+                groups = [g for g in learner.groups if set(g.slots) & set(self.slots[r])]
+                me = PolicyRunner(self.vec, groups, learner.policy_for, seed=seed + i,
+                                  device=learner.device)
+                ret = float(team_returns(self.vec, me, random_side(self.vec, self.game, seed),
+                                         self.slots[r], seed=seed + 7919 * i).mean())
+                base = self.baseline[r]
+                out[r] = (ret, ret / base if base > 0 else float("nan"))
+        finally:
+            learner.train(was_training)
+        return out
+
+    def close(self) -> None:
+        self.vec.close()
 
 
 class TimedEvaluator(BotEvaluator):
-    """A BotEvaluator that also prints a row and keeps its own time out of the clock."""
+    """A BotEvaluator that also measures role returns, prints a row and keeps its own time
+    out of the clock."""
 
-    def __init__(self, bots, games, seed, game) -> None:
+    def __init__(self, bots, games, seed, game, returns: RoleReturns | None = None) -> None:
         super().__init__(bots, games, seed, game=game)
+        self.returns = returns
+        self.return_roles = returns.roles if returns is not None else []
         self.t0 = time.perf_counter()
         self.eval_seconds = 0.0
         self.rows: list[tuple[float, int, int, dict[str, float]]] = []
         print(f"{'minutes':>8s} {'updates':>8s} {'agent-steps':>12s} "
-              + " ".join(f"{b:>10s}" for b in bots), flush=True)
+              + " ".join(f"{b:>10s}" for b in bots)
+              + "".join(f" {'return ' + r + ' (x random)':>28s}" for r in self.return_roles),
+              flush=True)
 
     def __call__(self, learner):
         start = time.perf_counter()
         out = super().__call__(learner)
+        rets = self.returns(learner) if self.returns is not None else {}
         self.eval_seconds += time.perf_counter() - start
         minutes = (start - self.t0 - (self.eval_seconds - (time.perf_counter() - start))) / 60
         rates = {k[len("eval/win_rate_vs_"):]: v for k, v in out.items()
                  if k.startswith("eval/win_rate_vs_") and "/" not in k[len("eval/win_rate_vs_"):]}
+        rates.update({f"{RETURN}:{r}": ratio for r, (_, ratio) in rets.items()})
         self.rows.append((minutes, learner.updates, learner.agent_steps, rates))
         print(f"{minutes:8.1f} {learner.updates:8d} {learner.agent_steps:12,d} "
-              + " ".join(f"{rates[b]:10.2f}" for b in self.bots), flush=True)
+              + " ".join(f"{rates[b]:10.2f}" for b in self.bots)
+              + "".join(f" {rets[r][0]:19.2f} ({rets[r][1]:5.2f}x)" for r in self.return_roles),
+              flush=True)
         return out
+
+    def close(self) -> None:
+        super().close()
+        if self.returns is not None:
+            self.returns.close()
 
 
 def parse_target(text: str) -> tuple[str, float, float]:
-    bot, rate, minutes = text.split(":")
+    """BOT:RATE:MINUTES, or return:ROLE:RATIO:MINUTES (key "return:ROLE")."""
+    parts = text.split(":")
+    if parts[0] == RETURN and len(parts) == 4:
+        return f"{RETURN}:{parts[1]}", float(parts[2]), float(parts[3])
+    if len(parts) != 3 or parts[0] == RETURN:
+        raise SystemExit(f"--target {text!r}: expected BOT:RATE:MINUTES or "
+                         f"{RETURN}:ROLE:RATIO:MINUTES")
+    bot, rate, minutes = parts
     return bot, float(rate), float(minutes)
 
 
@@ -69,7 +203,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0, help="training time budget")
     parser.add_argument("--every", type=int, default=20, help="evaluate every N updates")
     parser.add_argument("--games", type=int, default=32, help="games per bot per evaluation")
-    parser.add_argument("--target", action="append", default=None, metavar="BOT:RATE:MINUTES")
+    parser.add_argument("--role-return", action="append", default=[], metavar="ROLE",
+                        help="also measure ROLE's return against random (repeatable)")
+    parser.add_argument("--baseline-games", type=int, default=512,
+                        help="games of the random baseline of --role-return")
+    parser.add_argument("--target", action="append", default=None,
+                        metavar="BOT:RATE:MINUTES | return:ROLE:RATIO:MINUTES")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. ppo.lr=1e-3")
     args = parser.parse_intermixed_args()  # overrides may follow the options
     if args.config and "=" in args.config:
@@ -82,9 +221,13 @@ def main() -> None:
         f"run.name={name}", "trainer.max_updates=1000000", f"eval.every={args.every}",
         f"eval.games={args.games}", *args.overrides])
     bots = list(bot_names(cfg.game.name))
-    evaluator = TimedEvaluator(bots, args.games, cfg.run.seed + 17, cfg.game.name)
     targets = [parse_target(t) for t in
                (args.target or DEFAULT_TARGETS.get(Path(args.config).name, ()))]
+    roles = list(dict.fromkeys(args.role_return + [
+        key.split(":", 1)[1] for key, _, _ in targets if key.startswith(f"{RETURN}:")]))
+    returns = RoleReturns(cfg, roles, args.games, args.baseline_games,
+                          cfg.run.seed + 31) if roles else None
+    evaluator = TimedEvaluator(bots, args.games, cfg.run.seed + 17, cfg.game.name, returns)
     budget = args.minutes * 60
 
     class Stop:
@@ -98,11 +241,14 @@ def main() -> None:
 
     train(cfg, evaluator=Stop())
     print()
-    for bot, rate, minutes in targets:
-        hit = next((r for r in evaluator.rows if r[3].get(bot, -1) >= rate), None)
+    evaluator.close()
+    for key, rate, minutes in targets:
+        hit = next((r for r in evaluator.rows if r[3].get(key, -1) >= rate), None)
         when = f"first at {hit[0]:.1f} min (update {hit[1]})" if hit else "not reached"
         ok = hit is not None and hit[0] <= minutes
-        print(f"target: beat {bot} >= {rate:.0%} within {minutes:.0f} min: {when} "
+        what = (f"{key.split(':', 1)[1]} return >= {rate:g}x random" if key.startswith(
+            f"{RETURN}:") else f"beat {key} >= {rate:.0%}")
+        print(f"target: {what} within {minutes:.0f} min: {when} "
               f"-> {'met' if ok else 'NOT met'}", file=sys.stdout)
 
 

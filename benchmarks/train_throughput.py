@@ -1,157 +1,274 @@
-"""Training throughput of the default config: end to end, and the model-only limit.
+"""Training throughput against an honest floor, and against a CleanRL-style baseline.
 
-    python benchmarks/train_throughput.py [--warmup 3] [--updates 10] [--actors 0,1,2]
-                                          [key=value ...]
+    python benchmarks/train_throughput.py [--settings moba,magent] [--warmup 3] [--updates 10]
+                                          [--baseline-seconds 150] [--actors 1,2] [key=value ...]
 
-End to end: agent-steps per second of `arena train` on configs/default.yaml (evaluation
-off), measured over `--updates` updates after `--warmup` (numba compiles on first use).
-Model-only limit: the same neural-network work on the same batch shapes with no game —
-one policy forward (with action sampling) per collected step on recorded observations,
-then the PPO update on the recorded rollout. Their ratio is the share of time that goes
-into the network; the target is >= 0.6 (game, copying and Python overhead at most 40%).
+For each setting, side by side in one run:
 
-With `--actors N,...`, end to end again with `actors.num_workers=N` for each N > 0 (actor
-processes collect while the learner trains; each update takes N rollouts), with the
-rollout bytes the learner received per second of waiting (transport MB/s). On a GPU:
-`trainer.accelerator=gpu trainer.precision=bf16-mixed`.
+* end to end: agent-steps/s of `arena train` (evaluation, GIFs and league snapshots as the
+  config has them), over `--updates` updates after `--warmup` (numba compiles, caches warm);
+* the floor: the same network modules (built from the run's config, one per policy group)
+  doing the least work PPO needs on the same shapes, in plain PyTorch and not through the
+  learner — one forward per collected step with action sampling, then update_epochs x
+  num_minibatches of forward, backward and Adam over the rollout's chunks with a minimal
+  loss — for the agent-steps of a real rollout of the run. end to end / floor is the share
+  of time that goes into the network; everything else (game, copies, PPO bookkeeping,
+  Python) is the rest;
+* magent: the shared CleanRL-style single-file LSTM PPO (../shared/bench/
+  baseline_lstm_ppo.py) with the same settings, its steady agent-steps/s over the last two
+  thirds of `--baseline-seconds`, and `nn_limit_shapes.py` for these shapes (its own plain
+  network, for reference);
+* peak resident memory of this process and of the baseline.
+
+Settings: `moba` is configs/default.yaml; `magent` is magent2 battle_v4 on a 20x20 map, 4
+games, 128-step rollouts (8 chunks of 16), 4 epochs, 4 minibatches, MLP 128 + LSTM 128,
+no league (the baseline has none). Targets on the 2-core dev machines (issue 11): moba
+>= 0.8 of its floor; magent >= 0.7 of its floor and >= 3x the baseline. `key=value`
+overrides apply to every setting (e.g. trainer.accelerator=gpu trainer.precision=bf16-mixed,
+game.threads=2). `--actors N,...` also measures the MOBA with N actor processes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
+import resource
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from agents.policy import masked_categorical
 from arena.config import CONFIG_DIR, load_config
 
-
-def model_only_seconds(learner, rollout) -> tuple[float, float]:
-    """(forward seconds for collection, update seconds) on a recorded rollout."""
-    T = rollout.env_rewards.shape[0]
-    start = time.perf_counter()
-    with torch.no_grad():
-        for g in learner.groups:
-            d = rollout.groups[g.key]
-            policy = learner.policy_for(g.key)
-            state = policy.initial_state(d["obs"].shape[1], learner.device)
-        for t in range(T):
-            for g in learner.groups:
-                d = rollout.groups[g.key]
-                logits, _, state = learner.policy_for(g.key).step(
-                    d["obs"][t], state, d["episode_starts"][t], d["action_mask"][t])
-                masked_categorical(logits, d["action_mask"][t]).sample()
-    forward = time.perf_counter() - start
-    start = time.perf_counter()
-    learner.ppo_update(rollout)
-    return forward, time.perf_counter() - start
+SHARED_BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench"
+MAGENT = ["game.options.map_size=20", "game.options.max_cycles=1000", "game.num_envs=4",
+          "ppo.chunk_len=16", "ppo.chunks_per_update=8", "ppo.update_epochs=4",
+          "ppo.num_minibatches=4", "model.encoder=mlp", "model.hidden=128",
+          "model.lstm_hidden=128", "league.enabled=false", "eval.every=0", "watch.every=0"]
+SETTINGS = {
+    "moba": (CONFIG_DIR / "default.yaml", []),
+    "magent": (CONFIG_DIR / "magent_battle.yaml", MAGENT),
+}
 
 
-def transport_mb_per_s(learner, rollout, count: int = 30) -> tuple[float, float]:
-    """(MB/s, MB per message) of rollouts over loopback pyzmq, as actors send them: encode
-    on one thread, receive and fully decode (arena.actors.decode_rollout) on this one."""
-    import threading
+# ---- the floor ---------------------------------------------------------------------------------
+def floor_seconds(cfg, games: int) -> tuple[float, float]:
+    """(collection forward seconds, update seconds) of the least network work PPO needs for
+    one rollout of `cfg` with `games` games: the config's own modules, plain PyTorch, on the
+    config's accelerator (CUDA when it says gpu/cuda) and precision (bf16 autocast)."""
+    import contextlib
 
-    import zmq
+    from arena.learn.networks import build_policy
+    from arena.rollout import policy_groups
+    from games.vector import make_vec
 
-    from arena.actors import decode_rollout, rollout_arrays
-    from arena.transport import ChunkReceiver, ChunkSender
+    p = cfg.ppo
+    L, T = p.chunk_len * p.chunks_per_update, p.chunk_len
+    gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (
+        cfg.trainer.accelerator == "auto" and torch.cuda.is_available())
+    dev = torch.device("cuda" if gpu else "cpu")
+    bf16 = str(cfg.trainer.precision).startswith("bf16")
+    autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if bf16 \
+        else contextlib.nullcontext
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
+    vec = make_vec(cfg.game.name, games, **cfg.game.options)
+    try:
+        step = vec.reset(seed=0)
+        groups = policy_groups(vec, cfg.model.per_agent_weights)
+        policies = {g.key: build_policy(g.role, cfg).to(dev) for g in groups}
+        obs, masks = {}, {}
+        for g in groups:  # one real observation per row, reused at every step
+            o = step.obs[g.role.name][:, list(g.role_columns)]
+            m = step.action_mask[g.role.name][:, list(g.role_columns)]
+            obs[g.key] = torch.from_numpy(np.ascontiguousarray(o)).reshape(-1, o.shape[-1]).to(dev)
+            masks[g.key] = torch.from_numpy(np.ascontiguousarray(m)).reshape(-1, m.shape[-1]).to(dev)
+    finally:
+        vec.close()
+    params = [q for pol in policies.values() for q in pol.parameters()]
+    opt = torch.optim.Adam(params, lr=p.lr, eps=1e-5)
 
-    ctx = zmq.Context()
-    rx = ChunkReceiver(ctx, hwm=4)
-    tx = ChunkSender(ctx, rx.address, hwm=4)
-    spec = learner.rollout_spec(rollout.env_rewards.shape[1])
-    meta = {"actor": 0, "version": 0, "seconds": 0.0, "bots": {}}
-    size = sum(a.nbytes for a in rollout_arrays(rollout).values()) / 2**20
-    sender = threading.Thread(target=lambda: [tx.send(meta, rollout_arrays(rollout))
-                                              for _ in range(count)])
-    start = time.perf_counter()
-    sender.start()
-    for _ in range(count):
-        got = rx.receive(timeout_ms=30_000)
-        assert got is not None, "no message within 30 s"
-        decode_rollout(*got, spec)
-    seconds = time.perf_counter() - start
-    sender.join()
-    tx.close()
-    rx.close()
-    ctx.term()
-    return count * size / seconds, size
+    def collect() -> None:
+        with torch.no_grad(), autocast():
+            state = {k: pol.initial_state(obs[k].shape[0], dev) for k, pol in policies.items()}
+            for _ in range(L):
+                for k, pol in policies.items():
+                    starts = torch.zeros(obs[k].shape[0], dtype=torch.bool, device=dev)
+                    logits, _, state[k] = pol.step(obs[k], state[k], starts, masks[k])
+                    torch.multinomial(torch.softmax(logits.float(), -1), 1)
+
+    # a minibatch: (T, chunks, ...) of the recorded rows, as many chunks as PPO takes
+    batches = {}
+    for k in policies:
+        rows = obs[k].shape[0]
+        n = max(L // T * rows // p.num_minibatches, 1)
+        pick = torch.arange(n, device=dev) % rows
+        batches[k] = (obs[k][pick].unsqueeze(0).expand(T, -1, -1).contiguous(),
+                      masks[k][pick].unsqueeze(0).expand(T, -1, -1).contiguous(),
+                      torch.zeros(T, n, dtype=torch.bool, device=dev), n)
+
+    def update() -> None:
+        for _ in range(p.update_epochs * p.num_minibatches):
+            total = torch.zeros((), device=dev)
+            for k, pol in policies.items():
+                x, m, starts, n = batches[k]
+                with autocast():
+                    logits, values, _ = pol.forward_sequence(x, pol.initial_state(n, dev),
+                                                             starts, m)
+                total = total + logits.float().logsumexp(-1).mean() + values.float().pow(2).mean()
+            opt.zero_grad()
+            total.backward()
+            opt.step()
+
+    collect(), update()  # warm-up
+    sync()
+    t0 = time.perf_counter()
+    collect()
+    sync()
+    t1 = time.perf_counter()
+    update()
+    sync()
+    return t1 - t0, time.perf_counter() - t1
 
 
+# ---- end to end ---------------------------------------------------------------------------------
 class Probe(Callback):
-    def __init__(self, warmup: int, updates: int, model_only: bool = True) -> None:
-        self.warmup, self.updates, self.with_model_only = warmup, updates, model_only
+    """Marks (time, agent-steps) at every update; after the measured ones, records one
+    rollout's agent-steps and stops."""
+
+    def __init__(self, warmup: int, updates: int) -> None:
+        self.warmup, self.updates = warmup, updates
         self.marks: list[tuple[float, int]] = []
-        self.transport: list[float] = []
-        self.model_only: tuple[float, float, int] | None = None
-        self.transport_rate: tuple[float, float] | None = None
+        self.rollout_steps = 0
 
     def on_train_batch_end(self, trainer, learner, outputs, batch, batch_idx) -> None:
         self.marks.append((time.perf_counter(), learner.agent_steps))
-        if learner.updates > self.warmup and "perf/transport_mb_per_s" in learner.last_metrics:
-            self.transport.append(learner.last_metrics["perf/transport_mb_per_s"])
         if learner.updates == self.warmup + self.updates:
             trainer.should_stop = True
-            if not self.with_model_only:
-                return
-            rollout = learner.collector.collect()
-            forward, update = model_only_seconds(learner, rollout)
-            self.model_only = (forward, update, rollout.agent_steps)
-            self.transport_rate = transport_mb_per_s(learner, rollout)
+            (_, s0), (_, s1) = self.marks[self.warmup - 1], self.marks[-1]
+            self.rollout_steps = (s1 - s0) // self.updates
+
+    def rate(self) -> float:
+        (t0, s0), (t1, s1) = self.marks[self.warmup - 1], self.marks[-1]
+        return (s1 - s0) / (t1 - t0)
 
 
-def end_to_end(probe: Probe) -> float:
-    (t0, s0), (t1, s1) = probe.marks[probe.warmup - 1], probe.marks[probe.warmup + probe.updates - 1]
-    return (s1 - s0) / (t1 - t0)
+def end_to_end(path: Path, overrides: list[str], warmup: int, updates: int):
+    from arena.train import train
+
+    with tempfile.TemporaryDirectory() as root:
+        cfg = load_config(path, [f"run.root={root}", "run.name=throughput", "eval.every=0",
+                                 f"trainer.max_updates={warmup + updates + 1}", *overrides])
+        probe = Probe(warmup, updates)
+        train(cfg, callbacks=[probe])
+    return cfg, probe
+
+
+# ---- references we did not write -------------------------------------------------------------
+def baseline(seconds: float, threads: int) -> tuple[float | None, float | None, str]:
+    """The shared CleanRL-style baseline on the magent setting: (steady agent-steps/s, its
+    peak RSS in MiB, a note)."""
+    script = SHARED_BENCH / "baseline_lstm_ppo.py"
+    if not script.is_file():
+        return None, None, f"not found: {script}"
+    cmd = [sys.executable, str(script), "--env", "magent2.environments.battle_v4:parallel_env",
+           "--env-kwargs", json.dumps({"map_size": 20, "max_cycles": 1000}), "--num-envs", "4",
+           "--num-steps", "128", "--hidden", "128", "--update-epochs", "4",
+           "--num-minibatches", "4", "--total-agent-steps", str(10**9),
+           "--threads", str(threads)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    points: list[tuple[float, int]] = []
+    start = time.time()
+    pattern = re.compile(r"agent_steps (\d+)")
+    try:
+        for line in proc.stdout:
+            m = pattern.search(line)
+            if m:
+                points.append((time.time(), int(m.group(1))))
+            if time.time() - start > seconds:
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if len(points) < 4:
+        return None, rss, f"too few progress lines ({len(points)}) in {seconds:.0f} s"
+    w = points[len(points) // 3:]
+    rate = (w[-1][1] - w[0][1]) / (w[-1][0] - w[0][0])
+    return rate, rss, f"steady over {w[-1][0] - w[0][0]:.0f} s, {len(w)} updates"
+
+
+def nn_limit(obs_dim: int, actions: int, rows: int, threads: int) -> str:
+    script = SHARED_BENCH / "nn_limit_shapes.py"
+    if not script.is_file():
+        return f"not found: {script}"
+    out = subprocess.run([sys.executable, str(script), str(obs_dim), str(actions), str(rows)],
+                         capture_output=True, text=True, timeout=600,
+                         env={"OMP_NUM_THREADS": str(threads), "PATH": "/usr/bin:/bin"})
+    return (out.stdout.strip() or out.stderr.strip().splitlines()[-1]) if out.returncode == 0 \
+        else f"failed: {out.stderr.strip().splitlines()[-1]}"
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", default="moba,magent")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--updates", type=int, default=10)
+    parser.add_argument("--baseline-seconds", type=float, default=150.0)
     parser.add_argument("--actors", default="", metavar="N,...",
-                        help="also measure with this many actor processes, e.g. 1,2")
-    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. game.num_envs=64")
+                        help="also measure the MOBA with this many actor processes, e.g. 1,2")
+    parser.add_argument("overrides", nargs="*", help="config overrides for every setting")
     args = parser.parse_args()
-    from arena.train import train
+    threads = torch.get_num_threads()
+    for name in [s.strip() for s in args.settings.split(",") if s.strip()]:
+        path, own = SETTINGS[name]
+        cfg, probe = end_to_end(path, [*own, *args.overrides], args.warmup, args.updates)
+        e2e = probe.rate()
+        forward, update = floor_seconds(cfg, cfg.game.num_envs)
+        floor = probe.rollout_steps / (forward + update)
+        g = cfg.game
+        print(f"[{name}] {g.name} {dict(g.options)}, {g.num_envs} games, "
+              f"{cfg.ppo.chunk_len * cfg.ppo.chunks_per_update} steps per rollout, "
+              f"{cfg.ppo.update_epochs} epochs x {cfg.ppo.num_minibatches} minibatches, "
+              f"torch threads {threads}")
+        print(f"[{name}] end to end   {e2e:10,.0f} agent-steps/s  (over {args.updates} updates)")
+        print(f"[{name}] floor        {floor:10,.0f} agent-steps/s  (forward {forward:.2f} s + "
+              f"update {update:.2f} s per {probe.rollout_steps:,} agent-steps, same modules)")
+        target = 0.8 if name == "moba" else 0.7
+        print(f"[{name}] ratio        {e2e / floor:10.2f}  (target >= {target})")
+        print(f"[{name}] peak RSS     {peak_rss_mib():10,.0f} MiB (this process so far)",
+              flush=True)
+        if name == "magent":
+            rate, rss, note = baseline(args.baseline_seconds, threads)
+            if rate is None:
+                print(f"[{name}] baseline     unavailable ({note})")
+            else:
+                print(f"[{name}] baseline     {rate:10,.0f} agent-steps/s  (CleanRL-style "
+                      f"LSTM PPO, {note}; peak RSS {rss:,.0f} MiB)")
+                print(f"[{name}] vs baseline  {e2e / rate:10.2f}x (target >= 3)")
+            from arena.rollout import policy_groups
+            from games.vector import make_vec
 
-    with tempfile.TemporaryDirectory() as root:
-        cfg = load_config(CONFIG_DIR / "default.yaml", [
-            f"run.root={root}", "run.name=throughput", "eval.every=0",
-            f"trainer.max_updates={args.warmup + args.updates + 1}", *args.overrides])
-        probe = Probe(args.warmup, args.updates)
-        train(cfg, callbacks=[probe])
-    e2e = end_to_end(probe)
-    forward, update, steps = probe.model_only
-    model = steps / (forward + update)
-    g = cfg.game
-    print(f"config: {g.name} {dict(g.options)}, {g.num_envs} games, "
-          f"{cfg.ppo.chunk_len * cfg.ppo.chunks_per_update} steps per rollout, "
-          f"torch threads {torch.get_num_threads()}")
-    print(f"end to end        {e2e:12,.0f} agent-steps/s  (over {args.updates} updates)")
-    print(f"model-only limit  {model:12,.0f} agent-steps/s  "
-          f"(forward {forward:.2f} s + update {update:.2f} s per {steps:,} agent-steps)")
-    print(f"ratio             {e2e / model:12.2f}  (target >= 0.60)", flush=True)
-    rate, size = probe.transport_rate
-    print(f"transport         {rate:12,.0f} MB/s  (loopback pyzmq, {size:.1f} MB rollouts, "
-          f"encode + send + receive + decode)", flush=True)
+            vec = make_vec(g.name, g.num_envs, **g.options)
+            (grp,) = policy_groups(vec, False)
+            rows = g.num_envs * len(grp.slots)
+            vec.close()
+            print(f"[{name}] nn_limit     {nn_limit(grp.role.obs_dim, grp.role.num_actions, rows, threads)}",
+                  flush=True)
     for n in [int(x) for x in args.actors.split(",") if x.strip()]:
-        if n == 0:
-            continue
-        with tempfile.TemporaryDirectory() as root:
-            cfg = load_config(CONFIG_DIR / "default.yaml", [
-                f"run.root={root}", "run.name=throughput", "eval.every=0",
-                f"trainer.max_updates={args.warmup + args.updates + 1}",
-                f"actors.num_workers={n}", *args.overrides])
-            probe = Probe(args.warmup, args.updates, model_only=False)
-            train(cfg, callbacks=[probe])
-        mb = sum(probe.transport) / max(len(probe.transport), 1)
-        print(f"{n} actor process{'es' if n > 1 else '  '}  {end_to_end(probe):10,.0f} "
-              f"agent-steps/s  (transport {mb:,.1f} MB/s while the learner waited)", flush=True)
+        _, probe = end_to_end(SETTINGS["moba"][0], [f"actors.num_workers={n}", *args.overrides],
+                              args.warmup, args.updates)
+        print(f"[moba] {n} actor process{'es' if n > 1 else ''}  {probe.rate():10,.0f} "
+              f"agent-steps/s", flush=True)
 
 
 if __name__ == "__main__":

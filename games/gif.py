@@ -246,3 +246,113 @@ class ClipPreview:
         if factor <= 1:
             return frame.copy()
         return np.asarray(Image.fromarray(frame).reduce(factor))
+
+
+class Recorder:
+    """An `on_step(source)` callback that draws a frame every `every`-th call (`draw(source)`
+    -> (H, W, 3) uint8), for any game's renderer.
+
+    By default the frames are kept in `.frames`. With `out=PATH` they are streamed into an
+    animated GIF at `fps` instead (`GifWriter`; `exact_colours` kept exact) and none is kept,
+    so memory stays about one frame however long the match: use it as a context manager and
+    call `finish()` at the end (an error discards the half-written GIF). `preview` (a
+    `ClipPreview`) also gets every frame, for a bounded copy. `max_frames` (optional) stops
+    recording once that many frames were recorded.
+    """
+
+    def __init__(self, draw: Any, every: int = 1, max_frames: int | None = None,
+                 out: str | os.PathLike | None = None, fps: float = 10,
+                 preview: ClipPreview | None = None, exact_colours: Iterable[RGB] = ()) -> None:
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"{type(self).__name__}: every must be an int >= 1, got {every!r}")
+        if max_frames is not None and (isinstance(max_frames, bool) or max_frames < 1):
+            raise ValueError(f"{type(self).__name__}: max_frames must be None or >= 1, "
+                             f"got {max_frames!r}")
+        self.draw = draw
+        self.every = int(every)
+        self.max_frames = max_frames
+        self.preview = preview
+        self.frames: list[np.ndarray] = []
+        self.count = 0  # frames recorded (kept in .frames or streamed)
+        self.shape: tuple[int, ...] | None = None
+        self.calls = 0
+        self._gif = None if out is None else GifWriter(out, fps, exact_colours=exact_colours)
+        self._pending: Any = None  # the source of the last call that was not recorded
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._gif is not None:
+            self._gif.abort()  # no-op after finish(); else the GIF is incomplete
+
+    def __call__(self, source: Any, *_: Any) -> None:
+        due = self.calls % self.every == 0
+        if due and self._room():
+            self.record(self.draw(source))
+        self._pending = None if due else source
+        self.calls += 1
+
+    def record(self, frame: np.ndarray) -> None:
+        """Add one frame: streamed to the GIF (when `out` was given) or kept in `.frames`."""
+        if self._gif is not None:
+            self._gif.add(frame)
+        else:
+            self.frames.append(frame)
+        if self.preview is not None:
+            self.preview.add(frame)
+        self.count += 1
+        self.shape = frame.shape
+
+    def finish(self) -> Path | None:
+        """Record the final state when `every` skipped it (a match's end is always shown),
+        then complete the streamed GIF. Returns its path (None without `out`)."""
+        if self._pending is not None and self._room():
+            self.record(self.draw(self._pending))
+        self._pending = None
+        return None if self._gif is None else self._gif.close()
+
+    def _room(self) -> bool:
+        return self.max_frames is None or self.count < self.max_frames
+
+
+# the 6x6x6 colour cube: for games whose colours are unknown up front, so that a colour
+# that first shows up late in a streamed GIF still lands on a close entry
+COLOUR_CUBE: tuple[RGB, ...] = tuple((r, g, b) for r in range(0, 256, 51)
+                                     for g in range(0, 256, 51) for b in range(0, 256, 51))
+
+
+def clip_palette(frames: Sequence[np.ndarray], exact_colours: Iterable[RGB] = ()) -> Image.Image:
+    """One palette for a whole clip known up front (3x faster than one per frame, and
+    smaller files): `exact_colours` exactly, the rest from a median cut over up to 16
+    frames spread over the clip."""
+    step = max(1, len(frames) // 16)
+    return gif_palette(np.concatenate(list(frames)[::step][:16], axis=0), exact_colours)
+
+
+def save_gif(frames: Sequence[np.ndarray], target: str | os.PathLike | IO[bytes],
+             fps: float = 10, exact_colours: Iterable[RGB] = ()) -> Path | None:
+    """Every frame known up front, written as one looping GIF (a path is written
+    atomically: temporary file + rename). Returns the path (None for a stream)."""
+    frame_duration_ms(fps)  # a bad fps fails before anything is created
+    frames = list(frames)
+    if not frames:
+        raise ValueError("save_gif: no frames to write")
+    shape = None
+    for i, f in enumerate(frames):
+        frames[i] = check_frame(f, i, shape)
+        shape = frames[i].shape
+    with GifWriter(target, fps, palette=clip_palette(frames, exact_colours)) as gif:
+        for frame in frames:
+            gif.add(frame)
+    return gif.path
+
+
+def gif_bytes(frames: Sequence[np.ndarray], fps: float = 10,
+              exact_colours: Iterable[RGB] = ()) -> bytes:
+    """The frames as the bytes of an animated, looping GIF (e.g. for TensorBoard)."""
+    import io
+
+    buf = io.BytesIO()
+    save_gif(frames, buf, fps, exact_colours)
+    return buf.getvalue()

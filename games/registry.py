@@ -70,6 +70,7 @@ class GameSpec:
     factory_path: str  # "module:attr", imported when the game is made
     bots: Mapping[str, str] = field(default_factory=dict)
     anchors: Mapping[str, float] = field(default_factory=dict)
+    renderer: str | None = None  # "module:attr" of (game, view, scale) -> games.render.Renderer
 
 
 _REGISTRY: dict[str, GameSpec] = {}
@@ -79,13 +80,15 @@ _FACTORIES: dict[str, Factory] = {}  # factories registered as objects, not path
 def register(
     name: str, factory: Factory | str, description: str = "", *, overwrite: bool = False,
     bots: Mapping[str, str] | None = None, anchors: Mapping[str, float] | None = None,
+    renderer: str | None = None,
 ) -> GameSpec:
     """Register `factory` (a callable, or a lazy "module:attr" path) under `name`.
 
     Names may not contain ':' (reserved for "pettingzoo:" specs). Registering a taken
     name raises ValueError unless `overwrite=True`. `bots`: the game's scripted bots, name
     -> "module:attr" of a factory `(name, role, seed) -> bot` (imported when a bot is made);
-    `anchors`: their fixed ratings (`random` is RANDOM_ANCHOR unless given).
+    `anchors`: their fixed ratings (`random` is RANDOM_ANCHOR unless given). `renderer`:
+    "module:attr" of a games.render renderer factory (default: the game's own rgb_array).
     """
     if not isinstance(name, str) or not name or ":" in name:
         raise ValueError(f"game name must be a non-empty string without ':', got {name!r}")
@@ -117,10 +120,33 @@ def register(
     unknown = sorted(set(anchors) - set(bots) - {RANDOM_BOT})
     if unknown:
         raise ValueError(f"game {name!r}: anchors for bots it does not have: {unknown}")
+    if renderer is not None:
+        _split_path(renderer, what=f"renderer path of game {name!r}")
     spec = GameSpec(name=name, description=description, factory_path=path, bots=bots,
-                    anchors=anchors)
+                    anchors=anchors, renderer=renderer)
     _REGISTRY[name] = spec
     return spec
+
+
+def registrations() -> list[dict[str, Any]]:
+    """The games registered by "module:attr" path, as plain data: what another process
+    (a tournament worker) needs to know the same games (`restore`)."""
+    return [{"name": g.name, "factory": g.factory_path, "description": g.description,
+             "bots": dict(g.bots), "anchors": dict(g.anchors), "renderer": g.renderer}
+            for g in _REGISTRY.values() if g.name not in _FACTORIES]
+
+
+def restore(entries: Sequence[Mapping[str, Any]]) -> None:
+    """Register the games `registrations()` gave in another process."""
+    for e in entries:
+        register(e["name"], e["factory"], e["description"], overwrite=True, bots=e["bots"],
+                 anchors=e["anchors"], renderer=e["renderer"])
+
+
+def registered_by_object(name: str) -> bool:
+    """Whether `name` was registered with a factory object (not a path): such a game
+    exists only in the process that registered it."""
+    return name in _FACTORIES
 
 
 def list_games() -> list[GameSpec]:
@@ -140,6 +166,12 @@ def bot_anchors(game: str) -> dict[str, float]:
     return dict(spec.anchors) if spec is not None else {RANDOM_BOT: RANDOM_ANCHOR}
 
 
+def renderer_path(game: str) -> str | None:
+    """The "module:attr" of the renderer a game registered (None: its own rgb_array)."""
+    spec = _REGISTRY.get(game)
+    return None if spec is None else spec.renderer
+
+
 def make_bot(game: str, bot: str, role: Any, seed: int = 0) -> Any:
     """A scripted bot of `game` for the agents of `role` (a games.vector.RoleSpec)."""
     from games.bots import RandomBot
@@ -150,7 +182,7 @@ def make_bot(game: str, bot: str, role: Any, seed: int = 0) -> Any:
     if spec is None or bot not in spec.bots:
         raise ValueError(f"game {game!r} has no bot {bot!r}; its bots: "
                          f"{', '.join(bot_names(game))}")
-    return _resolve(spec.bots[bot], what=f"bot {bot!r} of game {game!r}")(bot, role, seed)
+    return resolve(spec.bots[bot], what=f"bot {bot!r} of game {game!r}")(bot, role, seed)
 
 
 def make(name: str, **kwargs: Any) -> ParallelEnv | AECEnv:
@@ -176,7 +208,7 @@ def make(name: str, **kwargs: Any) -> ParallelEnv | AECEnv:
         )
     factory = _FACTORIES.get(name)
     if factory is None:
-        factory = _resolve(_REGISTRY[name].factory_path, what=f"game {name!r}")
+        factory = resolve(_REGISTRY[name].factory_path, what=f"game {name!r}")
     env = factory(**kwargs)
     # a registered PettingZoo game without a team map gets one from its agent names
     return env if hasattr(env, "teams") else with_teams(env, None, name=name)
@@ -217,7 +249,7 @@ def check_trusted(name: str, allow: Sequence[str] = ()) -> None:
             f"game {name!r} is not trusted: in {module.split('.')[0]!r} only the factories "
             f"{', '.join(FACTORY_NAMES)} may be named, not {attr!r}; {how}")
     try:
-        factory = _resolve(path, what=f"game spec {name!r}")
+        factory = resolve(path, what=f"game spec {name!r}")
     except (ImportError, ValueError) as exc:  # make() would fail the same way
         raise UntrustedGameError(str(exc)) from None
     defined_in = getattr(factory, "__module__", None)
@@ -248,7 +280,7 @@ def _make_pettingzoo(spec: str, teams: TeamMap | None = None,
     path = spec[len(PETTINGZOO_PREFIX):]
     if path.count(":") != 1:
         raise ValueError(f"malformed game spec {spec!r}: expected {_SPEC_FORM}")
-    factory = _resolve(path, what=f"game spec {spec!r}")
+    factory = resolve(path, what=f"game spec {spec!r}")
     return with_teams(factory(**kwargs), teams, name=spec)
 
 
@@ -259,7 +291,7 @@ def _split_path(path: str, what: str) -> tuple[str, str]:
     return module, attr
 
 
-def _resolve(path: str, what: str) -> Callable[..., Any]:
+def resolve(path: str, what: str) -> Callable[..., Any]:
     """Import "module:attr.sub" and return the attribute, with errors naming `what`.
 
     Dotted attributes may reach into classes, never through a module the named module
@@ -296,6 +328,7 @@ register(
           "lasthitter": "games.moba.bots:registered_bot",
           "pusher": "games.moba.bots:registered_bot"},
     anchors={"passive": 20.0, "lasthitter": 30.0, "pusher": 40.0},
+    renderer="games.moba.render:MobaRenderer",
 )
 register(
     "memory",
@@ -309,3 +342,22 @@ register(
     bots={"connect4": "games.bots:connect_four_bot"},
     anchors={"connect4": 20.0},
 )
+
+
+def _load_plugins() -> None:
+    """Games that installed packages offer: each entry point of the group "arena.games" is a
+    function that calls `register(...)` (in a package's pyproject.toml:
+    `[project.entry-points."arena.games"] my_game = "mypkg.arena:register"`), so the `arena`
+    command knows them in every process. A plugin that fails is reported, not fatal."""
+    import warnings
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="arena.games"):
+        try:
+            ep.load()()
+        except Exception as exc:  # noqa: BLE001 - one broken plugin must not hide the games
+            warnings.warn(f"arena.games plugin {ep.name!r} ({ep.value}) failed: "
+                          f"{type(exc).__name__}: {exc}", stacklevel=2)
+
+
+_load_plugins()

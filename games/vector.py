@@ -67,8 +67,12 @@ Three implementations:
     b (k = 1, 2, ...) uses a 32-bit seed hashed from (seed, b, k) by `np.random.SeedSequence`,
     so runs are deterministic per seed and different reset seeds do not share episodes.
   - Outcome: if the final step's infos carry "winner" (a team name, a team index, or None
-    for a draw: the MOBA's convention) that decides it; otherwise the team with the highest
-    summed episode reward (over all its agents and steps) wins, -1 on a tie.
+    for a draw: the MOBA's convention) that decides it; otherwise the game option
+    `outcome=` does: "reward" (default), the team with the highest summed episode reward
+    (over all its agents and steps) wins; "survivors", the team with the most agents still
+    in the game at the end wins (an agent truncated by the time limit survives, one
+    terminated or removed from `env.agents` does not; for games like magent2 battle, where
+    reward sums favour a team that idles while the other loses reward). -1 on a tie.
   - Events: names given as `event_names=(...)`, else the env's `event_names` attribute,
     else found by a probe: one extra instance is reset (seed 0) and stepped once with the
     first legal action of every agent (of the selected agent, turn-based), and the numeric
@@ -88,6 +92,14 @@ Three implementations:
   loser's -1 that arrives on the winner's move shows in that step's row, in the loser's
   slot, while the loser waits (a collector credits it to the loser's own last action).
   `lengths` counts steps, i.e. moves.
+
+  `make_vec(name, B, threads=N)` with N > 1 steps the same batch in min(N, B) worker
+  processes (`games.procvec.ProcVec`): each runs a `ParallelVec`/`AECVec` over a contiguous
+  slice of the games, seeded by their global index (`game_offset`), writing straight into
+  shared memory, so the results equal the in-process batch's exactly for the same seed and
+  actions. `step_async(actions, games=...)`/`wait(...)` step some workers' games while the
+  caller infers the others (EnvPool/PufferLib's overlap). threads=1 (the default) keeps
+  everything in this process, for debugging. For "moba", `threads` is `MobaCore`'s.
 """
 
 from __future__ import annotations
@@ -107,6 +119,8 @@ from games.actions import as_action_batch
 __all__ = ["AECVec", "MobaVec", "ParallelVec", "RoleSpec", "VecGame", "VecStep", "make_vec"]
 
 MERGED_ROLE_SEP = "+"
+# game options that make_vec consumes itself instead of passing them to games.make
+VEC_OPTIONS = ("roles", "event_names", "outcome")
 
 
 @dataclass(frozen=True)
@@ -175,6 +189,7 @@ class VecGame(abc.ABC):
     roles: list[RoleSpec]
     slot_role: np.ndarray
     event_names: tuple[str, ...]
+    level_events: tuple[str, ...] = ()  # events that report a current value, not a count
 
     @abc.abstractmethod
     def reset(self, seed: int | None = None) -> VecStep:
@@ -217,6 +232,16 @@ def _check_seed(owner: str, seed: Any) -> int:
     return int(seed)
 
 
+OUTCOMES = ("reward", "survivors")
+
+
+def _check_outcome(owner: str, outcome: Any) -> str:
+    if not isinstance(outcome, str) or outcome not in OUTCOMES:
+        raise ValueError(f"{owner}: game option outcome must be one of {list(OUTCOMES)}, "
+                         f"got {outcome!r}")
+    return outcome
+
+
 def _check_num_games(owner: str, num_games: Any) -> int:
     if isinstance(num_games, bool) or not isinstance(num_games, numbers.Integral) \
             or num_games < 1:
@@ -230,12 +255,14 @@ class MobaVec(VecGame):
 
     ROLE = "hero"
 
-    def __init__(self, num_games: int, config: Any = None, **kwargs: Any) -> None:
+    def __init__(self, num_games: int, config: Any = None, autoreset: bool = True,
+                 **kwargs: Any) -> None:
         from games.moba.core import MobaCore
         from games.moba.layout import TEAM_NAMES
 
         B = _check_num_games("MobaVec", num_games)
-        self.core = core = MobaCore(config, num_games=B, autoreset=True, **kwargs)
+        self.autoreset = bool(autoreset)
+        self.core = core = MobaCore(config, num_games=B, autoreset=self.autoreset, **kwargs)
         self.config = core.config
         self.layout = core.layout
         H = core.num_heroes
@@ -247,6 +274,7 @@ class MobaVec(VecGame):
                                tuple(range(H)), core.layout, core.layout.entity_layout)]
         self.slot_role = np.zeros(H, np.int64)
         self.event_names = tuple(core.event_names)
+        self.level_events = ("net_worth",)  # a current value each step, not a counter
         self._active = np.ones((B, H), bool)
         self._winners = np.full(B, -1, np.int64)
         self._lengths = np.zeros(B, np.int64)
@@ -330,12 +358,21 @@ class _EnvVec(VecGame):
     """
 
     def __init__(self, name: str, num_games: int, *, roles: Mapping[str, str] | None = None,
-                 event_names: Sequence[str] | None = None, _first: Any = None,
+                 event_names: Sequence[str] | None = None, outcome: str = "reward",
+                 autoreset: bool = True, game_offset: int = 0, _first: Any = None,
                  **kwargs: Any) -> None:
         import games
 
         self._where = where = f"{type(self).__name__}({name!r})"
         B = _check_num_games(where, num_games)
+        if isinstance(game_offset, bool) or not isinstance(game_offset, numbers.Integral) \
+                or game_offset < 0:
+            raise ValueError(f"{where}: game_offset must be an int >= 0, got {game_offset!r}")
+        # this batch is games game_offset.. of a larger one (a games.procvec worker's slice):
+        # seeds follow the global game index, so the slice replays those games exactly
+        self.game_offset = int(game_offset)
+        self.outcome = _check_outcome(where, outcome)
+        self.autoreset = bool(autoreset)
         self.name = name
         self._make_kwargs = dict(kwargs)
         # make_vec builds the first game itself to see its kind; it is reused, not rebuilt
@@ -421,35 +458,59 @@ class _EnvVec(VecGame):
                     {r.name: np.ones((B, len(r.slots), r.num_actions), bool)
                      for r in self.roles})
 
-        self._obs, self._mask = obs_buffers()
-        self._final_obs, self._final_mask = obs_buffers()
-        self._rewards = np.zeros((B, S), np.float32)
-        self._dones = np.zeros(B, bool)
-        self._active = np.zeros((B, S), bool)
-        self._next_active = np.zeros((B, S), bool)
-        self._alive = np.zeros((B, S), bool)
-        self._truncated = np.zeros((B, S), bool)
-        self._winners = np.full(B, -1, np.int64)
-        self._lengths = np.zeros(B, np.int64)
-        self._events = np.zeros((B, S, E), np.float32)
+        (obs, mask), (final_obs, final_mask) = obs_buffers(), obs_buffers()
+        self._final_written: list[tuple[int, int]] = []  # rows to clear at the next step
+        self._bind_buffers(VecStep(
+            obs=obs, action_mask=mask, rewards=np.zeros((B, S), np.float32),
+            dones=np.zeros(B, bool), active=np.zeros((B, S), bool),
+            next_active=np.zeros((B, S), bool), winners=np.full(B, -1, np.int64),
+            lengths=np.zeros(B, np.int64), events=np.zeros((B, S, E), np.float32),
+            alive=np.zeros((B, S), bool), truncated=np.zeros((B, S), bool),
+            final_obs=final_obs, final_mask=final_mask))
+        self._ep_return = np.zeros((B, len(self.team_names)), np.float64)
+        # (game, slot): the agent left its episode by truncation, i.e. it survived to the cut
+        self._ep_survived = np.zeros((B, S), bool)
+        self._ep_len = np.zeros(B, np.int64)
+        self._episode = np.zeros(B, np.int64)
+        self._over = np.zeros(B, bool)  # without autoreset: the game ended and sits still
+        self._base_seed: int | None = None
+
+    def _bind_buffers(self, buffers: VecStep) -> None:
+        """Write every result into `buffers` from now on (arrays of this batch's shapes and
+        dtypes, e.g. a games.procvec worker's slice of shared memory); what the current
+        buffers hold is copied over."""
+        B, S = self.num_games, self.num_slots
+        old = getattr(self, "_step_result", None)
+        if old is not None:  # rebinding: same shapes and dtypes, contents carried over
+            for k in VecStep.__dataclass_fields__:
+                was, new = getattr(old, k), getattr(buffers, k)
+                pairs = [(f"{k}[{r!r}]", was[r], new.get(r) if isinstance(new, Mapping)
+                          else None) for r in was] if isinstance(was, dict) \
+                    else [(k, was, new)]
+                for what, w, n in pairs:
+                    if not isinstance(n, np.ndarray) or n.shape != w.shape \
+                            or n.dtype != w.dtype:
+                        raise ValueError(
+                            f"{self._where}: buffer {what} must be an array of shape "
+                            f"{w.shape} and dtype {w.dtype}, got {type(n).__name__} "
+                            f"{getattr(n, 'shape', '')} {getattr(n, 'dtype', '')}")
+                    np.copyto(n, w)
+        self._step_result = buffers
+        self._obs, self._mask = buffers.obs, buffers.action_mask
+        self._final_obs, self._final_mask = buffers.final_obs, buffers.final_mask
+        self._rewards, self._dones = buffers.rewards, buffers.dones
+        self._active, self._next_active = buffers.active, buffers.next_active
+        self._alive, self._truncated = buffers.alive, buffers.truncated
+        self._winners, self._lengths = buffers.winners, buffers.lengths
+        self._events = buffers.events
         # per (game, slot) row views into the role buffers, so the loop writes in place
         col = {s: (r.name, j) for r in self.roles for j, s in enumerate(r.slots)}
 
-        def rows(buffers: dict[str, np.ndarray]) -> list[list[np.ndarray]]:
-            return [[buffers[col[s][0]][b, col[s][1]] for s in range(S)] for b in range(B)]
+        def rows(bufs: dict[str, np.ndarray]) -> list[list[np.ndarray]]:
+            return [[bufs[col[s][0]][b, col[s][1]] for s in range(S)] for b in range(B)]
 
         self._obs_rows, self._mask_rows = rows(self._obs), rows(self._mask)
         self._final_rows, self._final_mask_rows = rows(self._final_obs), rows(self._final_mask)
-        self._final_written: list[tuple[int, int]] = []  # rows to clear at the next step
-        self._ep_return = np.zeros((B, len(self.team_names)), np.float64)
-        self._ep_len = np.zeros(B, np.int64)
-        self._episode = np.zeros(B, np.int64)
-        self._base_seed: int | None = None
-        self._step_result = VecStep(
-            obs=self._obs, action_mask=self._mask, rewards=self._rewards, dones=self._dones,
-            active=self._active, next_active=self._next_active, winners=self._winners,
-            lengths=self._lengths, events=self._events, alive=self._alive,
-            truncated=self._truncated, final_obs=self._final_obs, final_mask=self._final_mask)
 
     # -- what a subclass says -------------------------------------------------------------
     @abc.abstractmethod
@@ -536,10 +597,10 @@ class _EnvVec(VecGame):
         return tuple(names)
 
     def _episode_seed(self, b: int) -> int:
-        k = int(self._episode[b])
+        k, g = int(self._episode[b]), self.game_offset + b  # g: the game's global index
         if k == 0:
-            return self._base_seed + b
-        ss = np.random.SeedSequence(entropy=self._base_seed, spawn_key=(b, k))
+            return self._base_seed + g
+        ss = np.random.SeedSequence(entropy=self._base_seed, spawn_key=(g, k))
         return int(ss.generate_state(1, np.uint32)[0])
 
     def _write_slot(self, b: int, s: int, obs: Mapping, row: np.ndarray, mrow: np.ndarray,
@@ -578,11 +639,13 @@ class _EnvVec(VecGame):
                 continue
             acts = acting is None or agent == acting
             na[s], alive[s] = acts, True
+            self._ep_survived[b, s] = False  # in the game again: not ended yet
             self._write_slot(b, s, obs, obs_rows[s], mask_rows[s], acts)
 
     def _write_final(self, b: int, s: int, obs: Mapping, with_mask: bool) -> None:
         """Slot s of game b was truncated: keep the observation it got at the cut."""
         self._truncated[b, s] = True
+        self._ep_survived[b, s] = True
         self._write_slot(b, s, obs, self._final_rows[b][s], self._final_mask_rows[b][s],
                          with_mask)
         self._final_written.append((b, s))
@@ -629,6 +692,7 @@ class _EnvVec(VecGame):
 
     def _reset_game(self, b: int) -> None:
         self._ep_return[b] = 0.0
+        self._ep_survived[b] = False
         self._ep_len[b] = 0
         self._reset_env(b)
         if not self._next_active[b].any():
@@ -648,7 +712,11 @@ class _EnvVec(VecGame):
                 raise ValueError(
                     f"{self._where}: infos 'winner' must be a team name "
                     f"{self.team_names}, a team index or None, got {w!r}")
-        ret = self._ep_return[b]
+        if self.outcome == "survivors":
+            ret = np.bincount(self.slot_team[self._ep_survived[b]],
+                              minlength=len(self.team_names))
+        else:
+            ret = self._ep_return[b]
         best = np.flatnonzero(ret == ret.max())
         return int(best[0]) if best.size == 1 else -1
 
@@ -656,6 +724,7 @@ class _EnvVec(VecGame):
     def reset(self, seed: int | None = None) -> VecStep:
         self._base_seed = _check_seed(type(self).__name__, seed)
         self._episode.fill(0)
+        self._over.fill(False)
         self._clear_finals()
         for b in range(self.num_games):
             self._reset_game(b)
@@ -684,6 +753,8 @@ class _EnvVec(VecGame):
         self._winners.fill(-1)
         self._clear_finals()
         for b in range(self.num_games):
+            if self._over[b]:
+                continue
             final_infos = self._step_game(b, actions[b])
             self._ep_len[b] += 1
             self._lengths[b] = self._ep_len[b]
@@ -692,7 +763,11 @@ class _EnvVec(VecGame):
             self._dones[b] = True
             self._winners[b] = self._winner(b, final_infos)
             self._episode[b] += 1
-            self._reset_game(b)
+            if self.autoreset:
+                self._reset_game(b)
+            else:  # the env keeps its final state (to render it); nothing acts in it
+                self._over[b] = True
+                self._next_active[b] = False
         return self._step_result
 
     def close(self) -> None:
@@ -828,16 +903,33 @@ def make_vec(name: str, num_games: int, **kwargs: Any) -> VecGame:
 
     "moba" gives the batched `MobaVec` (kwargs: MOBA config options, or `config=`); every
     other name is made once with `games.make(name, **kwargs)` to see its kind: a turn-based
-    `AECEnv` gives an `AECVec`, anything else a `ParallelVec` (plus the optional `roles=`
-    and `event_names=`, see the module docstring).
+    `AECEnv` gives an `AECVec`, anything else a `ParallelVec` (plus the optional `roles=`,
+    `event_names=` and `outcome=`, see the module docstring). `autoreset=False` (any game):
+    a game that ends keeps its final state and sits still (its actions ignored, no rewards;
+    count it at its first `dones`, which the MOBA keeps reporting) until the next `reset`:
+    for matches that play each game once, and for rendering the last frame.
+
+    `threads=N` (default 1): for "moba", passed on to `MobaCore` (its numba threads). For
+    any other game, N > 1 gives a `games.procvec.ProcVec`: the same batch stepped in
+    min(N, num_games) worker processes that write into shared memory, with exactly the
+    in-process results per seed (and `step_async`/`wait` to step half the games while the
+    caller infers the other half); threads=1 keeps the in-process vec (for debugging).
     """
     if name == "moba":
-        return MobaVec(num_games, **kwargs)
+        return MobaVec(num_games, **kwargs)  # `threads`, if given, is MobaCore's
     import games
 
     where = f"make_vec({name!r})"
     _check_num_games(where, num_games)
-    game_kwargs = {k: v for k, v in kwargs.items() if k not in ("roles", "event_names")}
+    threads = kwargs.pop("threads", 1)
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
+        raise ValueError(f"{where}: threads must be an int >= 1, got {threads!r}")
+    if threads > 1:
+        from games.procvec import ProcVec
+
+        return ProcVec(name, num_games, workers=min(int(threads), num_games), **kwargs)
+    game_kwargs = {k: v for k, v in kwargs.items()
+                   if k not in (*VEC_OPTIONS, "autoreset", "game_offset")}
     first = games.make(name, **game_kwargs)
     cls = AECVec if isinstance(first, AECEnv) else ParallelVec
     return cls(name, num_games, _first=first, **kwargs)

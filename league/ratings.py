@@ -32,7 +32,7 @@ closed-form; nothing is sampled). `state_dict()` is plain JSON (kept in training
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from openskill.models import PlackettLuce
@@ -91,21 +91,30 @@ class RatingTable:
         s = float(score_a)
         if not 0.0 <= s <= 1.0:  # also catches nan
             raise ValueError(f"score_a must be in [0, 1] (1 win, 0.5 draw, 0 loss), got {score_a!r}")
-        self.add(a)
-        self.add(b)
-        if not (a in self.anchors and b in self.anchors):
-            ranks = [1, 2] if s > 0.5 else ([2, 1] if s < 0.5 else [1, 1])
-            ra = self.model.rating(*self._mu_sigma[a])
-            rb = self.model.rating(*self._mu_sigma[b])
-            (new_a,), (new_b,) = self.model.rate([[ra], [rb]], ranks=ranks)
-            if a not in self.anchors:
-                self._mu_sigma[a] = (float(new_a.mu), float(new_a.sigma))
-            if b not in self.anchors:
-                self._mu_sigma[b] = (float(new_b.mu), float(new_b.sigma))
-        self.games[a] += 1
-        self.games[b] += 1
-        self.score[a] += s
-        self.score[b] += 1.0 - s
+        self.update_game([a, b], [s, 1.0 - s])
+
+    def update_game(self, names: Sequence[str], scores: Sequence[float]) -> None:
+        """One game between two or more players (one per team): a higher score places
+        higher, equal scores tie, and openskill rates all places at once. Each player's
+        score (1 win, 0.5 draw, 0 loss) is added to its total."""
+        names, scores = list(names), [float(x) for x in scores]
+        if len(names) < 2 or len(names) != len(scores):
+            raise ValueError(f"a game needs two or more players with one score each, got "
+                             f"{names} and {scores}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"a player cannot play itself: {names}")
+        for name in names:
+            self.add(name)
+        if not all(n in self.anchors for n in names):
+            ranks = [1 + sum(o > s for o in scores) for s in scores]
+            rated = self.model.rate([[self.model.rating(*self._mu_sigma[n])] for n in names],
+                                    ranks=ranks)
+            for name, (new,) in zip(names, rated):
+                if name not in self.anchors:
+                    self._mu_sigma[name] = (float(new.mu), float(new.sigma))
+        for name, s in zip(names, scores):
+            self.games[name] += 1
+            self.score[name] += s
 
     # ---- reading --------------------------------------------------------------------------
     def rating(self, name: str) -> tuple[float, float]:

@@ -18,9 +18,8 @@ from hypothesis import strategies as st
 from lightning.pytorch.callbacks import Callback
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from arena.actors import (
-    ActorError, ActorService, ControlClient, decode_rollout, rollout_arrays, run_actor,
-)
+from arena.actors import ActorService, decode_rollout, rollout_arrays, run_actor
+from arena.league_link import ActorError, ControlClient
 from arena.checkpoints import read_checkpoint
 from arena.config import load_config, to_dict
 from arena.learner import PPOLearner

@@ -1,15 +1,17 @@
-"""Scripted bots and the batched match runner of the built-in MOBA."""
+"""Scripted bots of the built-in MOBA, played through the one match runner
+(arena/play/runner.py) on a batched MobaVec."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from arena.play.runner import BotSide, play_games
 from games.moba import MobaEnv
 from games.moba.bots import BOT_NAMES, Bot, make_bot
 from games.moba.config import MobaConfig
 from games.moba.layout import E_ILLEGAL, EVENT_NAMES, MobaLayout
-from games.moba.match import MatchResult, play_games, win_rate
+from games.vector import MobaVec
 
 CONFIG = MobaConfig()
 LAYOUT = MobaLayout(CONFIG)
@@ -17,6 +19,18 @@ LAYOUT = MobaLayout(CONFIG)
 
 def _bots(a: str, b: str, seed: int = 0) -> tuple[Bot, Bot]:
     return make_bot(a, LAYOUT, seed=seed), make_bot(b, LAYOUT, seed=seed + 1)
+
+
+def play(radiant: Bot, dire: Bot, num_games: int, seed: int, config: MobaConfig = CONFIG,
+         on_step=None, swapped: np.ndarray | None = None):
+    """`radiant` plays team 0 and `dire` team 1 of every game (the other way round where
+    `swapped`), all games in one batch without autoreset."""
+    vec = MobaVec(num_games, config=config, autoreset=False)
+    seats = np.tile([0, 1], (num_games, 1))
+    if swapped is not None:
+        seats[swapped] = [1, 0]
+    sides = [BotSide(vec, {"hero": radiant}), BotSide(vec, {"hero": dire})]
+    return play_games(vec, sides, seats, seed, on_step=on_step), seats
 
 
 class _Checked(Bot):
@@ -52,9 +66,9 @@ def test_bots_only_choose_legal_actions_in_play(name):
     # against the pusher too, so that heroes die, respawn and buildings fall
     for other in ("random", "pusher"):
         me, them = _Checked(make_bot(name, lay, 1)), _Checked(make_bot(other, lay, 2))
-        result = play_games(me, them, num_games=8, seed=11, config=cfg)
+        result, _ = play(me, them, num_games=8, seed=11, config=cfg)
         assert me.calls == them.calls == int(result.lengths.max())
-        assert result.event_totals[..., E_ILLEGAL].sum() == 0
+        assert result.events[..., E_ILLEGAL].sum() == 0
 
 
 @pytest.mark.parametrize("options", [
@@ -64,10 +78,10 @@ def test_bots_play_other_configs(options):
     cfg = MobaConfig(max_ticks=250, **options)
     lay = MobaLayout(cfg)
     for a, b in (("pusher", "lasthitter"), ("passive", "random")):
-        result = play_games(_Checked(make_bot(a, lay, 1)), _Checked(make_bot(b, lay, 2)),
-                            num_games=4, seed=5, config=cfg)
-        assert result.event_totals.shape == (4, cfg.num_heroes, len(EVENT_NAMES))
-        assert result.event_totals[..., E_ILLEGAL].sum() == 0
+        result, _ = play(_Checked(make_bot(a, lay, 1)), _Checked(make_bot(b, lay, 2)),
+                         num_games=4, seed=5, config=cfg)
+        assert result.events.shape == (4, cfg.num_heroes, len(EVENT_NAMES))
+        assert result.events[..., E_ILLEGAL].sum() == 0
 
 
 @settings(max_examples=25, deadline=None)
@@ -111,13 +125,13 @@ def test_random_bot_is_uniform_over_legal_actions():
 
 def test_determinism_per_seed_and_on_step():
     frames = []
-    a = play_games(*_bots("random", "pusher", seed=5), num_games=6, seed=21,
-                   on_step=lambda core: frames.append(int(core.tick.max())))
-    b = play_games(*_bots("random", "pusher", seed=5), num_games=6, seed=21)
-    c = play_games(*_bots("random", "pusher", seed=6), num_games=6, seed=21)
-    for field in ("winners", "lengths", "net_worth", "event_totals"):
+    a, _ = play(*_bots("random", "pusher", seed=5), num_games=6, seed=21,
+                on_step=lambda vec, step: frames.append(int(vec.core.tick.max())))
+    b, _ = play(*_bots("random", "pusher", seed=5), num_games=6, seed=21)
+    c, _ = play(*_bots("random", "pusher", seed=6), num_games=6, seed=21)
+    for field in ("winners", "lengths", "returns", "events"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
-    assert not np.array_equal(a.event_totals, c.event_totals)  # the random bot's seed matters
+    assert not np.array_equal(a.events, c.events)  # the random bot's seed matters
     # on_step: once after the reset, then after every step until the last game ended
     assert frames[0] == 0 and len(frames) == a.lengths.max() + 1
     # the scripted bots are pure functions of the observation
@@ -129,37 +143,22 @@ def test_determinism_per_seed_and_on_step():
 
 
 def test_match_between_scripted_bots_ends_with_a_winner():
-    result = play_games(*_bots("pusher", "lasthitter"), num_games=8, seed=3)
+    result, seats = play(*_bots("pusher", "lasthitter"), num_games=8, seed=3)
     n, H = 8, CONFIG.num_heroes
-    assert result.winners.shape == (n,) and result.winners.dtype == np.int8
-    assert result.lengths.shape == (n,) and result.net_worth.shape == (n, 2)
-    assert result.event_totals.shape == (n, H, len(EVENT_NAMES))
+    assert result.winners.shape == (n,) and result.lengths.shape == (n,)
+    assert result.events.shape == (n, H, len(EVENT_NAMES))
     assert (result.winners >= 0).all()
     assert (result.lengths <= CONFIG.max_ticks).all()
-    # net worth: the final value per hero, summed per team
-    nw = result.event_totals[:, :, EVENT_NAMES.index("net_worth")]
-    np.testing.assert_allclose(result.net_worth, np.stack(
-        [nw[:, :CONFIG.team_size].sum(1), nw[:, CONFIG.team_size:].sum(1)], 1))
-    ended = result.ancient_destroyed
-    assert (result.lengths[ended] < CONFIG.max_ticks).all()
-
-
-def test_win_rate_counts_draws_half():
-    w = np.array([0, 1, -1, 0], np.int8)
-    r = MatchResult(winners=w, lengths=np.ones(4), net_worth=np.zeros((4, 2)),
-                    event_totals=np.zeros((4, 6, len(EVENT_NAMES))))
-    assert win_rate(r) == pytest.approx(2.5 / 4)
-    assert win_rate(r, side=1) == pytest.approx(1.5 / 4)
-    with pytest.raises(ValueError):
-        win_rate(r, side=2)
+    # the outcome reward: +1 per winning hero, -1 per loser
+    np.testing.assert_allclose(result.returns[np.arange(n), result.winners], CONFIG.team_size)
+    assert set(result.scores(seats, 0).tolist()) <= {0.0, 0.5, 1.0}
 
 
 def _score(strong: str, weak: str, games: int, seed: int) -> float:
     """The strong bot's share of wins (draws half), half of the games on each side."""
-    half = games // 2
-    as_radiant = play_games(*_bots(strong, weak, seed), num_games=half, seed=seed)
-    as_dire = play_games(*_bots(weak, strong, seed), num_games=games - half, seed=seed + 1000)
-    return (win_rate(as_radiant, 0) * half + win_rate(as_dire, 1) * (games - half)) / games
+    swapped = np.arange(games) >= games // 2
+    result, seats = play(*_bots(strong, weak, seed), num_games=games, seed=seed, swapped=swapped)
+    return float(result.scores(seats, 0).mean())
 
 
 def test_strongest_bot_beats_random():

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ def test_help(capsys):
 
 def test_python_dash_m_arena_help():
     r = subprocess.run([sys.executable, "-m", "arena", "--help"], capture_output=True, text=True,
-                       timeout=60)
+                       check=False, timeout=60)
     assert r.returncode == 0 and "usage: arena" in r.stdout
 
 
@@ -35,7 +36,7 @@ def test_games_lists_moba_and_memory(capsys):
     assert "dire: dire_0, dire_1, dire_2" in out
     assert "observation space: Dict(" in out and "action space: Discrete(" in out
     # what each game offers: turn-based or not, rendering, roles, bots with their anchors
-    moba, _, rest = out.partition("\nmemory:")
+    moba, _, _ = out.partition("\nmemory:")
     assert "turn-based: no; render: rgb_array" in moba
     assert "hero: 264 observations, 34 actions (masked)" in moba
     assert "bots: random (anchor 10), passive (anchor 20), lasthitter (anchor 30), pusher " \
@@ -52,8 +53,11 @@ def test_watch_writes_gif(tmp_path: Path, capsys):
                  "--view", "radiant", "--every", "3", "--fps", "20"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "result:" in captured.out and "net worth:" in captured.out
-    assert "ticks/s" in captured.err  # progress
+    assert captured.out.startswith("random (radiant) vs passive (dire): moba, seed 0, up to 60 "
+                                   "steps, radiant view\n")
+    assert "result: draw after 60 steps" in captured.out  # random and passive never finish
+    assert "returns: radiant " in captured.out and ", dire " in captured.out
+    assert "steps/s" in captured.err and "60/60 steps" in captured.err  # progress
     with Image.open(out) as im:
         assert im.format == "GIF" and im.n_frames == 21  # ticks 0, 3, ..., 60
         assert im.size == (384, 384)
@@ -62,7 +66,8 @@ def test_watch_writes_gif(tmp_path: Path, capsys):
 def test_unknown_bot_is_exit_2_with_the_valid_names(tmp_path: Path):
     out = tmp_path / "x.gif"
     r = subprocess.run([sys.executable, "-m", "arena", "watch", "random", "nosuchbot",
-                        "--out", str(out)], capture_output=True, text=True, timeout=120)
+                        "--out", str(out)], capture_output=True, text=True, check=False,
+                       timeout=120)
     assert r.returncode == 2
     assert "unknown bot 'nosuchbot'" in r.stderr and "random" in r.stderr
     assert "pusher" in r.stderr and "Traceback" not in r.stderr
@@ -123,7 +128,7 @@ def test_watch_checks_the_tensorboard_logdir_before_the_match(tmp_path: Path, ca
         err = captured.err.strip()
         assert err.startswith("arena watch: error: --tensorboard") and message in err, err
         assert len(err.splitlines()) == 1
-        assert "result:" not in captured.out and "ticks/s" not in err  # no match was played
+        assert "result:" not in captured.out and "steps/s" not in err  # no match was played
     assert not out.exists()
 
 
@@ -188,7 +193,7 @@ def test_watch_a_checkpoint_and_log_the_gif_to_tensorboard(tiny_run: Path, tmp_p
     # a run directory plays its newest checkpoint; the game's settings come from the run
     assert main(["watch", "pusher", str(tiny_run), "--out", str(out)]) == 0
     captured = capsys.readouterr()
-    assert "pusher (radiant) vs tiny (dire)" in captured.out and "up to 30 ticks" in captured.out
+    assert "pusher (radiant) vs tiny (dire): moba, seed 0, up to 30 steps" in captured.out
 
 
 def test_watch_refuses_bad_checkpoints_with_one_line(tiny_run: Path, tmp_path: Path, capsys):
@@ -204,3 +209,23 @@ def test_watch_refuses_bad_checkpoints_with_one_line(tiny_run: Path, tmp_path: P
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert not out.exists()
+
+
+def test_watch_progress_goes_to_the_current_stderr(tmp_path: Path):
+    # a program that calls arena.cli.main in-process, with stderr redirected each time
+    script = textwrap.dedent(f"""
+        import contextlib, io
+        from arena.cli import main
+
+        for i in range(2):
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                code = main(["watch", "random", "passive", "--max-ticks", "10",
+                             "--out", {str(tmp_path)!r} + f"/{{i}}.gif"])
+            assert code == 0, (i, err.getvalue())
+            assert "steps/s" in err.getvalue(), (i, err.getvalue())
+            err.close()
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       check=False, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0, r.stderr.strip().splitlines()[-1]

@@ -12,22 +12,26 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from games.gif import ClipPreview, GifWriter
+from games.gif import ClipPreview, GifWriter, Recorder, clip_palette
 from games.moba.core import MobaCore
 from games.moba.render import (
-    GROUND, TEAM_COLOURS, FrameRecorder, _gif_palette, _known_colours, frames_to_gif_bytes,
+    GROUND,
+    TEAM_COLOURS,
+    FrameRecorder,
+    _known_colours,
+    frames_to_gif_bytes,
     write_gif,
 )
 
 
 def _gif_before(frames: list[np.ndarray], fps: float) -> bytes:
     """`write_gif` as it was before streaming: every frame quantized, then PIL's save_all."""
-    palette = _gif_palette(frames)
+    palette = clip_palette(frames, _known_colours())
     images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE)
               for f in frames]
     buf = io.BytesIO()
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:],
-                   duration=max(20, int(round(1000.0 / fps))), loop=0, optimize=False,
+                   duration=max(20, round(1000.0 / fps)), loop=0, optimize=False,
                    disposal=1)
     return buf.getvalue()
 
@@ -140,7 +144,7 @@ def test_streaming_process_memory_stays_flat(tmp_path: Path):
         print(peak_mb() - after_10)
     """)
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                       timeout=120, cwd=Path(__file__).resolve().parents[1])
+                       check=False, timeout=120, cwd=Path(__file__).resolve().parents[1])
     assert r.returncode == 0, r.stderr
     growth_mb = float(r.stdout)
     assert growth_mb < 30, f"peak memory grew {growth_mb:.0f} MB over 90 more 3 MB frames"
@@ -149,14 +153,12 @@ def test_streaming_process_memory_stays_flat(tmp_path: Path):
 def test_a_failed_stream_leaves_the_old_file_and_no_temporary(tmp_path: Path):
     path = tmp_path / "m.gif"
     path.write_bytes(b"old")
-    with pytest.raises(ValueError, match="shape"):
-        with GifWriter(path) as gif:
-            gif.add(_frame(0, 64))
-            gif.add(_frame(1, 128))
+    with pytest.raises(ValueError, match="shape"), GifWriter(path) as gif:
+        gif.add(_frame(0, 64))
+        gif.add(_frame(1, 128))
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["m.gif"]
-    with pytest.raises(ValueError, match="no frames"):
-        with GifWriter(tmp_path / "empty.gif"):
-            pass
+    with pytest.raises(ValueError, match="no frames"), GifWriter(tmp_path / "empty.gif"):
+        pass
     assert [p.name for p in tmp_path.iterdir()] == ["m.gif"]
     with pytest.raises(ValueError, match="fps"):
         GifWriter(tmp_path / "x.gif", fps=0)
@@ -185,3 +187,48 @@ def test_clip_preview_is_bounded_and_spans_the_clip():
     assert all(f.shape == (6, 342, 3) for f in frames)  # 2048 px shrunk 6 times
     assert frames[0][0, 0, 0] == 0 and frames[-1][0, 0, 0] == 776 % 256  # start and end
     assert preview.fps(10) == 10 / 16
+
+
+def test_recorder_draws_any_game_and_always_shows_the_end(tmp_path: Path):
+    # the generic recorder of `arena watch` and training GIFs: any source, any draw function
+    drawn = []
+
+    def draw(i):
+        drawn.append(i)
+        return _frame(i, 32)
+
+    rec = Recorder(draw, every=3)
+    for i in range(8):  # calls 0..7: frames at 0, 3, 6, then the end (7) by finish()
+        rec(i, "step")  # called as on_step(vec, step)
+    assert drawn == [0, 3, 6] and rec.calls == 8
+    assert rec.finish() is None and drawn == [0, 3, 6, 7] and len(rec.frames) == rec.count == 4
+    capped = Recorder(draw, max_frames=2)
+    for i in range(5):
+        capped(i)
+    capped.finish()
+    assert capped.count == 2 and len(capped.frames) == 2
+    with Recorder(draw, every=2, out=tmp_path / "r.gif", fps=5) as streamed:
+        for i in range(5):
+            streamed(i)
+        assert streamed.finish() == tmp_path / "r.gif"
+    assert streamed.frames == [] and streamed.count == 3 and streamed.shape == (32, 32, 3)
+    with Image.open(tmp_path / "r.gif") as im:
+        assert im.n_frames == 3 and im.info["duration"] == 200
+    with pytest.raises(ValueError, match="Recorder: every must be an int >= 1"):
+        Recorder(draw, every=0)
+    with pytest.raises(ValueError, match="FrameRecorder: every must be an int >= 1"):
+        FrameRecorder(every=0)
+    assert issubclass(FrameRecorder, Recorder)
+
+
+def test_a_failed_recording_leaves_no_gif(tmp_path: Path):
+    def draw(i):
+        if i == 2:
+            raise RuntimeError("renderer broke")
+        return _frame(i, 32)
+
+    with pytest.raises(RuntimeError, match="renderer broke"), \
+            Recorder(draw, out=tmp_path / "m.gif") as rec:
+        for i in range(4):
+            rec(i)
+    assert not any(tmp_path.iterdir())

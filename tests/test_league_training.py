@@ -105,7 +105,8 @@ def test_match_gif_appears_in_tensorboard_images(tmp_path):
     image = acc.Images(tags[0])[0]
     assert image.encoded_image_string[:6] == b"GIF89a"
     assert image.width == image.height == 384
-    assert "watch/latest_won" in acc.Tags()["scalars"]
+    assert "watch/latest_score" in acc.Tags()["scalars"]
+    assert {s.value for s in acc.Scalars("watch/latest_score")} <= {0.0, 0.5, 1.0}
 
 
 def test_bot_opponents_play_their_side_and_only_the_learner_side_trains(tmp_path):
@@ -147,12 +148,19 @@ def test_bot_probability_mixes_bots_snapshots_and_mirror_games(tmp_path):
     assert abs(freq["snap"] - 0.35) < 0.035 and abs(freq["mirror"] - 0.35) < 0.035
 
 
-def test_bot_opponents_need_the_moba(tmp_path):
+def test_league_bots_are_the_games_own():
+    # league bots were the MOBA's only; now each game offers `random` and the bots it registers
     import pytest
 
     from arena.config import ConfigError
 
-    with pytest.raises(ConfigError, match="league.bot_prob"):
+    with pytest.raises(ConfigError, match=r"league.bots: expected bots of game 'memory': "
+                                          r"\['random'\], got \['pusher'\]"):
         load_config(CONFIG_DIR / "memory.yaml", ["league.bot_prob=0.2", "league.bots=[pusher]"])
-    with pytest.raises(ConfigError, match="league.bots"):
+    with pytest.raises(ConfigError, match="league.bots: expected bots of game 'moba'"):
         load_config(CONFIG_DIR / "default.yaml", ["league.bots=[nobody]"])
+    with pytest.raises(ConfigError, match="league.bots: expected bots of game 'connect_four'"):
+        load_config(CONFIG_DIR / "connect_four.yaml", ["league.bots=[pusher]"])
+    cfg = load_config(CONFIG_DIR / "simple_tag.yaml",
+                      ["league.bot_prob=0.2", "league.bots=[random]"])
+    assert cfg.league.bots == ["random"]

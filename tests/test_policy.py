@@ -279,7 +279,7 @@ def test_state_dict_round_trip_includes_obs_normaliser():
 def test_any_game_that_declares_an_entity_layout_gets_the_entity_encoder():
     import games
     from arena.config import load_config
-    from arena.learner import build_policy
+    from arena.learn.networks import build_policy
     from games.memory import MemoryGame
     from games.vector import make_vec
 

@@ -1,4 +1,5 @@
-"""Rendering of the MOBA: frame format, fog of war without leaks, GIF writing."""
+"""Rendering: the MOBA's frames (format, fog of war without leaks, GIF writing) and the
+renderer each game gets for `arena watch` and training GIFs (games/render.py)."""
 
 from pathlib import Path
 
@@ -8,9 +9,24 @@ from PIL import Image
 
 from games.moba import MobaEnv
 from games.moba.core import MobaCore
-from games.moba.layout import F_HP, F_X, F_Y, H_GOLD, HERO, I_ALIVE, I_KIND, I_TEAM, RADIANT
+from games.moba.layout import (
+    F_HP,
+    F_X,
+    F_Y,
+    H_GOLD,
+    HERO,
+    I_ALIVE,
+    I_KIND,
+    I_TEAM,
+    RADIANT,
+)
 from games.moba.render import (
-    CREEP_COLOURS, GROUND, TEAM_COLOURS, FrameRecorder, frames_to_gif_bytes, render_frame,
+    CREEP_COLOURS,
+    GROUND,
+    TEAM_COLOURS,
+    FrameRecorder,
+    frames_to_gif_bytes,
+    render_frame,
     write_gif,
 )
 
@@ -143,3 +159,56 @@ def test_write_gif_rejects_bad_frames(tmp_path: Path):
         write_gif([np.zeros((8, 8, 3), np.uint8), np.zeros((9, 8, 3), np.uint8)],
                   tmp_path / "a.gif")
     assert not any(tmp_path.iterdir())
+
+
+# ---- a renderer per game (games/render.py) -------------------------------------------------
+def test_the_moba_renders_with_its_own_renderer_and_views():
+    from games.moba.render import MobaRenderer
+    from games.render import make_rendering_vec, renderer
+
+    render = renderer("moba", "radiant", 2)
+    assert isinstance(render, MobaRenderer) and render.extra_options == {}
+    assert set(render.exact_colours) >= {GROUND, *TEAM_COLOURS}
+    vec = make_rendering_vec("moba", {"team_size": 1, "max_ticks": 20}, render, autoreset=False)
+    try:
+        vec.reset(seed=0)
+        frame = render.frame(vec)
+        assert frame.shape == (128, 128, 3) and frame.dtype == np.uint8
+        np.testing.assert_array_equal(frame, render_frame(vec.core, 0, "radiant", 2))
+        assert renderer("moba").frame(vec).shape == (384, 384, 3)  # full view, scale 6
+    finally:
+        vec.close()
+    with pytest.raises(ValueError, match="team"):
+        renderer("moba", "blue")
+
+
+def test_other_games_render_through_their_own_rgb_array():
+    from games.render import EnvRenderer, RenderError, make_rendering_vec, renderer
+
+    render = renderer("connect_four")
+    assert isinstance(render, EnvRenderer)
+    assert render.extra_options == {"render_mode": "rgb_array"}
+    vec = make_rendering_vec("connect_four", {}, render, autoreset=False)
+    try:
+        vec.reset(seed=0)
+        frame = render.frame(vec)
+    finally:
+        vec.close()
+    assert frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8
+    with pytest.raises(RenderError, match="'connect_four' has no team views"):
+        renderer("connect_four", "player_0")
+
+
+def test_frames_are_checked_and_made_rgb():
+    from games.render import RenderError, as_rgb_frame
+
+    rgba = np.zeros((4, 5, 4), np.uint8)
+    rgba[..., 0] = 7
+    out = as_rgb_frame("g", rgba)
+    assert out.shape == (4, 5, 3) and (out[..., 0] == 7).all() and out.flags["C_CONTIGUOUS"]
+    clipped = as_rgb_frame("g", np.full((2, 2, 3), 300.0))
+    assert clipped.dtype == np.uint8 and (clipped == 255).all()
+    for bad, what in ((None, "NoneType"), ("ansi text", "str"),
+                      (np.zeros((4, 5)), r"an array of shape \(4, 5\)")):
+        with pytest.raises(RenderError, match=rf"game 'g' cannot render: render\(\) gave {what}"):
+            as_rgb_frame("g", bad)

@@ -54,8 +54,8 @@ class Recording:
     def __init__(self, side) -> None:
         self.side, self.actions = side, []
 
-    def reset(self) -> None:
-        self.side.reset()
+    def reset(self, mine=None) -> None:
+        self.side.reset(mine)
 
     def act(self, step, episode_start, out) -> None:
         self.side.act(step, episode_start, out)

@@ -1,4 +1,5 @@
-"""Players, the batched match runner, and `arena tournament`."""
+"""Players, matches through the one policy runner, and `arena tournament` (on the MOBA; other
+games: tests/test_any_game_play.py)."""
 
 import csv
 import hashlib
@@ -12,18 +13,25 @@ import torch
 from arena.checkpoints import CheckpointError
 from arena.cli import main
 from arena.config import CONFIG_DIR, load_config, to_dict
-from arena.evaluate import BotEvaluator, play_vs_bots
 from arena.learner import PPOLearner
-from arena.players import BotPlayer, PolicyPlayer, load_player, play_match, play_matches
-from arena.tournament import Entrant, entrants_from, run_tournament, write_results
+from arena.play.evaluate import BotEvaluator, play_vs_bots
+from arena.play.players import (
+    BotPlayer,
+    MatchGame,
+    PolicyPlayer,
+    check_fits,
+    load_player,
+)
+from arena.play.runner import BotSide, play_against, play_games
+from arena.play.tournament import Entrant, entrants_from, run_tournament, write_results
 from arena.train import train
-from games.moba import MobaLayout, make_config
 from league.ratings import BOT_ANCHORS
 
 SHORT = ["game.options.max_ticks=30", "game.num_envs=2", "ppo.chunk_len=10",
          "ppo.chunks_per_update=3", "eval.every=0", "watch.every=0", "model.hidden=32",
          "model.lstm_hidden=32"]
 OPTIONS = {"team_size": 3, "max_ticks": 60}
+GAME = MatchGame("moba", OPTIONS)
 BOTS = ["random", "passive", "lasthitter", "pusher"]
 
 
@@ -40,6 +48,11 @@ def untrained(*overrides):
     return PPOLearner(to_dict(load_config(CONFIG_DIR / "default.yaml", [*SHORT, *overrides]))).eval()
 
 
+def weights(player):
+    return {f"{key}.{name}": t for key, policy in player.policies.items()
+            for name, t in policy.state_dict().items()}
+
+
 # ---- players and matches --------------------------------------------------------------------
 def test_players_from_every_kind_of_spec(run_dir):
     snap_file = run_dir / "league" / "hero" / "snapshot-000001.safetensors"
@@ -47,21 +60,24 @@ def test_players_from_every_kind_of_spec(run_dir):
     expected = {str(run_dir): ("t", 2), str(ckpt): ("t/update-000001", 1),
                 f"{run_dir}@0": ("t@0", 1), f"{run_dir}@1": ("t@1", 2),
                 str(snap_file): ("t@1", 2)}
-    bot = load_player("random", OPTIONS)
+    bot = load_player("random", GAME)
     assert isinstance(bot, BotPlayer) and bot.name == "random" and bot.update is None
-    players = []
-    for spec, (name, update) in expected.items():
-        player = load_player(spec, OPTIONS, seed=1)
-        assert isinstance(player, PolicyPlayer)
-        assert (player.name, player.update) == (name, update), spec
-        players.append(player)
-    out = play_matches([(p, bot) for p in players], games=2, seed=0,
-                       game_options={**OPTIONS, "max_ticks": 20})
-    assert all(s.shape == (2,) and np.isin(s, [0.0, 0.5, 1.0]).all() for s in out)
+    short = MatchGame("moba", {**OPTIONS, "max_ticks": 20})
+    vec = short.vec(2, autoreset=False)
+    try:
+        for seed, (spec, (name, update)) in enumerate(expected.items()):
+            player = load_player(spec, GAME)
+            assert isinstance(player, PolicyPlayer) and set(player.policies) == {"hero"}
+            assert (player.name, player.update) == (name, update), spec
+            check_fits(player, short)
+            scores = play_against(vec, player.side(vec, seed), bot.side(vec, seed + 1), seed=0)
+            assert scores.shape == (2,) and np.isin(scores, [0.0, 0.5, 1.0]).all(), spec
+    finally:
+        vec.close()
     # the snapshot by id and by file are the same weights
-    a = load_player(f"{run_dir}@1", OPTIONS).learner.state_dict()
-    b = load_player(str(snap_file), OPTIONS).learner.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("policies."))
+    a = weights(load_player(f"{run_dir}@1", GAME))
+    b = weights(load_player(str(snap_file), GAME))
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_spec_errors_name_the_spec(run_dir, tmp_path):
@@ -86,35 +102,51 @@ def test_spec_errors_name_the_spec(run_dir, tmp_path):
 
     save_file({"policies.hero.nothing": torch.zeros(2)},
               str(bad_run / "league" / "hero" / "snapshot-000000.safetensors"))
-    cases[f"{bad_run}@0"] = "do not fit the run's model"
+    cases[f"{bad_run}@0"] = "do not fit the network of its config"
     empty = tmp_path / "empty_run"
     empty.mkdir()
     cases[str(empty)] = "no checkpoints"
     for spec, message in cases.items():
         with pytest.raises(CheckpointError, match=message) as info:
-            load_player(spec, OPTIONS)
+            load_player(spec, GAME)
         if spec != "nosuchbot":
             assert str(info.value).startswith(spec.split("@")[0]) or spec in str(info.value), spec
-    with pytest.raises(CheckpointError, match="another team size"):
-        load_player(str(run_dir), {"team_size": 2})
+    # a player of another team size loads, and is refused when it takes a seat
+    two = MatchGame("moba", {"team_size": 2})
+    player = load_player(str(run_dir), two)
+    with pytest.raises(CheckpointError, match="another team size") as info:
+        check_fits(player, two)
+    assert str(info.value).startswith(str(run_dir))
+    vec = two.vec(1)
+    try:
+        with pytest.raises(CheckpointError, match="another team size"):
+            player.side(vec, seed=0)
+    finally:
+        vec.close()
 
 
 def test_policy_players_are_reproducible_and_leave_torch_random_state_alone(run_dir):
     cache: dict = {}
 
     def trace(seed):
-        a = load_player(f"{run_dir}@1", OPTIONS, seed=seed, cache=cache)
-        b = load_player(f"{run_dir}@0", OPTIONS, seed=seed + 1, cache=cache)
+        a = load_player(f"{run_dir}@1", GAME, cache=cache)
+        b = load_player(f"{run_dir}@0", GAME, cache=cache)
+        vec = GAME.vec(2, autoreset=False)
         digest = hashlib.sha256()
         torch.manual_seed(123)
         before = torch.get_rng_state()
-        scores = play_matches([(a, b)], games=2, seed=3, game_options=OPTIONS,
-                              on_step=lambda core: digest.update(core.unit_f.tobytes()))[0]
+        try:
+            seats = np.array([[0, 1], [1, 0]])
+            result = play_games(vec, [a.side(vec, seed), b.side(vec, seed + 1)], seats, seed=3,
+                                on_step=lambda v, step: digest.update(v.core.unit_f.tobytes()))
+        finally:
+            vec.close()
         # sampling uses the players' own generators, never torch's global one
         assert torch.equal(torch.get_rng_state(), before)
-        return scores.tolist(), digest.hexdigest()
+        return result.scores(seats, 0).tolist(), digest.hexdigest()
 
     first = trace(0)
+    assert len(cache) == 2  # each spec's networks loaded once
     assert trace(0) == first
     assert trace(1)[1] != first[1]  # another seed, other actions
 
@@ -125,43 +157,57 @@ def test_per_agent_weights_play_each_hero_with_its_own_network():
     with torch.no_grad():
         learner.policy_for("hero.dire_0").actor.bias[0] = 1e4  # always the no-op
         learner.policy_for("hero.dire_1").actor.bias[0] = -1e4  # never the no-op
-    player = PolicyPlayer("per-agent", learner, deterministic=True)
-    config = make_config(team_size=3, max_ticks=30)
-    from games.moba import MobaCore
+    policies = {g.key: learner.policy_for(g.key) for g in learner.groups}
+    player = PolicyPlayer("per-agent", policies, per_agent_weights=True, deterministic=True)
+    game = MatchGame("moba", {"team_size": 3, "max_ticks": 30})
+    vec = game.vec(2, autoreset=False)
+    try:
+        side = player.side(vec, seed=0)
+        assert sorted(g.key for g in side.groups) == sorted(policies)  # a network per hero
+        step = vec.reset(seed=0)
+        mine = np.zeros((2, vec.num_slots), bool)
+        mine[:, 3:] = True  # the dire heroes of both games
+        side.reset(mine)
+        out = np.full((2, vec.num_slots), -1, np.int64)
+        side.act(step, np.ones((2, vec.num_slots), bool), out)
+        assert (out[:, :3] == -1).all()  # radiant's slots are not this side's
+        assert (out[:, 3] == 0).all() and (out[:, 4] != 0).all()  # dire_0 and dire_1
+        scores = play_against(vec, side, BotPlayer("random", "moba").side(vec, seed=1), seed=0)
+        assert scores.shape == (2,)
+    finally:
+        vec.close()
 
-    core = MobaCore(config, num_games=2, autoreset=False)
-    r = core.reset(seed=0)
-    player.begin(np.array([3, 4, 3, 4]))  # dire_0, dire_1 of two games
-    actions = player.act(r.obs[[0, 0, 1, 1], [3, 4, 3, 4]], r.action_mask[[0, 0, 1, 1], [3, 4, 3, 4]],
-                         np.ones(4, bool))
-    assert actions[0] == 0 and actions[2] == 0 and actions[1] != 0 and actions[3] != 0
-    with pytest.raises(ValueError, match="hero slot"):
-        player.begin(4)
-    scores = play_match(player, BotPlayer("random", MobaLayout(config)), games=2, seed=0,
-                        game_options=config)
-    assert scores.shape == (2,)
 
+def test_sides_play_both_teams_and_act_once_per_step_for_all_their_rows():
+    game = MatchGame("moba", {"team_size": 1, "max_ticks": 600})
+    vec = game.vec(4, autoreset=False)
+    try:
+        pusher = BotPlayer("pusher", "moba").side(vec, seed=0)
+        rand = BotPlayer("random", "moba").side(vec, seed=1)
+        # pusher wins from either team; as the second side it loses every game it plays
+        assert play_against(vec, pusher, rand, seed=0).tolist() == [1.0] * 4
+        assert play_against(vec, rand, pusher, seed=0).tolist() == [0.0] * 4
+        # three sides at the tables of one batch: each acts once per step, for all its rows
+        calls = []
 
-def test_sides_are_swapped_and_maps_mirrored():
-    config = {"team_size": 1, "max_ticks": 600}
-    lay = MobaLayout(make_config(**config))
-    pusher, rand = BotPlayer("pusher", lay), BotPlayer("random", lay, seed=1)
-    # pusher wins from either side; as B it loses every game it plays
-    assert play_match(pusher, rand, games=4, seed=0, game_options=config).tolist() == [1.0] * 4
-    assert play_match(rand, pusher, games=4, seed=0, game_options=config).tolist() == [0.0] * 4
-    # several pairings in one core, one act per player per tick
-    calls = []
+        class Counting:
+            def __init__(self, bot):
+                self.bot = bot
 
-    class Counting(BotPlayer):
-        def act(self, obs, mask, episode_start):
-            calls.append(len(obs))
-            return super().act(obs, mask, episode_start)
+            def act(self, obs, mask):
+                calls.append(len(obs))
+                return self.bot.act(obs, mask)
 
-    counting = Counting("lasthitter", lay)
-    out = play_matches([(counting, rand), (counting, BotPlayer("passive", lay))], games=3, seed=0,
-                       game_options=config)
-    assert [len(s) for s in out] == [3, 3]
-    assert set(calls) == {6}  # 2 pairings x 3 games x 1 hero, in one call per tick
+        lasthitter = BotPlayer("lasthitter", "moba").side(vec, seed=2)
+        counting = BotSide(vec, {r: Counting(b) for r, b in lasthitter.bots.items()})
+        passive = BotPlayer("passive", "moba").side(vec, seed=3)
+        seats = np.array([[0, 1], [1, 0], [0, 2], [2, 0]])
+        result = play_games(vec, [counting, rand, passive], seats, seed=0)
+    finally:
+        vec.close()
+    assert set(calls) == {4}  # 4 games x 1 hero of its own, in one call per step
+    assert len(calls) == result.lengths.max()
+    assert [result.scores(seats, 0).shape, result.scores(seats, 2).shape] == [(4,), (4,)]
 
 
 def test_bot_evaluation_keeps_its_interface():
@@ -186,17 +232,25 @@ def test_bots_alone_rank_in_their_known_order(tmp_path, capsys):
     assert [int(r["games"]) for r in rows] == [24] * 4
     doc = json.loads((tmp_path / "tournament.json").read_text())
     assert [r["name"] for r in doc["table"]] == [r["name"] for r in rows]
-    assert len(doc["pairs"]) == 6 and all(len(p["scores"]) == 8 for p in doc["pairs"])
-    assert doc["meta"]["game_options"] == {"max_ticks": 600}
+    assert len(doc["matches"]) == 6
+    for match in doc["matches"]:
+        assert len(match["players"]) == 2 and set(match["scores"]) == set(match["players"])
+        a, b = (match["scores"][p] for p in match["players"])
+        assert len(a) == len(b) == 8 and all(x + y == 1.0 for x, y in zip(a, b))
+        assert match["mean"][match["players"][0]] == pytest.approx(np.mean(a))
+    assert doc["meta"]["game"] == "moba" and doc["meta"]["game_options"] == {"max_ticks": 600}
+    assert doc["meta"]["teams"] == ["radiant", "dire"]
     out = captured.out
     assert out.index("pusher") < out.index("lasthitter") < out.index("passive") < out.index("random")
     assert "mu - 3 sigma" in out and "win rate" in out
+    assert "tournament on moba (radiant vs dire): 4 players, 6 pairs" in captured.err
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
 
 
 def test_run_directories_enter_with_their_snapshots(run_dir, tmp_path):
     entrants = entrants_from([str(run_dir)], ["random"])
     assert [(e.name, e.update) for e in entrants] == [("t@0", 1), ("t@1", 2), ("random", None)]
+    assert all(e.run == str(run_dir) for e in entrants[:2]) and entrants[2].is_bot
     # without league snapshots a run enters with its checkpoints
     no_league = tmp_path / "nl"
     shutil.copytree(run_dir, no_league, ignore=shutil.ignore_patterns("league", "tb"))
@@ -205,31 +259,52 @@ def test_run_directories_enter_with_their_snapshots(run_dir, tmp_path):
     # the same player twice enters once
     again = entrants_from([str(run_dir), f"{run_dir}@1", "random"], ["random"])
     assert [e.name for e in again] == ["t@0", "t@1", "random"]
+    with pytest.raises(CheckpointError, match="unknown bot 'connect4' for game 'moba'"):
+        entrants_from([str(run_dir)], ["connect4"], GAME)
+
+
+def test_a_run_with_snapshots_and_no_checkpoint_plays_its_snapshots(run_dir, tmp_path, capsys):
+    only = tmp_path / "so"
+    shutil.copytree(run_dir, only,
+                    ignore=shutil.ignore_patterns("checkpoints", "tb", "tournament*"))
+    assert [e.name for e in entrants_from([str(only)], ["random"])] == ["so@0", "so@1", "random"]
+    code = main(["tournament", str(only), "--bots", "random", "--games", "2", "--max-ticks", "60"])
+    assert code == 0, capsys.readouterr().err
 
 
 def test_tournaments_are_deterministic_and_workers_change_nothing(run_dir, tmp_path):
     entrants = entrants_from([str(run_dir), str(run_dir / "checkpoints" / "update-000002.ckpt")],
                              ["random"])
-    one, pairs1 = run_tournament(entrants, games=4, seed=5, workers=1, game_options=OPTIONS)
-    again, pairs_again = run_tournament(entrants, games=4, seed=5, workers=1, game_options=OPTIONS)
-    two, pairs2 = run_tournament(entrants, games=4, seed=5, workers=2, game_options=OPTIONS)
-    assert pairs1 == pairs_again == pairs2
+    one, res1 = run_tournament(entrants, GAME, games=4, seed=5, workers=1)
+    again, res_again = run_tournament(entrants, GAME, games=4, seed=5, workers=1)
+    two, res2 = run_tournament(entrants, GAME, games=4, seed=5, workers=2)
+    assert res1 == res_again == res2
     assert one.table() == again.table() == two.table()
     assert one.rating("random") == (BOT_ANCHORS["random"], 1.0)  # the bot anchors the scale
-    assert len(pairs1) == 6 and all(len(s) == 4 for s in pairs1.values())
-    json_path, csv_path = write_results(tmp_path, one, entrants, pairs1, {"seed": 5})
+    assert len(res1) == 6 and list(res1) == sorted(res1)
+    for table, per_game in res1.items():
+        assert len(table) == 2 and len(per_game) == 4
+        assert all(len(g) == 2 and sum(g) == 1.0 and set(g) <= {0.0, 0.5, 1.0} for g in per_game)
+    json_path, csv_path = write_results(tmp_path, one, entrants, res1, {"seed": 5})
     doc = json.loads(json_path.read_text())
     assert {r["name"]: r["update"] for r in doc["table"]}["t@1"] == 2
     assert doc["ratings"]["anchors"] == ["random"]
+    assert len(doc["matches"]) == 6
+    first = doc["matches"][0]
+    names = [entrants[i].name for i in next(iter(res1))]
+    assert first["players"] == names
+    assert first["scores"] == {n: [g[m] for g in res1[tuple(next(iter(res1)))]]
+                               for m, n in enumerate(names)}
     assert len(list(csv.DictReader(csv_path.open()))) == 4
 
 
-def test_pair_seeds_do_not_depend_on_the_other_participants():
+def test_table_seeds_do_not_depend_on_the_other_participants():
+    game = MatchGame("moba", {"max_ticks": 60})
     entrants = [Entrant("random", "random"), Entrant("passive", "passive")]
-    _, small = run_tournament(entrants, games=2, seed=9, game_options={"max_ticks": 60})
-    _, big = run_tournament([*entrants, Entrant("pusher", "pusher")], games=2, seed=9,
-                            game_options={"max_ticks": 60})
-    assert big["random vs passive"] == small["random vs passive"]
+    _, small = run_tournament(entrants, game, games=2, seed=9)
+    _, big = run_tournament([*entrants, Entrant("pusher", "pusher")], game, games=2, seed=9)
+    assert list(small) == [(0, 1)] and big[(0, 1)] == small[(0, 1)]
+    assert set(big) == {(0, 1), (0, 2), (1, 2)}
 
 
 def test_cli_tournament_writes_into_the_run_and_logs_the_rating_curve(run_dir, capsys):
@@ -241,6 +316,9 @@ def test_cli_tournament_writes_into_the_run_and_logs_the_rating_curve(run_dir, c
     assert code == 0, captured.err
     assert (run_dir / "tournament.json").is_file() and (run_dir / "tournament.csv").is_file()
     assert "t@0" in captured.out and "t@1" in captured.out and "(anchor)" in captured.out
+    doc = json.loads((run_dir / "tournament.json").read_text())
+    assert doc["meta"]["game"] == "moba"
+    assert doc["meta"]["game_options"]["max_ticks"] == 60  # the run's options, --max-ticks on top
     acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0, "tensors": 0})
     acc.Reload()
     assert [s.step for s in acc.Scalars("tournament/rating")] == [1, 2]
@@ -255,6 +333,10 @@ def test_tournament_errors_are_one_line_and_exit_2(capsys, tmp_path):
         (["tournament", "--bots", "random", "superbot"], "unknown bot 'superbot'"),
         (["tournament", "random", "superbot"], "unknown bot 'superbot'"),
         (["tournament", "--bots", "--team-size", "9"], "team_size"),
+        (["tournament", "--bots", "--game", "connect_four", "--max-ticks", "9"],
+         "--team-size and --max-ticks are MOBA settings"),
+        (["tournament", "--bots", "--set", "max_ticks"], "expected KEY=VALUE"),
+        (["tournament", "--bots", "--game", "no_such_game"], "no_such_game"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv

@@ -262,3 +262,30 @@ def test_config_accepts_lightning_settings_and_leaves_curve_keys_to_their_user(t
     for root in (tmp_path / "file", tmp_path / "file" / "runs"):
         with pytest.raises(ConfigError, match=f"run.root: .*{tmp_path / 'file'} is a file"):
             load_config(None, [f"run.root={root}"])
+
+
+def test_the_progress_line_shows_the_recent_rate_not_the_average_since_start(monkeypatch):
+    """A slow start (compilation) must not drag the printed rate down for the whole run."""
+    import io
+    from types import SimpleNamespace
+
+    from arena.train import UpdateProgress
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
+    module = SimpleNamespace(cfg=SimpleNamespace(trainer=SimpleNamespace(max_updates=1000)),
+                             updates=0, agent_steps=0, _t_start=0.0, _updates_at_start=0,
+                             _steps_at_start=0, last_metrics={}, win_rates={})
+    trainer = SimpleNamespace(is_global_zero=True)
+    out = io.StringIO()
+    bar = UpdateProgress(interval=0.0, stream=out, window=60.0)
+    clock["now"] = 100.0  # the first update took 100 s (compilation), 1,000 agent-steps
+    module.updates, module.agent_steps = 1, 1_000
+    bar.on_train_batch_end(trainer, module, None, None, 0)
+    for k in range(2, 200):  # then 1 s per update of 10,000 agent-steps
+        clock["now"] += 1.0
+        module.updates, module.agent_steps = k, module.agent_steps + 10_000
+        bar.on_train_batch_end(trainer, module, None, None, 0)
+    last = out.getvalue().strip().splitlines()[-1]
+    assert "10,000 agent-steps/s" in last, last  # the average since start would be ~6,700
+    assert "ETA 0:13:21" in last, last  # 801 updates left at 1 s each

@@ -3,6 +3,7 @@
 directory or checkpoint handed over. Written the way the hole was found: a config whose
 game is `pettingzoo:os:system` with a shell command in its options."""
 
+import json
 import threading
 
 import pytest
@@ -16,7 +17,7 @@ from arena.checkpoints import CheckpointError, load_learner
 from arena.cli import main
 from arena.config import ConfigError, load_config, to_dict
 from arena.learner import PPOLearner
-from arena.players import load_player
+from arena.play.players import MatchGame, load_player, saved_config
 from arena.wire import decode, encode
 from games.registry import UntrustedGameError, check_trusted
 from league.pool import OpponentPool
@@ -63,7 +64,7 @@ class SpoofedLearner:
         while not self._stop.is_set():
             if not self.socket.poll(50, zmq.POLLIN):
                 continue
-            kind, meta, _ = decode(self.socket.recv_multipart())
+            kind, _, _ = decode(self.socket.recv_multipart())
             assert kind == "hello"
             self.hellos += 1
             self.socket.send_multipart(encode("hello", {
@@ -119,8 +120,9 @@ def test_everything_else_is_refused_naming_the_spec_and_how_to_allow_it(name, wh
 
 
 def test_a_factory_defined_outside_the_namespaces_is_refused(monkeypatch):
-    import mpe2.simple_tag_v3 as tag
     import os
+
+    import mpe2.simple_tag_v3 as tag
 
     monkeypatch.setattr(tag, "raw_env", os.system)  # a re-export from outside
     with pytest.raises(UntrustedGameError, match="defined in 'posix'|defined in 'nt'"):
@@ -228,24 +230,74 @@ def evil_run(root, marker, name="pettingzoo:os:system"):
 def test_tournament_and_watch_refuse_a_run_whose_config_runs_code(tmp_path, capsys):
     marker = tmp_path / "pwned"
     run = evil_run(tmp_path, marker)
-    assert main(["tournament", str(run), "--bots", "random", "--out", str(tmp_path)]) == 2
+    assert main(["tournament", f"{run}@0", "--bots", "random", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"{run / 'config.yaml'}: game 'pettingzoo:os:system' is not trusted" in err
     assert "--allow-game os" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
     assert main(["watch", f"{run}@0", "random", "--out", str(tmp_path / "m.gif")]) == 2
     assert "game 'pettingzoo:os:system' is not trusted" in capsys.readouterr().err
     assert not marker.exists() and not (tmp_path / "m.gif").exists()
+    # the whole run directory (its league snapshots) is refused too, whatever the message
+    assert main(["tournament", str(run), "--bots", "random", "--out", str(tmp_path)]) == 2
+    assert "Traceback" not in capsys.readouterr().err and not marker.exists()
+
+
+def test_a_whole_run_whose_config_runs_code_is_refused_naming_its_config(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    run = evil_run(tmp_path, marker)
+    assert main(["tournament", str(run), "--bots", "random", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert not marker.exists()
+    assert f"{run / 'config.yaml'}: game 'pettingzoo:os:system' is not trusted" in err, err
 
 
 def test_an_allowed_module_passes_the_trust_check(tmp_path, capsys):
     run = evil_run(tmp_path, tmp_path / "unused", "pettingzoo:games.memory:MemoryGame")
     assert main(["watch", f"{run}@0", "random", "--out", str(tmp_path / "m.gif")]) == 2
     assert "--allow-game games.memory" in capsys.readouterr().err
-    # allowed, it meets the next rule: tournaments and watch play the MOBA only
+    # allowed, it meets the next rule: the game must build with the run's options
     assert main(["watch", f"{run}@0", "random", "--out", str(tmp_path / "m.gif"),
                  "--allow-game", "games.memory"]) == 2
     err = capsys.readouterr().err
-    assert "not trusted" not in err and "play the MOBA only" in err
+    assert "not trusted" not in err and "'command'" in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "m.gif").exists()
+
+
+def memory_checkpoint(root):
+    """A trained-looking checkpoint of a game from outside the trusted namespaces (the memory
+    game as a pettingzoo: spec, red vs blue), in a run directory of its own."""
+    config = to_dict(load_config(None, [*SMALL, "league.enabled=false", "league.bot_prob=0",
+                                        "league.bots=[]", "eval.bots=null"]))
+    config["game"]["name"] = "pettingzoo:games.memory:MemoryGame"
+    config["game"]["options"] = {"teams": TEAMS, "team_size": 1}
+    config["reward"]["weights"] = {}  # the memory game reports no MOBA events
+    return save_checkpoint(root / "mem" / "checkpoints" / "update-000001.ckpt", config)
+
+
+def test_an_allowed_third_party_run_is_played(tmp_path, capsys):
+    # tournaments and watch once played the MOBA only; an allowed game of any kind is played
+    ckpt = memory_checkpoint(tmp_path)
+    run = ckpt.parent.parent
+    argv = ["tournament", str(run), "--bots", "random", "--games", "2", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert "--allow-game games.memory" in capsys.readouterr().err
+    assert main([*argv, "--allow-game", "games.memory"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "mem/update-000001" in out and "random (anchor)" in out
+    doc = json.loads((tmp_path / "tournament.json").read_text())
+    assert doc["meta"]["game"] == "pettingzoo:games.memory:MemoryGame"
+    assert doc["meta"]["teams"] == ["red", "blue"]
+    (match,) = doc["matches"]
+    assert all(len(s) == 2 and set(s) <= {0.0, 0.5, 1.0} for s in match["scores"].values())
+    # the memory game draws no pictures: watch says so before a match is played
+    gif = tmp_path / "m.gif"
+    assert main(["watch", str(ckpt), "random", "--out", str(gif),
+                 "--allow-game", "games.memory"]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert "not trusted" not in err and "render_mode" in err and len(err.splitlines()) == 1, err
+    assert "result:" not in captured.out and not gif.exists()
 
 
 def save_checkpoint(path, config):
@@ -278,8 +330,9 @@ def test_players_ignore_the_training_machines_key_folder(tmp_path):
     config = to_dict(load_config(None, SMALL))
     config["actors"]["curve_keys"] = str(tmp_path / "gone")  # keys of a machine long gone
     ckpt = save_checkpoint(tmp_path / "update-000001.ckpt", config)
-    player = load_player(str(ckpt), config["game"]["options"])
-    assert player.kind == "policy" and player.learner.cfg.actors.curve_keys is None
+    player = load_player(str(ckpt), MatchGame("moba", config["game"]["options"]))
+    assert player.kind == "policy" and set(player.policies) == {"hero"}
+    assert saved_config(str(ckpt)).actors.curve_keys is None
 
 
 def test_resume_refuses_a_handed_over_run_whose_config_runs_code(tmp_path, capsys):

@@ -2,14 +2,17 @@
 at the row's episode start), masked logits, and one seeded sampler per runner.
 
 `PolicyRunner` plays the rows of the policy groups it is given (a learner's, or a frozen
-snapshot's); a `BotSide` plays every row with the game's scripted bots (games/registry.py).
-`play_against` pits one side against another on any game with two or more teams, the first
-side playing each team in turn, and scores each game once it ends: 1 win, 0.5 draw, 0 loss.
-"""
+snapshot's); a `BotSide` plays the rows with the game's scripted bots (games/registry.py).
+`play_games` seats sides at the teams of every game of a batch (any number of teams, any
+roles) and plays one episode each: winners, lengths, team returns and event totals;
+`play_against` is its two-sided form, the first side playing each team in turn, scored
+1 win, 0.5 draw, 0 loss. Collection (arena/rollout.py) shares the episode-transition rule,
+the group-rows view and the sampler."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,7 +27,10 @@ def group_rows(arrays: Mapping[str, np.ndarray], group: Any,
                device: torch.device) -> torch.Tensor:
     """A step's per-role (B, n_role, X) array (obs, masks, final obs) as the (B * n, X)
     rows of one policy group, game-major, on `device`."""
-    x = arrays[group.role.name][:, group.role_columns]
+    x = arrays[group.role.name]
+    if len(group.role_columns) != x.shape[1]:  # one agent's network: its column only
+        x = x[:, group.role_columns]
+    # a group playing the whole role is a view of the step's buffer: no copy on the CPU
     return torch.from_numpy(np.ascontiguousarray(x)).reshape(-1, x.shape[-1]).to(
         device, non_blocking=True)
 
@@ -49,7 +55,8 @@ def sample_actions(probs: torch.Tensor, generator: torch.Generator,
 
 
 class PolicyRunner:
-    """Acts for the slots of `groups` (arena.rollout.PolicyGroup) in every game of `vec`."""
+    """Acts for the slots of `groups` (arena.rollout.PolicyGroup) in every game of `vec`, or,
+    after `reset(mine)`, only for the rows of the slots it plays in a match."""
 
     def __init__(self, vec: VecGame, groups: Sequence[Any], policy_for: Callable[[str], Any],
                  seed: int, device: torch.device | str = "cpu",
@@ -59,77 +66,177 @@ class PolicyRunner:
         self.deterministic = deterministic
         self.generator = torch.Generator(device="cpu").manual_seed(int(seed))
         self._state: dict[str, State] = {}
+        self._rows: dict[str, np.ndarray | None] = {}  # group rows played; None: all of them
 
-    def reset(self) -> None:
-        B = self.vec.num_games
-        self._state = {g.key: self.policy_for(g.key).initial_state(B * len(g.slots), self.device)
-                       for g in self.groups}
+    def reset(self, mine: np.ndarray | None = None) -> None:
+        """Fresh LSTM states. `mine` (B, S) bool: the slots this side plays (fixed until the
+        next reset); only their rows are inferred. None: every slot of the groups."""
+        self._rows = {}
+        for g in self.groups:
+            rows = None
+            if mine is not None:
+                rows = np.flatnonzero(np.asarray(mine)[:, list(g.slots)].reshape(-1))
+                if len(rows) == self.vec.num_games * len(g.slots):
+                    rows = None
+            self._rows[g.key] = rows
+            n = self.vec.num_games * len(g.slots) if rows is None else len(rows)
+            self._state[g.key] = self.policy_for(g.key).initial_state(n, self.device)
 
     @torch.no_grad()
     def act(self, step: VecStep, episode_start: np.ndarray, out: np.ndarray) -> None:
         """Write the actions of the groups' slots into `out` (B, S); every row's LSTM state
         advances (a waiting agent still observes), and is reset where `episode_start`."""
-        B, dev = self.vec.num_games, self.device
+        dev = self.device
         for g in self.groups:
-            starts = torch.from_numpy(np.ascontiguousarray(episode_start[:, g.slots])).reshape(-1)
+            rows = self._rows.get(g.key)
+            starts = np.ascontiguousarray(episode_start[:, g.slots]).reshape(-1)
+            obs, mask = group_rows(step.obs, g, dev), group_rows(step.action_mask, g, dev)
+            if rows is not None:
+                if not len(rows):
+                    continue
+                index = torch.from_numpy(rows).to(dev)
+                obs, mask, starts = obs[index], mask[index], starts[rows]
             logits, _, self._state[g.key] = self.policy_for(g.key).step(
-                group_rows(step.obs, g, dev), self._state[g.key], starts.to(dev),
-                group_rows(step.action_mask, g, dev))
+                obs, self._state[g.key], torch.from_numpy(starts).to(dev), mask)
             if self.deterministic:
                 action = logits.argmax(dim=-1)
             else:  # masked actions have probability 0
                 action = sample_actions(torch.softmax(logits.float(), dim=-1), self.generator, dev)
-            out[:, g.slots] = action.view(B, len(g.slots)).cpu().numpy()
+            action = action.cpu().numpy()
+            view = out[:, g.slots]
+            if rows is None:
+                view[...] = action.reshape(view.shape)
+            else:
+                flat = view.reshape(-1)
+                flat[rows] = action
+                view = flat.reshape(view.shape)
+            out[:, g.slots] = view
 
 
 class BotSide:
-    """Scripted bots as a side of a match: `bots[role]` acts for every slot of that role."""
+    """Scripted bots as a side of a match: `bots[role]` acts for every slot of that role (or,
+    after `reset(mine)`, for the rows of the slots this side plays)."""
 
     def __init__(self, vec: VecGame, bots: Mapping[str, Any]) -> None:
         self.vec, self.bots = vec, dict(bots)
+        self._rows: dict[str, np.ndarray | None] = {}
 
-    def reset(self) -> None:
-        """Bots keep no per-game state."""
+    def reset(self, mine: np.ndarray | None = None) -> None:
+        """Bots keep no per-game state; `mine` only narrows the rows they are asked about."""
+        self._rows = {}
+        for role in self.vec.roles:
+            rows = None
+            if mine is not None:
+                rows = np.flatnonzero(np.asarray(mine)[:, list(role.slots)].reshape(-1))
+                if len(rows) == self.vec.num_games * len(role.slots):
+                    rows = None
+            self._rows[role.name] = rows
 
     def act(self, step: VecStep, episode_start: np.ndarray, out: np.ndarray) -> None:
         B = self.vec.num_games
         for role in self.vec.roles:
-            n = len(role.slots)
-            picked = self.bots[role.name].act(step.obs[role.name].reshape(B * n, -1),
-                                              step.action_mask[role.name].reshape(B * n, -1))
-            out[:, list(role.slots)] = np.asarray(picked, np.int64).reshape(B, n)
+            n, slots = len(role.slots), list(role.slots)
+            obs = step.obs[role.name].reshape(B * n, -1)
+            mask = step.action_mask[role.name].reshape(B * n, -1)
+            rows = self._rows.get(role.name)
+            if rows is None:
+                picked = self.bots[role.name].act(obs, mask)
+                out[:, slots] = np.asarray(picked, np.int64).reshape(B, n)
+            elif len(rows):
+                picked = self.bots[role.name].act(obs[rows], mask[rows])
+                flat = out[:, slots].reshape(-1)
+                flat[rows] = np.asarray(picked, np.int64)
+                out[:, slots] = flat.reshape(B, n)
+
+
+@dataclass
+class MatchResult:
+    """Per game of a batch, its first episode: winners (B,) team index or -1 (draw),
+    lengths (B,) steps, returns (B, T) each team's summed reward, events (B, S, E) summed
+    per slot (names: the game's `event_names`) and final_events (B, S, E) those of the
+    episode's last step (for events that are values, not counts)."""
+
+    winners: np.ndarray
+    lengths: np.ndarray
+    returns: np.ndarray
+    events: np.ndarray
+    final_events: np.ndarray
+
+    def scores(self, seats: np.ndarray, side: int) -> np.ndarray:
+        """`side`'s score per game (1 its team won, 0.5 draw, 0 loss)."""
+        team = np.argmax(np.asarray(seats) == side, axis=1)
+        return np.where(self.winners < 0, 0.5, (self.winners == team).astype(np.float64))
+
+
+def play_games(vec: VecGame, sides: Sequence[Any], seats: np.ndarray, seed: int,
+               max_steps: int = 100_000,
+               on_step: Callable[[VecGame, VecStep], None] | None = None) -> MatchResult:
+    """Play one episode in every game of `vec`: `seats[b, t]` is the index in `sides` of the
+    side that plays team t in game b. Sides are PolicyRunners, BotSides or anything with
+    `reset(mine)` and `act(step, episode_start, out)`; each acts once per step for all of its
+    rows. Game b is reset with seed + b; a game that ends restarts and plays on unrecorded
+    until every game has ended once. `on_step(vec, step)` is called after the reset and after
+    every step (e.g. to record frames)."""
+    B, S = vec.num_games, vec.num_slots
+    T = len(vec.team_names)
+    seats = np.asarray(seats, np.int64)
+    if seats.shape != (B, T):
+        raise ValueError(f"play_games: seats must be (num_games, teams) = {(B, T)}, "
+                         f"got {seats.shape}")
+    if seats.min() < 0 or seats.max() >= len(sides):
+        raise ValueError(f"play_games: seats name sides 0..{len(sides) - 1}, got "
+                         f"{sorted(set(seats.ravel().tolist()))}")
+    slot_side = seats[:, vec.slot_team]  # (B, S)
+    step = vec.reset(seed=seed)
+    outs = []
+    for i, side in enumerate(sides):
+        side.reset(slot_side == i)
+        outs.append(np.zeros((B, S), np.int64))
+    if on_step is not None:
+        on_step(vec, step)
+    E = len(vec.event_names)
+    winners = np.full(B, -1, np.int64)
+    lengths = np.zeros(B, np.int64)
+    returns = np.zeros((B, T), np.float64)
+    events = np.zeros((B, S, E), np.float64)
+    final_events = np.zeros((B, S, E), np.float64)
+    open_ = np.ones(B, bool)
+    alive = step.alive.copy()
+    episode_start = np.ones((B, S), bool)
+    actions = np.zeros((B, S), np.int64)
+    for _ in range(max_steps):
+        for i, side in enumerate(sides):
+            side.act(step, episode_start, outs[i])
+            np.copyto(actions, outs[i], where=slot_side == i)
+        step = vec.step(actions)
+        if on_step is not None:
+            on_step(vec, step)
+        rewards = np.where(open_[:, None], step.rewards, 0.0)
+        np.add.at(returns.T, vec.slot_team, rewards.T)
+        if E:
+            events[open_] += step.events[open_]
+        ended = step.dones & open_
+        if ended.any():
+            if E:
+                final_events[ended] = step.events[ended]
+            winners[ended] = step.winners[ended]
+            lengths[ended] = step.lengths[ended]
+            open_ &= ~ended
+            if not open_.any():
+                return MatchResult(winners, lengths, returns, events, final_events)
+        _, episode_start = transitions(alive, step)
+        alive = step.alive.copy()
+    raise RuntimeError(f"play_games: {int(open_.sum())} of {B} games did not end within "
+                       f"{max_steps} steps")
 
 
 def play_against(vec: VecGame, first: Any, second: Any, seed: int,
                  max_steps: int = 100_000) -> np.ndarray:
     """The score of `first` in each game of `vec` (1 win, 0.5 draw, 0 loss): it plays team
-    `b % T` of game b, `second` every other team. Sides are PolicyRunners or BotSides. Each
-    game counts once, when its first episode ends."""
-    B, S = vec.num_games, vec.num_slots
-    T = len(vec.team_names)
+    `b % T` of game b, `second` every other team."""
+    B, T = vec.num_games, len(vec.team_names)
     if T < 2:
         raise ValueError(f"a match needs at least two teams; this game has {vec.team_names}")
-    mine = vec.slot_team[None, :] == (np.arange(B) % T)[:, None]  # (B, S)
-    scores = np.full(B, np.nan)
-    ours = np.zeros((B, S), np.int64)
-    theirs = np.zeros((B, S), np.int64)
-    step = vec.reset(seed=seed)
-    first.reset()
-    second.reset()
-    alive = step.alive.copy()
-    episode_start = np.ones((B, S), bool)
-    for _ in range(max_steps):
-        first.act(step, episode_start, ours)
-        second.act(step, episode_start, theirs)
-        step = vec.step(np.where(mine, ours, theirs))
-        done = step.dones
-        if done.any():
-            for b in np.flatnonzero(done & np.isnan(scores)):
-                w = int(step.winners[b])
-                scores[b] = 0.5 if w < 0 else float(w == b % T)
-            if not np.isnan(scores).any():
-                return scores
-        _, episode_start = transitions(alive, step)
-        alive = step.alive.copy()
-    raise RuntimeError(f"play_against: {int(np.isnan(scores).sum())} of {B} games did not "
-                       f"end within {max_steps} steps")
+    seats = np.ones((B, T), np.int64)
+    seats[np.arange(B), np.arange(B) % T] = 0
+    return play_games(vec, [first, second], seats, seed, max_steps).scores(seats, 0)

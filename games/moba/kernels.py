@@ -3,7 +3,9 @@
 One call of `step_batch` advances every game by one tick and writes observations, masks,
 rewards and events into preallocated buffers; there is no Python loop over units or games.
 All randomness comes from a per-game xorshift64* generator, so a game's trajectory depends
-only on its seed and its actions, never on the other games in the batch.
+only on its seed and its actions, never on the other games in the batch. The `*_par`
+kernels run the games on several threads (contiguous chunks of games under `prange`, one
+scratch per chunk) with results bit-identical to the serial ones.
 
 Order within a tick (sequential, so results are deterministic):
   1. attack cooldowns tick down; 2. heroes act (illegal actions become no-ops and are
@@ -18,7 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from games.moba.layout import (
     ANCIENT, E_ASSISTS, E_DAMAGE_DEALT, E_DAMAGE_TAKEN, E_DEATHS, E_DENIES, E_GOLD,
@@ -901,24 +903,81 @@ def _write_entity(o, base, b, h, u, unit_f, unit_i, hero_i, sign, vis_scale, max
 # ---------------------------------------------------------------------------------------
 # batch entry points
 # ---------------------------------------------------------------------------------------
+# The serial kernels (`reset_batch`, `observe_batch`, `step_batch`, `sample_legal`) run the
+# games in order on one 2-D scratch (S, U). Their `*_par` twins split the games into
+# contiguous chunks, one per scratch in a 3-D scratch (C, S, U), run the chunks under
+# `prange` and each chunk's games in order, calling the same per-game functions. A game
+# reads only its own state, its own random stream and scratch it has written itself in the
+# same call, so every result is bit-identical to the serial kernels whatever the number of
+# chunks or threads.
+@njit(cache=True)
+def _reset_one(b, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng, params, fountains,
+               waypoints, tower_pos, items, xp_table, scratch_f, scratch_i, vis, ent_idx, obs,
+               mask):
+    reset_game(b, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng, params, fountains,
+               waypoints, tower_pos, items)
+    observe_game(b, 2 * waypoints.shape[1] + 1, unit_f, unit_i, hero_f, hero_i, game_i, params,
+                 fountains, items, xp_table, scratch_f, scratch_i, vis, ent_idx, obs, mask)
+
+
+@njit(cache=True)
+def _step_one(b, actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng, params,
+              fountains, waypoints, tower_pos, items, xp_table, scratch_f, scratch_i, vis,
+              ent_idx, obs, mask, rewards, dones, events, winners, lengths, autoreset):
+    if game_i[G_DONE, b] == 1:  # finished and not reset: nothing happens
+        dones[b] = 1
+        for h in range(rewards.shape[1]):
+            rewards[b, h] = 0.0
+            for e in range(events.shape[2]):
+                events[b, h, e] = 0.0
+        return
+    _step_game(b, actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng, params,
+               fountains, waypoints, items, xp_table, scratch_f, scratch_i, ent_idx, mask,
+               rewards, events)
+    dones[b] = game_i[G_DONE, b]
+    winners[b] = game_i[G_WINNER, b]
+    lengths[b] = game_i[G_TICK, b]
+    if dones[b] == 1:
+        game_i[G_EPISODES, b] += 1
+        if autoreset:
+            reset_game(b, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng, params,
+                       fountains, waypoints, tower_pos, items)
+    observe_game(b, 2 * waypoints.shape[1] + 1, unit_f, unit_i, hero_f, hero_i, game_i, params,
+                 fountains, items, xp_table, scratch_f, scratch_i, vis, ent_idx, obs, mask)
+
+
+@njit(cache=True)
+def _sample_one(b, mask, rng, out):
+    for h in range(mask.shape[1]):
+        n = 0
+        for a in range(mask.shape[2]):
+            n += mask[b, h, a]
+        pick = int(_rand(rng, b) * n)
+        for a in range(mask.shape[2]):
+            if mask[b, h, a]:
+                if pick == 0:
+                    out[b, h] = a
+                    break
+                pick -= 1
+
+
 @njit(cache=True)
 def reset_batch(games, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng, params,
                 fountains, waypoints, tower_pos, items, xp_table, scratch_f, scratch_i, vis,
                 ent_idx, obs, mask):
     for i in range(games.shape[0]):
-        b = games[i]
-        reset_game(b, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng, params, fountains,
-                   waypoints, tower_pos, items)
-        observe_game(b, 2 * waypoints.shape[1] + 1, unit_f, unit_i, hero_f, hero_i, game_i, params, fountains, items,
-                     xp_table, scratch_f, scratch_i, vis, ent_idx, obs, mask)
+        _reset_one(games[i], unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng, params,
+                   fountains, waypoints, tower_pos, items, xp_table, scratch_f, scratch_i, vis,
+                   ent_idx, obs, mask)
 
 
 @njit(cache=True)
 def observe_batch(unit_f, unit_i, hero_f, hero_i, game_i, params, fountains, waypoints, items,
                   xp_table, scratch_f, scratch_i, vis, ent_idx, obs, mask):
     for b in range(unit_f.shape[1]):
-        observe_game(b, 2 * waypoints.shape[1] + 1, unit_f, unit_i, hero_f, hero_i, game_i, params, fountains, items,
-                     xp_table, scratch_f, scratch_i, vis, ent_idx, obs, mask)
+        observe_game(b, 2 * waypoints.shape[1] + 1, unit_f, unit_i, hero_f, hero_i, game_i,
+                     params, fountains, items, xp_table, scratch_f, scratch_i, vis, ent_idx,
+                     obs, mask)
 
 
 @njit(cache=True)
@@ -928,40 +987,69 @@ def step_batch(actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng, p
     """Advance every game one tick. Finished games report done=1, their winner and length;
     with autoreset they restart at once and the returned observation is the new episode's."""
     for b in range(unit_f.shape[1]):
-        if game_i[G_DONE, b] == 1:  # finished and not reset: nothing happens
-            dones[b] = 1
-            for h in range(rewards.shape[1]):
-                rewards[b, h] = 0.0
-                for e in range(events.shape[2]):
-                    events[b, h, e] = 0.0
-            continue
-        _step_game(b, actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng, params,
-                   fountains, waypoints, items, xp_table, scratch_f, scratch_i, ent_idx, mask,
-                   rewards, events)
-        dones[b] = game_i[G_DONE, b]
-        winners[b] = game_i[G_WINNER, b]
-        lengths[b] = game_i[G_TICK, b]
-        if dones[b] == 1:
-            game_i[G_EPISODES, b] += 1
-            if autoreset:
-                reset_game(b, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng, params,
-                           fountains, waypoints, tower_pos, items)
-        observe_game(b, 2 * waypoints.shape[1] + 1, unit_f, unit_i, hero_f, hero_i, game_i, params, fountains, items,
-                     xp_table, scratch_f, scratch_i, vis, ent_idx, obs, mask)
+        _step_one(b, actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng, params,
+                  fountains, waypoints, tower_pos, items, xp_table, scratch_f, scratch_i, vis,
+                  ent_idx, obs, mask, rewards, dones, events, winners, lengths, autoreset)
 
 
 @njit(cache=True)
 def sample_legal(mask, rng, out):
     """Uniformly random legal action per hero (for benchmarks and the random bot)."""
     for b in range(mask.shape[0]):
-        for h in range(mask.shape[1]):
-            n = 0
-            for a in range(mask.shape[2]):
-                n += mask[b, h, a]
-            pick = int(_rand(rng, b) * n)
-            for a in range(mask.shape[2]):
-                if mask[b, h, a]:
-                    if pick == 0:
-                        out[b, h] = a
-                        break
-                    pick -= 1
+        _sample_one(b, mask, rng, out)
+
+
+@njit(parallel=True, cache=True)
+def reset_batch_par(games, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng, params,
+                    fountains, waypoints, tower_pos, items, xp_table, scratch_f, scratch_i, vis,
+                    ent_idx, obs, mask):
+    """`reset_batch` over C = scratch_f.shape[0] chunks of `games` (no index twice)."""
+    n = games.shape[0]
+    chunks = scratch_f.shape[0]
+    for c in prange(chunks):
+        sf = scratch_f[c]
+        si = scratch_i[c]
+        for i in range(c * n // chunks, (c + 1) * n // chunks):
+            _reset_one(games[i], unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng,
+                       params, fountains, waypoints, tower_pos, items, xp_table, sf, si, vis,
+                       ent_idx, obs, mask)
+
+
+@njit(parallel=True, cache=True)
+def observe_batch_par(unit_f, unit_i, hero_f, hero_i, game_i, params, fountains, waypoints,
+                      items, xp_table, scratch_f, scratch_i, vis, ent_idx, obs, mask):
+    """`observe_batch` over C = scratch_f.shape[0] chunks of the games."""
+    n = unit_f.shape[1]
+    chunks = scratch_f.shape[0]
+    bpt = 2 * waypoints.shape[1] + 1
+    for c in prange(chunks):
+        sf = scratch_f[c]
+        si = scratch_i[c]
+        for b in range(c * n // chunks, (c + 1) * n // chunks):
+            observe_game(b, bpt, unit_f, unit_i, hero_f, hero_i, game_i, params, fountains,
+                         items, xp_table, sf, si, vis, ent_idx, obs, mask)
+
+
+@njit(parallel=True, cache=True)
+def step_batch_par(actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng, params,
+                   fountains, waypoints, tower_pos, items, xp_table, scratch_f, scratch_i, vis,
+                   ent_idx, obs, mask, rewards, dones, events, winners, lengths, autoreset):
+    """`step_batch` over C = scratch_f.shape[0] chunks of the games."""
+    n = unit_f.shape[1]
+    chunks = scratch_f.shape[0]
+    for c in prange(chunks):
+        sf = scratch_f[c]
+        si = scratch_i[c]
+        for b in range(c * n // chunks, (c + 1) * n // chunks):
+            _step_one(b, actions, unit_f, unit_i, hero_f, hero_i, dmg_tick, game_i, rng, params,
+                      fountains, waypoints, tower_pos, items, xp_table, sf, si, vis, ent_idx,
+                      obs, mask, rewards, dones, events, winners, lengths, autoreset)
+
+
+@njit(parallel=True, cache=True)
+def sample_legal_par(mask, rng, out, chunks):
+    """`sample_legal` over `chunks` chunks of the games (each game has its own stream)."""
+    n = mask.shape[0]
+    for c in prange(chunks):
+        for b in range(c * n // chunks, (c + 1) * n // chunks):
+            _sample_one(b, mask, rng, out)

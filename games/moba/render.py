@@ -25,23 +25,32 @@ streams them into a GIF file as they are drawn (`out=`: memory stays about one f
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from games.gif import ClipPreview, GifWriter, check_frame, frame_duration_ms, gif_palette
-
+from games.gif import ClipPreview, Recorder, gif_bytes, save_gif
 from games.moba.config import MobaConfig
 from games.moba.kernels import G_DONE, G_TICK, G_WINNER
 from games.moba.layout import (
-    ANCIENT, F_HP, F_MAX_HP, F_VISION, F_X, F_Y, HERO, I_ALIVE, I_KIND, I_TEAM, TEAM_NAMES,
-    TOWER, MobaLayout,
+    ANCIENT,
+    F_HP,
+    F_MAX_HP,
+    F_VISION,
+    F_X,
+    F_Y,
+    HERO,
+    I_ALIVE,
+    I_KIND,
+    I_TEAM,
+    TEAM_NAMES,
+    TOWER,
+    MobaLayout,
 )
 
 # ---- colours ---------------------------------------------------------------------------
@@ -269,28 +278,6 @@ def _header(d: ImageDraw.ImageDraw, core: Any, game: int, t: int | None, g: _Geo
 
 
 # ---- GIFs ---------------------------------------------------------------------------------
-def _check_frames(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
-    frames = list(frames)
-    if not frames:
-        raise ValueError("write_gif: no frames to write")
-    shape = None
-    for i, f in enumerate(frames):
-        frames[i] = check_frame(f, i, shape)
-        shape = frames[i].shape
-    return frames
-
-
-def _save_gif(frames: Sequence[np.ndarray], target: str | os.PathLike | IO[bytes],
-              fps: float) -> Path | None:
-    """All frames known up front: the palette's free entries come from the whole clip."""
-    frame_duration_ms(fps)  # a bad fps fails before anything is created
-    frames = _check_frames(frames)
-    with GifWriter(target, fps, palette=_gif_palette(frames)) as gif:
-        for frame in frames:
-            gif.add(frame)
-    return gif.path
-
-
 def _known_colours() -> list[tuple[int, int, int]]:
     """Every flat colour the renderer paints, lit and fogged: kept exactly in GIFs."""
     lit = [GROUND, LANE, LANE_EDGE, *BASE_ZONE, SITE_OUTLINE, FOUNTAIN]
@@ -304,19 +291,9 @@ def _known_colours() -> list[tuple[int, int, int]]:
     return out
 
 
-def _gif_palette(frames: list[np.ndarray]) -> Image.Image:
-    """One palette for the whole GIF (3x faster than one per frame, and smaller files):
-    the renderer's flat colours exactly, the rest (antialiased text, other pictures) from a
-    median cut over up to 16 frames spread over the clip."""
-    step = max(1, len(frames) // 16)
-    return gif_palette(np.concatenate(frames[::step][:16], axis=0), _known_colours())
-
-
 def frames_to_gif_bytes(frames: Sequence[np.ndarray], fps: float = 10) -> bytes:
-    """The frames as the bytes of an animated, looping GIF."""
-    buf = io.BytesIO()
-    _save_gif(frames, buf, fps)
-    return buf.getvalue()
+    """MOBA frames as the bytes of an animated, looping GIF, the renderer's colours exact."""
+    return gif_bytes(frames, fps, _known_colours())
 
 
 def write_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: float = 10) -> Path:
@@ -327,100 +304,38 @@ def write_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: float 
     created. Returns the path. (To write frames as they are made, use a streaming
     `FrameRecorder(out=...)` or `games.gif.GifWriter`.)
     """
-    return _save_gif(frames, path, fps)
+    return save_gif(frames, path, fps, _known_colours())
 
 
 # ---- recording matches ----------------------------------------------------------------
-class FrameRecorder:
-    """An `on_step(core)` callback that renders every `every`-th call.
-
-    Use it as a match runner's step hook: `play_games(..., on_step=FrameRecorder())`.
-    By default the frames are kept in `.frames`. With `out=PATH` they are streamed into an
-    animated GIF at `fps` instead (`games.gif.GifWriter`, the renderer's colours exact) and
-    none is kept, so memory stays about one frame however long the match: use it as a
-    context manager and call `finish()` at the end (an error discards the half-written GIF).
-    `preview` (a `games.gif.ClipPreview`) also gets every frame, for a bounded copy.
-    `max_frames` (optional) stops recording once that many frames were recorded.
-    """
+class FrameRecorder(Recorder):
+    """A `games.gif.Recorder` of MOBA frames: an `on_step(core)` callback that renders game
+    `game` of a `MobaCore` (full view, or `team`'s view with its fog of war) every `every`-th
+    call, with the renderer's colours exact in the GIF."""
 
     def __init__(self, game: int = 0, team: str | None = None, every: int = 1, scale: int = 6,
                  max_frames: int | None = None, out: str | os.PathLike | None = None,
                  fps: float = 10, preview: ClipPreview | None = None) -> None:
         _team_index(team)
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise ValueError(f"FrameRecorder: every must be an int >= 1, got {every!r}")
-        if max_frames is not None and (isinstance(max_frames, bool) or max_frames < 1):
-            raise ValueError(f"FrameRecorder: max_frames must be None or >= 1, got {max_frames!r}")
-        self.game = int(game)
-        self.team = team
-        self.every = int(every)
-        self.scale = int(scale)
-        self.max_frames = max_frames
-        self.preview = preview
-        self.frames: list[np.ndarray] = []
-        self.count = 0  # frames recorded (kept in .frames or streamed)
-        self.shape: tuple[int, ...] | None = None
-        self.calls = 0
-        self._gif = None if out is None else GifWriter(out, fps, exact_colours=_known_colours())
-        self._core: Any = None  # the core of the last call that was not recorded
-
-    def __enter__(self) -> FrameRecorder:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if self._gif is not None:
-            self._gif.abort()  # no-op after finish(); else the GIF is incomplete
-
-    def __call__(self, core: Any) -> None:
-        due = self.calls % self.every == 0
-        if due and self._room():
-            self.record(render_frame(core, self.game, self.team, self.scale))
-        self._core = None if due else core
-        self.calls += 1
-
-    def record(self, frame: np.ndarray) -> None:
-        """Add one frame: streamed to the GIF (when `out` was given) or kept in `.frames`."""
-        if self._gif is not None:
-            self._gif.add(frame)
-        else:
-            self.frames.append(frame)
-        if self.preview is not None:
-            self.preview.add(frame)
-        self.count += 1
-        self.shape = frame.shape
-
-    def finish(self) -> Path | None:
-        """Record the final state when `every` skipped it (a match's end is always shown),
-        then complete the streamed GIF. Returns its path (None without `out`)."""
-        if self._core is not None and self._room():
-            self.record(render_frame(self._core, self.game, self.team, self.scale))
-        self._core = None
-        return None if self._gif is None else self._gif.close()
-
-    def write_gif(self, path: str | os.PathLike, fps: float = 10) -> Path:
-        return write_gif(self.frames, path, fps)
-
-    def _room(self) -> bool:
-        return self.max_frames is None or self.count < self.max_frames
+        self.game, self.team, self.scale = int(game), team, int(scale)
+        super().__init__(lambda core: render_frame(core, self.game, self.team, self.scale),
+                         every=every, max_frames=max_frames, out=out, fps=fps, preview=preview,
+                         exact_colours=_known_colours())
 
 
-def record_match(radiant_bot: Any, dire_bot: Any, seed: int = 0, config: MobaConfig | None = None,
-                 team: str | None = None, every: int = 1, scale: int = 6,
-                 on_step: Any = None) -> tuple[Any, list[np.ndarray]]:
-    """Play one match between two bots (`games.moba.match.play_games`) and record it.
+class MobaRenderer:
+    """The MOBA's renderer for `arena watch` and training GIFs (games/render.py): game 0 of
+    a `MobaVec`, full view or one team's (`view`: radiant or dire), `scale` pixels per unit."""
 
-    Returns `(MatchResult, frames)`. `on_step(core)`, if given, is also called each step
-    (e.g. to show progress).
-    """
-    from games.moba.match import play_games
+    extra_options: dict[str, Any] = {}
 
-    recorder = FrameRecorder(game=0, team=team, every=every, scale=scale)
+    def __init__(self, game: str = "moba", view: str | None = None, scale: int | None = None) -> None:
+        _team_index(view)
+        self.view, self.scale = view, 6 if scale is None else int(scale)
 
-    def hook(core: Any) -> None:
-        recorder(core)
-        if on_step is not None:
-            on_step(core)
+    @property
+    def exact_colours(self) -> list[tuple[int, int, int]]:
+        return _known_colours()
 
-    result = play_games(radiant_bot, dire_bot, num_games=1, seed=seed, config=config,
-                        on_step=hook)
-    return result, recorder.frames
+    def frame(self, vec: Any) -> np.ndarray:
+        return render_frame(vec.core, 0, self.view, self.scale)

@@ -10,7 +10,7 @@ policy makes one forward pass per step for all the games of a bot.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -52,8 +52,7 @@ def play_vs_bots(learner: PPOLearner, bots: list[str], games_per_side: int, seed
 
 class BotEvaluator:
     """Called by the learner every `eval.every` updates; returns metrics to log: the win
-    rate against each bot and, in symmetric games (one role), against two league snapshots
-    (the newest and a random one), and a rating of the latest policy on the bots' fixed
+    rate against each bot and against two league snapshots (the newest and a random one), and a rating of the latest policy on the bots' fixed
     scale (league/ratings.py, anchors from the game's registry entry), which makes the
     rating curve in TensorBoard. The rating table (an entry per evaluation and per snapshot
     played) is kept in the learner's checkpoints."""
@@ -75,28 +74,34 @@ class BotEvaluator:
         return _games(teams, self.games) // teams
 
     def play_snapshots(self, learner: PPOLearner) -> dict[int, np.ndarray]:
-        """The latest policy against the newest and a random older league snapshot."""
-        roles = {g.role.name for g in learner.groups}
-        if len(roles) != 1 or learner.collector is None or learner.collector.opponents is None:
+        """The latest policy against the newest and a random older league snapshot, each
+        playing every team in turn (in a game of several roles a snapshot plays with all of
+        its roles' networks, frozen together)."""
+        manager = None if learner.collector is None else learner.collector.opponents
+        pools = list(learner.pools.values())
+        if manager is None or not pools or not all(len(p) for p in pools):
             return {}
-        (role,) = roles
-        pool = learner.pools.get(role)
-        if pool is None or not len(pool):
+        ids = set.intersection(*({s.id for s in p.snapshots} for p in pools))
+        if not ids:
             return {}
+        ids = sorted(ids)
         rng = np.random.default_rng(self.seed + learner.updates)
-        picks = {pool.snapshots[-1].id, pool.snapshots[int(rng.integers(len(pool)))].id}
+        picks = {ids[-1], ids[int(rng.integers(len(ids)))]}
         vec = self._vecs.get("snapshot")
         if vec is None:
             vec = self._vecs["snapshot"] = make_vec(
                 learner.cfg.game.name, len(learner.team_names) * self.games_per_side(learner),
                 **learner.cfg.game.options)
+        role_of = {g.key: g.role.name for g in learner.groups}
         out = {}
         for snap_id in sorted(picks):
-            models = learner.collector.opponents.models(snap_id, role)
+            def frozen(key: str, snap_id: int = snap_id) -> Any:
+                return manager.models(snap_id, role_of[key])[key]
+
             seed = self.seed + 1000 * learner.updates + 7 * snap_id
             latest = PolicyRunner(vec, learner.groups, learner.policy_for, seed=seed,
                                   device=learner.device)
-            past = PolicyRunner(vec, learner.groups, models.__getitem__, seed=seed + 1,
+            past = PolicyRunner(vec, learner.groups, frozen, seed=seed + 1,
                                 device=learner.device)
             out[snap_id] = play_against(vec, latest, past, seed=seed)
         return out

@@ -1,0 +1,1 @@
+"""Learning: the PPO update (more of the learner moves here as the work touches it)."""
