@@ -159,3 +159,38 @@ def test_spec_wraps_any_parallel_env():
 def test_spec_bad_team_map():
     with pytest.raises(ValueError, match=r"matching no team: \['blue_0'\]"):
         games.make("pettingzoo:games.memory:MemoryGame", teams={"red": "red_"})
+
+
+def test_installed_packages_register_games_through_entry_points(monkeypatch):
+    """`[project.entry-points."arena.games"]`: the arena command knows a package's games in
+    every process; a broken plugin is reported and hides nothing."""
+    import importlib.metadata
+
+    from games import registry
+
+    class EntryPoint:
+        def __init__(self, name, value, fn):
+            self.name, self.value, self.fn = name, value, fn
+
+        def load(self):
+            return self.fn
+
+    def good():
+        registry.register("plugin_memory", "games.memory:MemoryGame", "from a plugin",
+                          overwrite=True)
+
+    def bad():
+        raise RuntimeError("broken")
+
+    eps = [EntryPoint("bad", "x:bad", bad), EntryPoint("good", "x:good", good)]
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group: eps if group == "arena.games" else [])
+    try:
+        with pytest.warns(UserWarning, match="plugin 'bad'.*broken"):
+            registry._load_plugins()
+        assert "plugin_memory" in {g.name for g in registry.list_games()}
+        registry.check_trusted("plugin_memory")  # an installed package is the user's own
+        entries = [e for e in registry.registrations() if e["name"] == "plugin_memory"]
+        assert entries and entries[0]["factory"] == "games.memory:MemoryGame"
+    finally:
+        registry._REGISTRY.pop("plugin_memory", None)
