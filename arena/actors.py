@@ -29,7 +29,6 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,7 +37,7 @@ import torch
 import zmq
 
 from arena.league_link import ActorError, ControlClient, PoolMirror, sync_league
-from arena.rollout import Rollout, concat_rollouts
+from arena.rollout import TORCH_DTYPES, Rollout, RolloutSpec, join_dim
 from arena.transport import (
     ChunkReceiver,
     ChunkSender,
@@ -58,49 +57,12 @@ HELLO_TIMEOUT_S = 30.0
 
 
 # ---- rollouts on the wire ------------------------------------------------------------------
-GROUP_FIELDS = {  # name: (dtype, shape kind)
-    "obs": ("float32", "LnD"), "action_mask": ("bool", "LnA"), "actions": ("int64", "Ln"),
-    "logprobs": ("float32", "Ln"), "values": ("float32", "Ln"),
-    "episode_starts": ("bool", "Ln"), "valid": ("bool", "Ln"), "agent_dones": ("bool", "Ln"),
-    "truncated": ("bool", "Ln"), "final_values": ("float32", "Ln"),
-    "state_h": ("float32", "KnH"), "state_c": ("float32", "KnH"),
-    "last_values": ("float32", "n"), "last_episode_starts": ("bool", "n"),
-}
-
-
-@dataclass(frozen=True)
-class RolloutSpec:
-    """The exact arrays a rollout from one actor must hold."""
-
-    length: int  # steps (chunk_len * chunks)
-    chunks: int
-    games: int
-    slots: int
-    events: int
-    groups: tuple[tuple[str, int, int, int, int], ...]  # key, rows per game, obs, actions, H
-
-    def expected(self) -> dict[str, tuple[str, tuple[int, ...]]]:
-        L, K, B, S = self.length, self.chunks, self.games, self.slots
-        out = {"env_rewards": ("float32", (L, B, S)), "events": ("float32", (L, B, S, self.events)),
-               "active": ("bool", (L, B, S)), "alive": ("bool", (L, B, S)),
-               "ticks": ("int64", (L, B))}
-        for key, rows, obs_dim, actions, hidden in self.groups:
-            n = B * rows
-            dims = {"L": L, "n": n, "D": obs_dim, "A": actions, "K": K, "H": hidden}
-            for name, (dtype, kind) in GROUP_FIELDS.items():
-                out[f"{key}/{name}"] = (dtype, tuple(dims[c] for c in kind))
-        return out
+# The fields and their shapes are the rollout schema (arena/rollout.py: GROUP_FIELDS,
+# SHARED_FIELDS, RolloutSpec); a rollout travels as `Rollout.arrays()`.
 
 
 def rollout_arrays(ro: Rollout) -> dict[str, np.ndarray]:
-    arrays: dict[str, np.ndarray] = {"env_rewards": ro.env_rewards, "events": ro.events,
-                                     "active": ro.active, "alive": ro.alive, "ticks": ro.ticks}
-    for key, group in ro.groups.items():
-        for name in GROUP_FIELDS:
-            arrays[f"{key}/{name}"] = group[name].detach().cpu().numpy()
-    arrays["episodes/winners"] = ro.episodes["winners"].astype(np.int64)
-    arrays["episodes/lengths"] = ro.episodes["lengths"].astype(np.int64)
-    return arrays
+    return ro.arrays()
 
 
 def _int(meta: dict, key: str, low: int = 0) -> int:
@@ -110,10 +72,10 @@ def _int(meta: dict, key: str, low: int = 0) -> int:
     return value
 
 
-def decode_rollout(meta: dict[str, Any], arrays: dict[str, np.ndarray], spec: RolloutSpec,
-                   device: torch.device | str = "cpu") -> tuple[Rollout, int, int]:
-    """(rollout, policy version, actor id) from a decoded message; WireError if it is not
-    exactly a rollout of `spec` (names, dtypes, shapes, metadata)."""
+def check_rollout(meta: dict[str, Any], arrays: dict[str, np.ndarray], spec: RolloutSpec
+                  ) -> tuple[int, int, float, dict[str, tuple[float, int]]]:
+    """(policy version, actor id, seconds, bot results) of a decoded message; WireError if
+    it is not exactly a rollout of `spec` (names, dtypes, shapes, metadata)."""
     version, actor = _int(meta, "version"), _int(meta, "actor")
     seconds = meta.get("seconds")
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not seconds >= 0:
@@ -137,18 +99,52 @@ def decode_rollout(meta: dict[str, Any], arrays: dict[str, np.ndarray], spec: Ro
     w, lengths = arrays["episodes/winners"], arrays["episodes/lengths"]
     if w.dtype != np.int64 or lengths.dtype != np.int64 or w.ndim != 1 or w.shape != lengths.shape:
         raise WireError("episodes: expected two int64 vectors of one length")
+    return version, actor, float(seconds), {k: (float(v[0]), int(v[1])) for k, v in bots.items()}
 
-    def tensor(name: str) -> torch.Tensor:
-        return torch.from_numpy(arrays[name].copy()).to(device)
 
-    groups = {key: {name: tensor(f"{key}/{name}") for name in GROUP_FIELDS}
-              for key, *_ in spec.groups}
-    active = arrays["active"].copy()
-    ro = Rollout(groups, arrays["env_rewards"].copy(), arrays["events"].copy(), active,
-                 arrays["ticks"].copy(), arrays["alive"].copy(),
-                 {"winners": w.copy(), "lengths": lengths.copy()},
-                 int(active.sum()), float(seconds),
-                 {k: (float(v[0]), int(v[1])) for k, v in bots.items()})
+def assemble_rollouts(messages: list[dict[str, np.ndarray]], spec: RolloutSpec,
+                      device: torch.device | str = "cpu") -> Rollout:
+    """Checked messages (their arrays still in the received frames) side by side as one
+    rollout: each array is copied once, straight into its slice of the batch (on `device`:
+    the copy is the move)."""
+    device = torch.device(device)
+    shapes = spec.shapes(len(messages))
+    shared: dict[str, np.ndarray] = {}
+    groups: dict[str, dict[str, torch.Tensor]] = {}
+    for name, (dtype, shape) in shapes.items():
+        dim = join_dim(name)
+        if "/" not in name:
+            shared[name] = np.concatenate([m[name] for m in messages], axis=dim)
+            continue
+        key, field_name = name.rsplit("/", 1)
+        dest = torch.empty(shape, dtype=TORCH_DTYPES[dtype], device=device)
+        step = shape[dim] // len(messages)
+        for i, m in enumerate(messages):
+            dest.narrow(dim, i * step, step).copy_(_as_tensor(m[name]))
+        groups.setdefault(key, {})[field_name] = dest
+    winners = np.concatenate([m["episodes/winners"] for m in messages])
+    lengths = np.concatenate([m["episodes/lengths"] for m in messages])
+    return Rollout(groups, shared["env_rewards"], shared["events"], shared["active"],
+                   shared["ticks"], shared["alive"], {"winners": winners, "lengths": lengths},
+                   int(shared["active"].sum()))
+
+
+def _as_tensor(array: np.ndarray) -> torch.Tensor:
+    """A tensor over a received (read-only) buffer, without copying it."""
+    import warnings
+
+    with warnings.catch_warnings():  # the frame is only read (the copy's source)
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)
+
+
+def decode_rollout(meta: dict[str, Any], arrays: dict[str, np.ndarray], spec: RolloutSpec,
+                   device: torch.device | str = "cpu") -> tuple[Rollout, int, int]:
+    """(rollout, policy version, actor id) from one decoded message; WireError if it is not
+    exactly a rollout of `spec`."""
+    version, actor, seconds, bots = check_rollout(meta, arrays, spec)
+    ro = assemble_rollouts([arrays], spec, device)
+    ro.seconds, ro.bot_results = seconds, bots
     return ro, version, actor
 
 
@@ -435,8 +431,9 @@ class ActorCollector:
     def collect(self) -> Rollout:
         t0 = time.perf_counter()
         self.publish()
-        got: list[Rollout] = []
+        got: list[dict[str, np.ndarray]] = []  # checked messages, arrays still in their frames
         staleness: list[int] = []
+        bots: dict[str, list[float]] = {}
         bytes0 = self.service.rollouts.bytes_received
         last_progress = time.monotonic()
         while len(got) < self.need:
@@ -454,7 +451,7 @@ class ActorCollector:
             last_progress = time.monotonic()
             meta, arrays = item
             try:
-                ro, version, _ = decode_rollout(meta, arrays, self.spec, self.device)
+                version, _, _, results = check_rollout(meta, arrays, self.spec)
             except WireError as exc:
                 self.dropped_bad += 1
                 self.service.rollouts.dropped.add(str(exc))
@@ -463,17 +460,15 @@ class ActorCollector:
             if stale > self.max_staleness or stale < 0:
                 self.dropped_stale += 1
                 continue
-            got.append(ro)
+            got.append(arrays)
             staleness.append(stale)
-        seconds = time.perf_counter() - t0
-        rollout = concat_rollouts(got)
-        rollout.seconds = seconds
-        bots: dict[str, list[float]] = {}
-        for ro in got:
-            for name, (score, games) in ro.bot_results.items():
+            for name, (score, games) in results.items():
                 b = bots.setdefault(name, [0.0, 0])
                 b[0] += score
                 b[1] += games
+        rollout = assemble_rollouts(got, self.spec, self.device)
+        seconds = time.perf_counter() - t0
+        rollout.seconds = seconds
         nbytes = self.service.rollouts.bytes_received - bytes0
         self._stats = {
             "actors/staleness_mean": float(np.mean(staleness)),

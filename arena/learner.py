@@ -24,14 +24,21 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from agents.normalize import ValueNorm
 from agents.policy import RecurrentPolicy
-from arena.actors import ActorCollector, ActorService, RolloutSpec
+from arena.actors import ActorCollector, ActorService
 from arena.config import Config, config_from_dict, to_dict
 from arena.distributed import all_reduce_sum, broadcast_text, world_size
 from arena.league_link import ControlClient, PoolMirror, sync_league
 from arena.learn.networks import build_policy, group_module_key, pool_settings
 from arena.learn.update import ppo_update
 from arena.opponents import OpponentManager, pool_metrics
-from arena.rollout import Collector, PolicyGroup, Rollout, collection_vec, policy_groups
+from arena.rollout import (
+    Collector,
+    PolicyGroup,
+    Rollout,
+    RolloutSpec,
+    collection_vec,
+    policy_groups,
+)
 from arena.transport import CurveKeys
 from games.registry import bot_anchors
 from games.vector import make_vec

@@ -56,6 +56,63 @@ def policy_groups(vec: VecGame, per_agent_weights: bool) -> list[PolicyGroup]:
     return groups
 
 
+# ---- the one rollout record ---------------------------------------------------------------
+# Every field of a rollout, once: its dtype and its dims. Per policy group: L steps, K chunks,
+# n rows (games x the group's slots, game-major), D observation size, A actions, H LSTM
+# size; shared over all slots: L, B games, S slots, E events. This schema allocates the
+# collector's buffers, checks and builds the actors' wire messages, joins rollouts side by
+# side (along n or B) and moves them between devices.
+GROUP_FIELDS: dict[str, tuple[str, str]] = {
+    "obs": ("float32", "LnD"), "action_mask": ("bool", "LnA"), "actions": ("int64", "Ln"),
+    "logprobs": ("float32", "Ln"), "values": ("float32", "Ln"),
+    "episode_starts": ("bool", "Ln"), "valid": ("bool", "Ln"), "agent_dones": ("bool", "Ln"),
+    "truncated": ("bool", "Ln"), "final_values": ("float32", "Ln"),
+    "state_h": ("float32", "KnH"), "state_c": ("float32", "KnH"),
+    "last_values": ("float32", "n"), "last_episode_starts": ("bool", "n"),
+}
+SHARED_FIELDS: dict[str, tuple[str, str]] = {
+    "env_rewards": ("float32", "LBS"), "events": ("float32", "LBSE"), "active": ("bool", "LBS"),
+    "alive": ("bool", "LBS"), "ticks": ("int64", "LB"),
+}
+TORCH_DTYPES = {"float32": torch.float32, "bool": torch.bool, "int64": torch.int64}
+
+
+@dataclass(frozen=True)
+class RolloutSpec:
+    """The sizes of one rollout: with the schema above, the exact arrays it holds."""
+
+    length: int  # steps (chunk_len * chunks)
+    chunks: int
+    games: int
+    slots: int
+    events: int
+    groups: tuple[tuple[str, int, int, int, int], ...]  # key, rows per game, obs, actions, H
+
+    def shapes(self, copies: int = 1) -> dict[str, tuple[str, tuple[int, ...]]]:
+        """"name" (shared) or "key/name" (group) -> (dtype, shape), for `copies` rollouts
+        side by side."""
+        L, K, B, S = self.length, self.chunks, self.games * copies, self.slots
+        out = {}
+        for name, (dtype, dims) in SHARED_FIELDS.items():
+            sizes = {"L": L, "B": B, "S": S, "E": self.events}
+            out[name] = (dtype, tuple(sizes[c] for c in dims))
+        for key, rows, obs_dim, actions, hidden in self.groups:
+            sizes = {"L": L, "n": B * rows, "D": obs_dim, "A": actions, "K": K, "H": hidden}
+            for name, (dtype, dims) in GROUP_FIELDS.items():
+                out[f"{key}/{name}"] = (dtype, tuple(sizes[c] for c in dims))
+        return out
+
+    def expected(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        return self.shapes(1)
+
+
+def join_dim(name: str) -> int:
+    """The axis along which rollouts of more games go side by side (n or B)."""
+    dims = GROUP_FIELDS[name.rsplit("/", 1)[-1]][1] if "/" in name or name in GROUP_FIELDS \
+        else SHARED_FIELDS[name][1]
+    return dims.index("n") if "n" in dims else dims.index("B")
+
+
 @dataclass
 class Rollout:
     """One rollout. Per group (key): tensors with L steps and N = num_games * len(slots) rows.
@@ -81,6 +138,33 @@ class Rollout:
     seconds: float = 0.0
     bot_results: dict[str, tuple[float, int]] = field(default_factory=dict)  # from actors
 
+    def to(self, device: torch.device | str) -> Rollout:
+        """The group tensors on `device` (the shared arrays stay numpy)."""
+        device = torch.device(device)
+        self.groups = {key: {name: t.to(device, non_blocking=True) for name, t in g.items()}
+                       for key, g in self.groups.items()}
+        return self
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every field as numpy, named as the schema and the wire name them."""
+        out: dict[str, np.ndarray] = {name: getattr(self, name) for name in SHARED_FIELDS}
+        for key, group in self.groups.items():
+            for name in GROUP_FIELDS:
+                out[f"{key}/{name}"] = group[name].detach().cpu().numpy()
+        out["episodes/winners"] = self.episodes["winners"].astype(np.int64)
+        out["episodes/lengths"] = self.episodes["lengths"].astype(np.int64)
+        return out
+
+
+def group_buffers(spec: RolloutSpec, device: torch.device | str,
+                  fields: tuple[str, ...] = tuple(GROUP_FIELDS)) -> dict[str, dict[str, torch.Tensor]]:
+    """Zeroed group tensors of one rollout of `spec`, by the schema."""
+    shapes = spec.shapes(1)
+    return {key: {name: torch.zeros(shapes[f"{key}/{name}"][1],
+                                    dtype=TORCH_DTYPES[GROUP_FIELDS[name][0]], device=device)
+                  for name in fields}
+            for key, *_ in spec.groups}
+
 
 def concat_rollouts(rollouts: list[Rollout]) -> Rollout:
     """Rollouts of equal length side by side, as one rollout of all their games (the learner
@@ -89,8 +173,7 @@ def concat_rollouts(rollouts: list[Rollout]) -> Rollout:
     if len(rollouts) == 1:
         return rollouts[0]
     groups = {
-        key: {name: torch.cat([r.groups[key][name] for r in rollouts],
-                              dim=0 if name in ("last_values", "last_episode_starts") else 1)
+        key: {name: torch.cat([r.groups[key][name] for r in rollouts], dim=join_dim(name))
               for name in rollouts[0].groups[key]}
         for key in rollouts[0].groups}
     episodes = {k: np.concatenate([r.episodes.get(k, np.zeros(0, np.int64)) for r in rollouts])
@@ -162,31 +245,15 @@ class Collector:
         vec, L, T = self.vec, self.length, self.chunk_len
         B, S = vec.num_games, vec.num_slots
         E = len(vec.event_names)
-        env_rewards = np.zeros((L, B, S), np.float32)
-        events = np.zeros((L, B, S, E), np.float32)
-        active = np.zeros((L, B, S), bool)
-        alive = np.zeros((L, B, S), bool)
-        ticks = np.zeros((L, B), np.int64)
         winners, lengths = [], []
-        bufs: dict[str, dict[str, torch.Tensor]] = {}
-        for g in self.groups:
-            n = B * len(g.slots)
-            h = self._state[g.key][0].shape[-1]
-            dev = self.device
-            bufs[g.key] = {
-                "obs": torch.zeros((L, n, g.role.obs_dim), dtype=torch.float32, device=dev),
-                "action_mask": torch.zeros((L, n, g.role.num_actions), dtype=torch.bool, device=dev),
-                "actions": torch.zeros((L, n), dtype=torch.int64, device=dev),
-                "logprobs": torch.zeros((L, n), device=dev),
-                "values": torch.zeros((L, n), device=dev),
-                "episode_starts": torch.zeros((L, n), dtype=torch.bool, device=dev),
-                "valid": torch.zeros((L, n), dtype=torch.bool, device=dev),
-                "agent_dones": torch.zeros((L, n), dtype=torch.bool, device=dev),
-                "truncated": torch.zeros((L, n), dtype=torch.bool, device=dev),
-                "final_values": torch.zeros((L, n), device=dev),
-                "state_h": torch.zeros((self.num_chunks, n, h), device=dev),
-                "state_c": torch.zeros((self.num_chunks, n, h), device=dev),
-            }
+        spec = RolloutSpec(L, self.num_chunks, B, S, E, tuple(
+            (g.key, len(g.slots), g.role.obs_dim, g.role.num_actions,
+             self._state[g.key][0].shape[-1]) for g in self.groups))
+        shapes = spec.shapes()
+        env_rewards, events, active, alive, ticks = (
+            np.zeros(shapes[name][1], shapes[name][0]) for name in SHARED_FIELDS)
+        bufs = group_buffers(spec, self.device,
+                             tuple(n for n in GROUP_FIELDS if not n.startswith("last_")))
         step = self._step
         for t in range(L):
             valid_now = step.next_active.copy()  # the buffer is overwritten by vec.step
