@@ -149,9 +149,7 @@ class OpponentManager:
                 picks = self.bots[self.bot_names[int(i)], g.role.name].act(
                     obs[idx].cpu().numpy(), mask[idx].cpu().numpy())
                 action[idx] = torch.from_numpy(np.asarray(picks, np.int64)).to(action.device)
-        h, c = self._state[g.key]
-        keep = (~starts).unsqueeze(-1).to(h.dtype)
-        h, c = h * keep, c * keep  # an opponent's state starts afresh with its episode
+        h, c = self._state[g.key]  # policy.step starts a row afresh with its episode
         if opp_rows.any():
             snaps = np.repeat(self.snapshot, n)
             for snap in np.unique(snaps[opp_rows]):
