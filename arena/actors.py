@@ -531,6 +531,10 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
                 ControlClient(context, hello["league"], secure, timeout_s=HELLO_TIMEOUT_S,
                               gone=learner_gone)
         actor = int(hello["actor"])
+        if mp.current_process().daemon and cfg.game.threads > 1:
+            # a learner's own actor processes are daemons, which cannot start game workers;
+            # they are parallel already, one process each
+            cfg.game.threads = 1
         vec = collection_vec(cfg, int(hello["num_envs"]))
         groups = policy_groups(vec, cfg.model.per_agent_weights)
         roles = {g.key: g.role for g in groups}

@@ -70,9 +70,14 @@ Three implementations:
     for a draw: the MOBA's convention) that decides it; otherwise the game option
     `outcome=` does: "reward" (default), the team with the highest summed episode reward
     (over all its agents and steps) wins; "survivors", the team with the most agents still
-    in the game at the end wins (an agent truncated by the time limit survives, one
-    terminated or removed from `env.agents` does not; for games like magent2 battle, where
-    reward sums favour a team that idles while the other loses reward). -1 on a tie.
+    in the game at the end wins (for games like magent2 battle, where reward sums favour a
+    team that idles while the other loses reward). An agent truncated by the time limit
+    survives; one terminated or removed from `env.agents` before the end, or terminated
+    in the final step while others are truncated, does not. A game that ends by its own
+    rule terminates everyone left at once, survivors too (magent2 does when a team is wiped
+    out): then, nobody being truncated in the final step, the agents in the game going into
+    that step survive (agents killed in that very step count too; they cannot be told
+    apart). -1 on a tie.
   - Events: names given as `event_names=(...)`, else the env's `event_names` attribute,
     else found by a probe: one extra instance is reset (seed 0) and stepped once with the
     first legal action of every agent (of the selected agent, turn-based), and the numeric
@@ -713,8 +718,12 @@ class _EnvVec(VecGame):
                     f"{self._where}: infos 'winner' must be a team name "
                     f"{self.team_names}, a team index or None, got {w!r}")
         if self.outcome == "survivors":
-            ret = np.bincount(self.slot_team[self._ep_survived[b]],
-                              minlength=len(self.team_names))
+            survived = self._ep_survived[b]
+            if not self._truncated[b].any():
+                # the game ended by its own rule: everyone left was terminated at once;
+                # `_alive` still holds who was in the game going into the final step
+                survived = survived | self._alive[b]
+            ret = np.bincount(self.slot_team[survived], minlength=len(self.team_names))
         else:
             ret = self._ep_return[b]
         best = np.flatnonzero(ret == ret.max())

@@ -22,16 +22,19 @@ class ScriptedBattle(ParallelEnv):
     Agents in `killed` are terminated at step `kill_at` and leave the game; agents in
     `vanish` leave `agents` at that step without any flag; agents in `killed_at_end` are
     terminated, not truncated, at the last step; everyone else is truncated after
-    `max_cycles` steps. `winner` (if given) is reported in the final infos."""
+    `max_cycles` steps. With `rule_end_at`, the game ends by its own rule at that step
+    instead, terminating everyone left at once (as magent2 ends a battle once a team is
+    wiped out). `winner` (if given) is reported in the final infos."""
 
     metadata: ClassVar[dict] = {"name": "scripted_battle_v0"}
     NO_WINNER = object()
 
     def __init__(self, killed=(), vanish=(), killed_at_end=(), kill_at=1, max_cycles=4,
-                 winner=NO_WINNER):
+                 rule_end_at=None, winner=NO_WINNER):
         self.killed, self.vanish = tuple(killed), tuple(vanish)
         self.killed_at_end, self.kill_at = tuple(killed_at_end), kill_at
         self.max_cycles, self.winner = max_cycles, winner
+        self.rule_end_at = rule_end_at
         self.possible_agents = ["red_0", "red_1", "blue_0", "blue_1", "blue_2"]
         self.teams = {"red": ["red_0", "red_1"], "blue": ["blue_0", "blue_1", "blue_2"]}
         self.agent_team = {a: t for t, agents in self.teams.items() for a in agents}
@@ -51,13 +54,14 @@ class ScriptedBattle(ParallelEnv):
 
     def step(self, actions):
         self.t += 1
-        end = self.t >= self.max_cycles
+        rule_end = self.t == self.rule_end_at
+        end = rule_end or self.t >= self.max_cycles
         agents = self.agents
         obs = {a: np.ones(1, np.float32) for a in agents}
         rewards = {a: -1.0 if a.startswith("red") else 0.0 for a in agents}
         dead = (self.t == self.kill_at and set(self.killed)) or set()
         if end:
-            dead |= set(self.killed_at_end)
+            dead |= set(agents) if rule_end else set(self.killed_at_end)
         terms = {a: a in dead for a in agents}
         truncs = {a: end and a not in dead for a in agents}
         infos = {a: {} for a in agents}
@@ -124,11 +128,24 @@ def test_survivors_counts_agents_left_at_the_end(battle_game):
                     outcome="survivors") == RED).all()
 
 
+def test_survivors_when_the_game_ends_by_its_own_rule(battle_game):
+    # the game ends at step 2 terminating everyone left (magent2 when a team is wiped out):
+    # the agents in the game going into that step count, 2 red against 1 blue
+    assert (winners(battle_game, episodes=3, killed=("blue_0", "blue_1"), rule_end_at=2,
+                    outcome="survivors") == RED).all()
+    assert (winners(battle_game, killed=("blue_0", "blue_1"), rule_end_at=2) == BLUE).all()
+    # nobody died before: 2 against 3
+    assert (winners(battle_game, rule_end_at=2, outcome="survivors") == BLUE).all()
+    # the count starts afresh every episode, and an agent that left before does not count
+    assert (winners(battle_game, episodes=3, killed=("red_0", "blue_0", "blue_1"),
+                    rule_end_at=3, outcome="survivors") == DRAW).all()
+
+
 def test_survivors_tie_is_a_draw(battle_game):
     assert (winners(battle_game, killed=("blue_0",), outcome="survivors") == DRAW).all()
-    # everyone dies at the end: 0 against 0
-    assert (winners(battle_game, killed_at_end=("red_0", "red_1", "blue_0", "blue_1",
-                                                "blue_2"), outcome="survivors") == DRAW).all()
+    # killed at the time limit while others are truncated does not count: 1 against 1
+    assert (winners(battle_game, killed=("blue_0",), killed_at_end=("red_0", "blue_1"),
+                    outcome="survivors") == DRAW).all()
 
 
 def test_infos_winner_wins_over_both_rules(battle_game):
