@@ -33,3 +33,27 @@ def test_connect_four_evaluates_against_its_anchors_and_plays_its_bot_in_the_lea
     # every game faced the bot (seeded, so this is one fixed outcome): an untrained policy loses
     assert last["league/win_rate_vs_bot/connect4"] <= 0.5
     assert (tmp_path / "c4" / "league").is_dir()
+
+
+def test_game_threads_step_a_third_party_game_in_worker_processes(tmp_path):
+    """game.threads=2: the collector's games run in two worker processes (games/procvec.py),
+    and training goes on as in one process; the workers are gone afterwards."""
+    import multiprocessing as mp
+
+    from games.procvec import ProcVec
+
+    kinds = []
+
+    class Kind(Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+            kinds.append(type(module.collector.vec))
+
+    cfg = load_config(CONFIG_DIR / "simple_tag.yaml", [
+        f"run.root={tmp_path}", "run.name=tag", "game.num_envs=4", "game.threads=2",
+        "game.options.max_cycles=10", "ppo.chunk_len=8", "ppo.chunks_per_update=2",
+        "ppo.update_epochs=1", "model.hidden=16", "model.lstm_hidden=16",
+        "trainer.max_updates=2", "eval.every=0"])
+    run = train(cfg, callbacks=[Kind()])
+    assert kinds == [ProcVec, ProcVec]
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert not [p for p in mp.active_children() if p.is_alive()]
