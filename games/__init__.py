@@ -8,11 +8,20 @@ else from the agent names). Every game it returns exposes `teams` (team -> agent
 """
 
 from games.adapters import (
-    TeamAECEnv, TeamParallelEnv, default_teams, team_spaces_differ, with_teams,
+    TeamAECEnv,
+    TeamParallelEnv,
+    default_teams,
+    team_spaces_differ,
+    with_teams,
 )
 from games.memory import MemoryGame
 from games.registry import (
-    GameSpec, UntrustedGameError, check_trusted, list_games, make, register,
+    GameSpec,
+    UntrustedGameError,
+    check_trusted,
+    list_games,
+    make,
+    register,
 )
 
 __all__ = [

@@ -71,6 +71,7 @@ class GameSpec:
     bots: Mapping[str, str] = field(default_factory=dict)
     anchors: Mapping[str, float] = field(default_factory=dict)
     renderer: str | None = None  # "module:attr" of (game, view, scale) -> games.render.Renderer
+    vectorizer: str | None = None  # "module:attr" of (num_games, **options) -> VecGame
 
 
 _REGISTRY: dict[str, GameSpec] = {}
@@ -80,7 +81,7 @@ _FACTORIES: dict[str, Factory] = {}  # factories registered as objects, not path
 def register(
     name: str, factory: Factory | str, description: str = "", *, overwrite: bool = False,
     bots: Mapping[str, str] | None = None, anchors: Mapping[str, float] | None = None,
-    renderer: str | None = None,
+    renderer: str | None = None, vectorizer: str | None = None,
 ) -> GameSpec:
     """Register `factory` (a callable, or a lazy "module:attr" path) under `name`.
 
@@ -89,6 +90,8 @@ def register(
     -> "module:attr" of a factory `(name, role, seed) -> bot` (imported when a bot is made);
     `anchors`: their fixed ratings (`random` is RANDOM_ANCHOR unless given). `renderer`:
     "module:attr" of a games.render renderer factory (default: the game's own rgb_array).
+    `vectorizer`: "module:attr" of the game's own batched `VecGame` class (default: B
+    instances stepped by games.vector).
     """
     if not isinstance(name, str) or not name or ":" in name:
         raise ValueError(f"game name must be a non-empty string without ':', got {name!r}")
@@ -122,8 +125,10 @@ def register(
         raise ValueError(f"game {name!r}: anchors for bots it does not have: {unknown}")
     if renderer is not None:
         _split_path(renderer, what=f"renderer path of game {name!r}")
+    if vectorizer is not None:
+        _split_path(vectorizer, what=f"vectoriser path of game {name!r}")
     spec = GameSpec(name=name, description=description, factory_path=path, bots=bots,
-                    anchors=anchors, renderer=renderer)
+                    anchors=anchors, renderer=renderer, vectorizer=vectorizer)
     _REGISTRY[name] = spec
     return spec
 
@@ -132,7 +137,8 @@ def registrations() -> list[dict[str, Any]]:
     """The games registered by "module:attr" path, as plain data: what another process
     (a tournament worker) needs to know the same games (`restore`)."""
     return [{"name": g.name, "factory": g.factory_path, "description": g.description,
-             "bots": dict(g.bots), "anchors": dict(g.anchors), "renderer": g.renderer}
+             "bots": dict(g.bots), "anchors": dict(g.anchors), "renderer": g.renderer,
+             "vectorizer": g.vectorizer}
             for g in _REGISTRY.values() if g.name not in _FACTORIES]
 
 
@@ -140,7 +146,7 @@ def restore(entries: Sequence[Mapping[str, Any]]) -> None:
     """Register the games `registrations()` gave in another process."""
     for e in entries:
         register(e["name"], e["factory"], e["description"], overwrite=True, bots=e["bots"],
-                 anchors=e["anchors"], renderer=e["renderer"])
+                 anchors=e["anchors"], renderer=e["renderer"], vectorizer=e.get("vectorizer"))
 
 
 def registered_by_object(name: str) -> bool:
@@ -164,6 +170,12 @@ def bot_anchors(game: str) -> dict[str, float]:
     """Fixed ratings of the game's bots (random: RANDOM_ANCHOR, for every game)."""
     spec = _REGISTRY.get(game)
     return dict(spec.anchors) if spec is not None else {RANDOM_BOT: RANDOM_ANCHOR}
+
+
+def vectorizer_path(game: str) -> str | None:
+    """The "module:attr" of the batched implementation a game registered (None: none)."""
+    spec = _REGISTRY.get(game)
+    return None if spec is None else spec.vectorizer
 
 
 def renderer_path(game: str) -> str | None:
@@ -329,6 +341,7 @@ register(
           "pusher": "games.moba.bots:registered_bot"},
     anchors={"passive": 20.0, "lasthitter": 30.0, "pusher": 40.0},
     renderer="games.moba.render:MobaRenderer",
+    vectorizer="games.moba.vec:MobaVec",
 )
 register(
     "memory",

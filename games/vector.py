@@ -36,7 +36,8 @@ the next `reset`/`step`, copy what you keep.
 
 Three implementations:
 
-* `MobaVec` (`make_vec("moba", B, **config)`): the fast path, a view over one batched
+* `MobaVec` (games/moba/vec.py, the MOBA's registered vectoriser: `make_vec("moba", B,
+  **config)`): the fast path, a view over one batched
   `MobaCore(num_games=B, autoreset=True)`; no Python loop over games or heroes. One role,
   "hero", played by both teams: MOBA observations are in each team's own frame, so one
   network plays both sides. Heroes never leave (a dead hero acts with a no-op-only mask),
@@ -121,7 +122,7 @@ from pettingzoo import AECEnv
 
 from games.actions import as_action_batch
 
-__all__ = ["AECVec", "MobaVec", "ParallelVec", "RoleSpec", "VecGame", "VecStep", "make_vec"]
+__all__ = ["AECVec", "ParallelVec", "RoleSpec", "VecGame", "VecStep", "make_vec"]
 
 MERGED_ROLE_SEP = "+"
 # game options that make_vec consumes itself instead of passing them to games.make
@@ -252,73 +253,6 @@ def _check_num_games(owner: str, num_games: Any) -> int:
             or num_games < 1:
         raise ValueError(f"{owner}: num_games must be a positive int, got {num_games!r}")
     return int(num_games)
-
-
-# ========================================================================================
-class MobaVec(VecGame):
-    """The built-in MOBA over one batched `MobaCore` (autoreset): no Python loops."""
-
-    ROLE = "hero"
-
-    def __init__(self, num_games: int, config: Any = None, autoreset: bool = True,
-                 **kwargs: Any) -> None:
-        from games.moba.core import MobaCore
-        from games.moba.layout import TEAM_NAMES
-
-        B = _check_num_games("MobaVec", num_games)
-        self.autoreset = bool(autoreset)
-        self.core = core = MobaCore(config, num_games=B, autoreset=self.autoreset, **kwargs)
-        self.config = core.config
-        self.layout = core.layout
-        H = core.num_heroes
-        self.num_games, self.num_slots = B, H
-        self.slot_agents = list(core.agent_names)
-        self.team_names = list(TEAM_NAMES)
-        self.slot_team = np.arange(H, dtype=np.int64) // core.config.team_size
-        self.roles = [RoleSpec(self.ROLE, core.obs_dim, core.num_actions, True,
-                               tuple(range(H)), core.layout, core.layout.entity_layout)]
-        self.slot_role = np.zeros(H, np.int64)
-        self.event_names = tuple(core.event_names)
-        self.level_events = ("net_worth",)  # a current value each step, not a counter
-        self._active = np.ones((B, H), bool)
-        self._winners = np.full(B, -1, np.int64)
-        self._lengths = np.zeros(B, np.int64)
-        # the MOBA's time limit is a rule with a winner: nothing is ever truncated
-        self._truncated = np.zeros((B, H), bool)
-        self._final_obs = np.zeros((B, H, core.obs_dim), np.float32)
-        self._final_mask = np.ones((B, H, core.num_actions), bool)
-        if core.action_mask.dtype.itemsize != 1:  # pragma: no cover - layout guard
-            raise TypeError("MobaVec: expected an int8 action mask from MobaCore")
-        self._step = VecStep(
-            obs={self.ROLE: core.obs},
-            action_mask={self.ROLE: core.action_mask.view(bool)},  # 0/1 int8 -> bool, no copy
-            rewards=core.rewards,
-            dones=core.dones.view(bool),
-            active=self._active,
-            next_active=self._active,
-            winners=self._winners,
-            lengths=self._lengths,
-            events=core.events,
-            alive=self._active,
-            truncated=self._truncated,
-            final_obs={self.ROLE: self._final_obs},
-            final_mask={self.ROLE: self._final_mask},
-        )
-
-    def _result(self) -> VecStep:
-        np.copyto(self._winners, self.core.winners)
-        np.copyto(self._lengths, self.core.lengths)
-        return self._step
-
-    def reset(self, seed: int | None = None) -> VecStep:
-        self.core.reset(seed=_check_seed("MobaVec", seed))
-        self._winners.fill(-1)
-        self._lengths.fill(0)
-        return self._step
-
-    def step(self, actions: np.ndarray) -> VecStep:
-        self.core.step(self._check_actions(actions))
-        return self._result()
 
 
 # ========================================================================================
@@ -910,22 +844,26 @@ def _declared_entity_layout(where: str, env: Any, agent: str,
 def make_vec(name: str, num_games: int, **kwargs: Any) -> VecGame:
     """`num_games` games called `name` as one `VecGame`.
 
-    "moba" gives the batched `MobaVec` (kwargs: MOBA config options, or `config=`); every
-    other name is made once with `games.make(name, **kwargs)` to see its kind: a turn-based
+    A game that registered its own vectoriser gets it (the MOBA: `games.moba.vec.MobaVec`,
+    kwargs its config options, or `config=`); every other name is made once with
+    `games.make(name, **kwargs)` to see its kind: a turn-based
     `AECEnv` gives an `AECVec`, anything else a `ParallelVec` (plus the optional `roles=`,
     `event_names=` and `outcome=`, see the module docstring). `autoreset=False` (any game):
     a game that ends keeps its final state and sits still (its actions ignored, no rewards;
     count it at its first `dones`, which the MOBA keeps reporting) until the next `reset`:
     for matches that play each game once, and for rendering the last frame.
 
-    `threads=N` (default 1): for "moba", passed on to `MobaCore` (its numba threads). For
-    any other game, N > 1 gives a `games.procvec.ProcVec`: the same batch stepped in
+    `threads=N` (default 1): a registered vectoriser takes it itself (the MOBA: `MobaCore`'s
+    numba threads). For any other game, N > 1 gives a `games.procvec.ProcVec`: the same batch stepped in
     min(N, num_games) worker processes that write into shared memory, with exactly the
     in-process results per seed (and `step_async`/`wait` to step half the games while the
     caller infers the other half); threads=1 keeps the in-process vec (for debugging).
     """
-    if name == "moba":
-        return MobaVec(num_games, **kwargs)  # `threads`, if given, is MobaCore's
+    from games.registry import resolve, vectorizer_path
+
+    own = vectorizer_path(name)
+    if own is not None:  # a game with its own batched implementation (the MOBA's MobaVec)
+        return resolve(own, what=f"vectoriser of game {name!r}")(num_games, **kwargs)
     import games
 
     where = f"make_vec({name!r})"

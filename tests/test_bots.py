@@ -11,7 +11,7 @@ from games.moba import MobaEnv
 from games.moba.bots import BOT_NAMES, Bot, make_bot
 from games.moba.config import MobaConfig
 from games.moba.layout import E_ILLEGAL, EVENT_NAMES, MobaLayout
-from games.vector import MobaVec
+from games.moba.vec import MobaVec
 
 CONFIG = MobaConfig()
 LAYOUT = MobaLayout(CONFIG)

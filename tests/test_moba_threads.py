@@ -8,7 +8,8 @@ import pytest
 
 from games.moba import MobaCore
 from games.moba.layout import NUM_MOVES
-from games.vector import MobaVec, make_vec
+from games.moba.vec import MobaVec
+from games.vector import make_vec
 
 B = 7  # not divisible by 2 or 3 threads: chunks of unequal size
 _OUTPUTS = ("obs", "action_mask", "rewards", "dones", "winners", "lengths", "events",

@@ -228,7 +228,7 @@ def test_bad_options_and_routing(monkeypatch):
         def __init__(self, num_games, **kwargs):
             seen.update(kwargs, num_games=num_games)
 
-    monkeypatch.setattr("games.vector.MobaVec", FakeMoba)
+    monkeypatch.setattr("games.moba.vec.MobaVec", FakeMoba)
     make_vec("moba", 4, threads=3, team_size=1)  # the MOBA's threads: MobaCore's own
     assert seen == {"threads": 3, "team_size": 1, "num_games": 4}
 

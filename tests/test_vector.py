@@ -12,7 +12,8 @@ import pytest
 
 from games.memory import MemoryGame
 from games.moba import EVENT_NAMES, MobaEnv
-from games.vector import AECVec, MobaVec, ParallelVec, RoleSpec, VecStep, make_vec
+from games.moba.vec import MobaVec
+from games.vector import AECVec, ParallelVec, RoleSpec, VecStep, make_vec
 
 BATTLE = "pettingzoo:magent2.environments.battle_v4:parallel_env"
 BATTLE_TEAMS = {"red": "red_", "blue": "blue_"}

@@ -26,7 +26,6 @@ measures its progress along the lane as s = (x + y) / sqrt(2) in map units.
 from __future__ import annotations
 
 import abc
-
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +34,12 @@ import numpy as np
 
 from games.moba.config import ITEM_NAMES
 from games.moba.layout import (
-    DAMAGE_SCALE, ENTITY_FEATURES, GOLD_SCALE, HP_SCALE, SELF_FEATURES, MobaLayout,
+    DAMAGE_SCALE,
+    ENTITY_FEATURES,
+    GOLD_SCALE,
+    HP_SCALE,
+    SELF_FEATURES,
+    MobaLayout,
 )
 
 BOT_NAMES: tuple[str, ...] = ("random", "passive", "lasthitter", "pusher")

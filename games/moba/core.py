@@ -38,8 +38,16 @@ from games.actions import as_action_batch
 from games.moba import kernels as K
 from games.moba.config import MobaConfig
 from games.moba.layout import (
-    EVENT_NAMES, H_ITEMS, NUM_EVENTS, NUM_HERO_F, NUM_ITEMS, NUM_UNIT_F, NUM_UNIT_I, TEAM_NAMES,
-    MobaLayout, level_xp_table,
+    EVENT_NAMES,
+    H_ITEMS,
+    NUM_EVENTS,
+    NUM_HERO_F,
+    NUM_ITEMS,
+    NUM_UNIT_F,
+    NUM_UNIT_I,
+    TEAM_NAMES,
+    MobaLayout,
+    level_xp_table,
 )
 
 

@@ -33,7 +33,7 @@ from pettingzoo import ParallelEnv
 from games.actions import as_discrete, check_agents
 from games.moba.config import make_config
 from games.moba.core import MobaCore
-from games.moba.layout import EVENT_NAMES, E_ILLEGAL, TEAM_NAMES
+from games.moba.layout import E_ILLEGAL, EVENT_NAMES, TEAM_NAMES
 
 
 class MobaEnv(ParallelEnv):
