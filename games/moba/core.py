@@ -15,20 +15,18 @@ rows, and every result is bit-identical to `threads=1` for the same seeds and ac
 before numba is imported; the number of CPUs by default): a larger request is clamped to it
 (`core.numba_threads`), the chunks stay as asked and the results are unchanged.
 
-numba's threading layer: unless `NUMBA_THREADING_LAYER` names one, the first threaded core
-selects "workqueue" before numba starts its pool (a process-wide numba setting; no other
-code of the project runs numba in parallel). Its threads sleep between calls, while GNU
-OpenMP's (numba's default where libgomp is found) spin after each call and, on a machine
-busier than its cores, stall each call for a scheduler time slice: measured at load 7 on 2
-cores, the threaded test took 72 s with OpenMP against 4 s with workqueue or with
-`OMP_WAIT_POLICY=passive` (which only works if set before libgomp is loaded, e.g. by torch).
-workqueue forbids concurrent parallel calls, which cannot happen here: the kernels hold the
-GIL.
+numba's threading layer is numba's choice (OpenMP where libgomp is found, else workqueue;
+`NUMBA_THREADING_LAYER` picks one). Measured on the 2-core dev VMs, 3v3 at B=256: idle, 2
+threads step 2.6x as fast as 1 with OpenMP (its threads spin between calls) but only 1.35x
+with workqueue (its threads sleep, and waking a VM's idle CPU takes hundreds of us). On a
+machine busier than its cores, OpenMP's spinning stalls each call for a scheduler time
+slice: at load 7, 2-thread steps took several times as long as 1-thread ones. There, keep
+`threads=1`, or set `OMP_WAIT_POLICY=passive` before libgomp is loaded (numba or torch
+loads it), or use workqueue.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numba
@@ -49,13 +47,6 @@ from games.moba.layout import (
     MobaLayout,
     level_xp_table,
 )
-
-
-def _prefer_workqueue() -> None:
-    """Select numba's workqueue threading layer unless the user chose one (see the module
-    docstring); no effect once numba's thread pool runs."""
-    if numba.config.THREADING_LAYER == "default" and not os.environ.get("NUMBA_THREADING_LAYER"):
-        numba.config.THREADING_LAYER = "workqueue"
 
 
 @dataclass
@@ -134,7 +125,6 @@ class MobaCore:
             self.scratch_f = np.zeros((K.NUM_SCRATCH_F, U), np.float32)
             self.scratch_i = np.zeros((K.NUM_SCRATCH_I, U), np.int32)
         else:
-            _prefer_workqueue()
             # one scratch per chunk of games; rows padded to whole 64-byte lines plus one
             # spare row, so two chunks never write to the same cache line
             chunks, width = min(self.threads, B), -(-U // 16) * 16
