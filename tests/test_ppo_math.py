@@ -239,8 +239,10 @@ def test_running_mean_std_matches_numpy():
         rms.update(torch.as_tensor(batch, dtype=torch.float32 if i % 2 else torch.float64))
         seen = np.concatenate([b if j % 2 == 0 else b.astype(np.float32).astype(np.float64)
                                for j, b in enumerate(batches[: i + 1])])
-        np.testing.assert_allclose(rms.mean.numpy(), seen.mean(0), rtol=1e-10)
-        np.testing.assert_allclose(rms.var.numpy(), seen.var(0), rtol=1e-9, atol=1e-12)
+        # float64 batches are merged exactly; a float32 batch is reduced in float32
+        tol = 1e-10 if i == 0 else 1e-5
+        np.testing.assert_allclose(rms.mean.numpy(), seen.mean(0), rtol=tol)
+        np.testing.assert_allclose(rms.var.numpy(), seen.var(0), rtol=tol * 10, atol=1e-12)
         assert rms.count.item() == len(seen)
     assert rms.mean.dtype == torch.float64
     x = torch.tensor([[1.0, -5.0, 1e6]])

@@ -64,7 +64,7 @@ class Recording:
 
 def episode_starts(alive_before: np.ndarray, step) -> np.ndarray:
     agent_done = alive_before & (step.dones[:, None] | ~step.alive)
-    return agent_done | ~alive_before
+    return agent_done | (step.alive & ~alive_before)
 
 
 # ---- PolicyRunner ---------------------------------------------------------------------------

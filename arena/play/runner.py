@@ -38,10 +38,12 @@ def group_rows(arrays: Mapping[str, np.ndarray], group: Any,
 def transitions(alive_before: np.ndarray, step: VecStep) -> tuple[np.ndarray, np.ndarray]:
     """The one rule for agents' episodes across a step: (agent_done, episode_start), both
     (B, S). An agent's episode ends with its game or when it leaves the game for good; a
-    row starts afresh (its LSTM state reset) where its episode ended or it was not in play.
+    row starts afresh (its LSTM state reset) once, where its episode ended or where it
+    comes into play. A row out of play (a dead soldier) is not reset again at every step:
+    nothing it computes is used, and a stretch without resets replays as one LSTM call.
     A waiting agent of a turn-based game stays in play: its state follows the game."""
     agent_done = alive_before & (step.dones[:, None] | ~step.alive)
-    return agent_done, agent_done | ~alive_before
+    return agent_done, agent_done | (step.alive & ~alive_before)
 
 
 def sample_actions(probs: torch.Tensor, generator: torch.Generator,
