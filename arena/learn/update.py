@@ -39,7 +39,7 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
     # A rollout holding nan/inf (a broken game, a bad actor) would poison the normalisers
     # and the weights: skip the whole update, on every rank alike, and log it.
     # (a sum is nan/inf exactly when an element is, short of overflow: one cheap reduction)
-    finite = torch.isfinite(torch.stack([d[k].sum(dtype=torch.float64) for d in ro.groups.values()
+    finite = torch.isfinite(torch.stack([d[k].sum() for d in ro.groups.values()
                                          for k in ("obs", "values", "logprobs", "last_values",
                                                    "final_values")])).all()
     bad = (~finite).double().reshape(1) + float(not np.isfinite(rewards).all())
