@@ -185,6 +185,7 @@ def baseline(seconds: float, threads: int) -> tuple[float | None, float | None, 
     points: list[tuple[float, int]] = []
     start = time.time()
     pattern = re.compile(r"agent_steps (\d+)")
+    rss = None
     try:
         for line in proc.stdout:
             m = pattern.search(line)
@@ -192,15 +193,27 @@ def baseline(seconds: float, threads: int) -> tuple[float | None, float | None, 
                 points.append((time.time(), int(m.group(1))))
             if time.time() - start > seconds:
                 break
+        rss = _peak_rss_of(proc.pid)  # its own peak, read before it is killed
     finally:
         proc.kill()
         proc.wait()
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     if len(points) < 4:
         return None, rss, f"too few progress lines ({len(points)}) in {seconds:.0f} s"
     w = points[len(points) // 3:]
     rate = (w[-1][1] - w[0][1]) / (w[-1][0] - w[0][0])
     return rate, rss, f"steady over {w[-1][0] - w[0][0]:.0f} s, {len(w)} updates"
+
+
+def _peak_rss_of(pid: int) -> float | None:
+    """A running process's peak resident memory in MiB (Linux: VmHWM), else None. (Not
+    getrusage(RUSAGE_CHILDREN): a child forked from this process starts with its pages.)"""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def nn_limit(obs_dim: int, actions: int, rows: int, threads: int) -> str:
@@ -252,8 +265,9 @@ def main() -> None:
             if rate is None:
                 print(f"[{name}] baseline     unavailable ({note})")
             else:
+                peak = "unknown" if rss is None else f"{rss:,.0f} MiB"
                 print(f"[{name}] baseline     {rate:10,.0f} agent-steps/s  (CleanRL-style "
-                      f"LSTM PPO, {note}; peak RSS {rss:,.0f} MiB)")
+                      f"LSTM PPO, {note}; peak RSS {peak})")
                 print(f"[{name}] vs baseline  {e2e / rate:10.2f}x (target >= 3)")
             from arena.rollout import policy_groups
             from games.vector import make_vec
