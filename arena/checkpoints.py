@@ -47,11 +47,19 @@ def latest_in_run(run_dir: str | Path) -> Path | None:
     files = checkpoint_files(run_dir)
     if not files:
         return None
-    readable = [(update, p.stat().st_mtime_ns, p) for p in files
-                if (update := recorded_update(p)) is not None]
+
+    def mtime(p: Path) -> int | None:  # a file a running trainer replaced meanwhile: gone
+        try:
+            return p.stat().st_mtime_ns
+        except OSError:
+            return None
+
+    readable = [(update, t, p) for p in files
+                if (update := recorded_update(p)) is not None and (t := mtime(p)) is not None]
     if readable:
         return max(readable, key=lambda t: (t[0], t[1]))[2]
-    return max(files, key=lambda p: p.stat().st_mtime_ns)
+    present = [(t, p) for p in files if (t := mtime(p)) is not None]
+    return max(present)[1] if present else None
 
 
 def find_checkpoint(path: str | Path) -> Path:
