@@ -7,10 +7,10 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+from conftest import temporary_game
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from games import registry
 from games.vector import make_vec
 
 GAME = "test_outcome_battle"
@@ -74,14 +74,9 @@ class ScriptedBattle(ParallelEnv):
 
 @pytest.fixture
 def battle_game():
-    """Register the game for one test, and remove it afterwards."""
-    saved = dict(registry._REGISTRY), dict(registry._FACTORIES)
-    registry.register(GAME, ScriptedBattle, "a scripted battle", overwrite=True)
-    yield GAME
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(saved[0])
-    registry._FACTORIES.clear()
-    registry._FACTORIES.update(saved[1])
+    """The game registered for one test."""
+    with temporary_game(GAME, ScriptedBattle, "a scripted battle") as name:
+        yield name
 
 
 def winners(name: str, episodes: int = 2, num_games: int = 2, **options) -> np.ndarray:

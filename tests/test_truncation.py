@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import temporary_game
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
@@ -20,7 +21,6 @@ from arena.config import CONFIG_DIR, load_config
 from arena.learner import group_module_key
 from arena.rollout import Collector, policy_groups
 from arena.train import train
-from games import registry
 from games.vector import make_vec
 
 GAME = "test_time_limit"
@@ -73,14 +73,9 @@ class TimeLimitGame(ParallelEnv):
 
 @pytest.fixture
 def time_limit_game():
-    """Register the game for one test, and remove it afterwards."""
-    saved = dict(registry._REGISTRY), dict(registry._FACTORIES)
-    registry.register(GAME, TimeLimitGame, "a test game cut off by a time limit", overwrite=True)
-    yield GAME
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(saved[0])
-    registry._FACTORIES.clear()
-    registry._FACTORIES.update(saved[1])
+    """The game registered for one test."""
+    with temporary_game(GAME, TimeLimitGame, "a test game cut off by a time limit") as name:
+        yield name
 
 
 def collect(game: str, num_games: int, chunk_len: int, num_chunks: int, rollouts: int,

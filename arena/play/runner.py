@@ -56,6 +56,15 @@ def sample_actions(probs: torch.Tensor, generator: torch.Generator,
     return torch.searchsorted(probs.cumsum(-1), u).clamp_(max=probs.shape[-1] - 1).squeeze(-1)
 
 
+def seated_rows(mine: np.ndarray | None, slots: Sequence[int]) -> np.ndarray | None:
+    """The rows (game-major, over `slots`) a side is seated at by `mine` (B, S) bool; None
+    for all of them (no gather needed)."""
+    if mine is None:
+        return None
+    seated = np.asarray(mine)[:, list(slots)].reshape(-1)
+    return None if seated.all() else np.flatnonzero(seated)
+
+
 class PolicyRunner:
     """Acts for the slots of `groups` (arena.rollout.PolicyGroup) in every game of `vec`, or,
     after `reset(mine)`, only for the rows of the slots it plays in a match."""
@@ -75,12 +84,7 @@ class PolicyRunner:
         next reset); only their rows are inferred. None: every slot of the groups."""
         self._rows = {}
         for g in self.groups:
-            rows = None
-            if mine is not None:
-                rows = np.flatnonzero(np.asarray(mine)[:, list(g.slots)].reshape(-1))
-                if len(rows) == self.vec.num_games * len(g.slots):
-                    rows = None
-            self._rows[g.key] = rows
+            self._rows[g.key] = rows = seated_rows(mine, g.slots)
             n = self.vec.num_games * len(g.slots) if rows is None else len(rows)
             self._state[g.key] = self.policy_for(g.key).initial_state(n, self.device)
 
@@ -125,14 +129,7 @@ class BotSide:
 
     def reset(self, mine: np.ndarray | None = None) -> None:
         """Bots keep no per-game state; `mine` only narrows the rows they are asked about."""
-        self._rows = {}
-        for role in self.vec.roles:
-            rows = None
-            if mine is not None:
-                rows = np.flatnonzero(np.asarray(mine)[:, list(role.slots)].reshape(-1))
-                if len(rows) == self.vec.num_games * len(role.slots):
-                    rows = None
-            self._rows[role.name] = rows
+        self._rows = {role.name: seated_rows(mine, role.slots) for role in self.vec.roles}
 
     def act(self, step: VecStep, episode_start: np.ndarray, out: np.ndarray) -> None:
         B = self.vec.num_games
