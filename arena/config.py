@@ -163,7 +163,7 @@ class WatchConfig:
     view: Optional[str] = None  # None: full view; MOBA radiant | dire: that team's fog of war
     frame_every: int = 4  # keep every k-th tick as a frame
     fps: int = 10
-    max_ticks: Optional[int] = None  # MOBA: shorter matches for smaller GIFs; None: the game's
+    max_ticks: Optional[int] = None  # games with a max_ticks option (the MOBA): shorter GIF matches
 
 
 @dataclass

@@ -323,6 +323,11 @@ def watcher(cfg: Config):
         field = "watch.view" if w.view is not None and "view" in str(exc) else "watch.every"
         raise ConfigError(f"{field}: {exc}; set watch.every=0 to train without match "
                           f"GIFs") from None
+    except (TypeError, ValueError) as exc:
+        if w.max_ticks is None:
+            raise
+        raise ConfigError(f"watch.max_ticks: game {cfg.game.name!r} takes no option max_ticks "
+                          f"({str(exc).splitlines()[0]}); leave watch.max_ticks null") from None
     return watcher
 
 

@@ -289,3 +289,15 @@ def test_the_progress_line_shows_the_recent_rate_not_the_average_since_start(mon
     last = out.getvalue().strip().splitlines()[-1]
     assert "10,000 agent-steps/s" in last, last  # the average since start would be ~6,700
     assert "ETA 0:13:21" in last, last  # 801 updates left at 1 s each
+
+
+def test_match_gif_settings_a_game_cannot_take_are_refused_before_training(capsys):
+    """watch.max_ticks shortens GIF matches of games with a max_ticks option; another game
+    is refused at the check, naming the setting, before anything is written."""
+    connect_four = str(CONFIG_DIR / "connect_four.yaml")
+    assert main(["train", "--check", connect_four, "watch.every=5", "watch.max_ticks=10"]) == 2
+    err = capsys.readouterr().err
+    assert "watch.max_ticks: game 'connect_four' takes no option max_ticks" in err
+    assert main(["train", "--check", connect_four, "watch.every=5", "watch.view=radiant"]) == 2
+    assert "watch.view" in capsys.readouterr().err
+    assert main(["train", "--check", "watch.every=5", "watch.max_ticks=100"]) == 0

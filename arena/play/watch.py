@@ -215,7 +215,7 @@ class MatchWatcher:
         self.every, self.frame_every, self.fps, self.seed = every, frame_every, fps, seed
         self.render: Renderer = renderer(game, view)
         options = dict(options)
-        if max_ticks is not None and game == "moba":
+        if max_ticks is not None:  # a game with a `max_ticks` option (the MOBA) plays shorter
             options["max_ticks"] = max_ticks
         self.game, self.options = game, options
         self.rng = np.random.default_rng(seed)
