@@ -152,6 +152,10 @@ class EvalConfig:
     every: int = 25  # updates; 0 disables
     games: int = 32
     bots: Optional[list[str]] = None  # None: every bot the game offers (random for any game)
+    # a fixed panel of the run's own past snapshots (every `panel_every`-th, the newest
+    # `panel_size` of them): one curve of progress that does not follow the opponent mix
+    panel_every: int = 10
+    panel_size: int = 4
 
 
 @dataclass
@@ -295,6 +299,9 @@ def _check(c: Config) -> None:
          "null or a positive number", r.time_decay_ticks)
     need(c.eval.every >= 0, "eval.every", "an int >= 0 (0 disables)", c.eval.every)
     need(c.eval.games >= 1, "eval.games", "an int >= 1", c.eval.games)
+    need(c.eval.panel_every >= 1, "eval.panel_every", "an int >= 1", c.eval.panel_every)
+    need(c.eval.panel_size >= 0, "eval.panel_size", "an int >= 0 (0: no panel)",
+         c.eval.panel_size)
     w = c.watch
     need(w.every >= 0, "watch.every", "an int >= 0 (0 disables)", w.every)
     need(w.view is None or (isinstance(w.view, str) and w.view != ""), "watch.view",

@@ -432,7 +432,8 @@ def train(cfg: Config, resume: Path | None = None, evaluator=None,
         learner.run_dir = run_dir
         if evaluator is None and cfg.eval.every > 0 and cfg.eval.bots != []:
             evaluator = BotEvaluator(cfg.eval.bots, cfg.eval.games, cfg.run.seed + 17,
-                                     game=cfg.game.name)
+                                     game=cfg.game.name, panel_every=cfg.eval.panel_every,
+                                     panel_size=cfg.eval.panel_size)
         # around the update, before the progress line that shows their results
         around = [LeagueSnapshots(cfg.league.snapshot_every)]
         if evaluator is not None and cfg.eval.every > 0:

@@ -57,3 +57,21 @@ def test_game_threads_step_a_third_party_game_in_worker_processes(tmp_path):
     assert kinds == [ProcVec, ProcVec]
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert not [p for p in mp.active_children() if p.is_alive()]
+
+
+def test_progress_against_a_fixed_panel_of_past_selves(tmp_path):
+    """eval.panel_*: the latest policy's score against a fixed panel of its own snapshots,
+    one curve that does not move with the opponent mix."""
+    from arena.play.evaluate import BotEvaluator
+
+    panel = BotEvaluator(["random"], 4, 0, panel_every=10, panel_size=3).panel
+    assert panel(list(range(45))) == [20, 30, 40] and panel([1, 2, 3]) == []
+    assert BotEvaluator(["random"], 4, 0, panel_size=0).panel(list(range(45))) == []
+    probe = Metrics()
+    cfg = load_config(CONFIG_DIR / "connect_four.yaml", [
+        f"run.root={tmp_path}", "run.name=panel", *SHORT, "trainer.max_updates=3",
+        "eval.panel_every=1", "eval.panel_size=2", "league.bot_prob=0.0"])
+    train(cfg, callbacks=[probe])
+    last = probe.seen[-1]
+    assert 0.0 <= last["eval/win_rate_vs_past_panel"] <= 1.0
+    assert {"eval/win_rate_vs_snapshot/0001", "eval/win_rate_vs_snapshot/0002"} <= set(last)

@@ -58,7 +58,7 @@ class BotEvaluator:
     played) is kept in the learner's checkpoints."""
 
     def __init__(self, bots: list[str] | None, games: int, seed: int,
-                 game: str | None = None) -> None:
+                 game: str | None = None, panel_every: int = 10, panel_size: int = 4) -> None:
         if game is not None and bots is not None:
             unknown = [b for b in bots if b not in bot_names(game)]
             if unknown:
@@ -67,6 +67,7 @@ class BotEvaluator:
         self.bots = None if bots is None else list(bots)
         self.games = games
         self.seed = seed
+        self.panel_every, self.panel_size = panel_every, panel_size
         self._vecs: dict[str, VecGame] = {}
 
     def games_per_side(self, learner: PPOLearner) -> int:
@@ -86,7 +87,7 @@ class BotEvaluator:
             return {}
         ids = sorted(ids)
         rng = np.random.default_rng(self.seed + learner.updates)
-        picks = {ids[-1], ids[int(rng.integers(len(ids)))]}
+        picks = {ids[-1], ids[int(rng.integers(len(ids)))], *self.panel(ids)}
         vec = self._vecs.get("snapshot")
         if vec is None:
             vec = self._vecs["snapshot"] = make_vec(
@@ -106,6 +107,14 @@ class BotEvaluator:
             out[snap_id] = play_against(vec, latest, past, seed=seed)
         return out
 
+    def panel(self, ids: list[int]) -> list[int]:
+        """The fixed panel among snapshot ids: every `panel_every`-th, the newest
+        `panel_size` of them (a member stays until newer ones push it out)."""
+        if self.panel_size <= 0:
+            return []
+        members = [i for i in ids if i % self.panel_every == 0]
+        return members[-self.panel_size:]
+
     def __call__(self, learner: PPOLearner) -> dict[str, float]:
         if len(learner.team_names) < 2:
             return {}  # a one-team game (the memory game) has nobody to play against
@@ -116,9 +125,14 @@ class BotEvaluator:
             scores = play_vs_bots(learner, bots, self.games_per_side(learner),
                                   self.seed + 1000 * learner.updates, vecs=self._vecs)
             out = {f"eval/win_rate_vs_{name}": float(s.mean()) for name, s in scores.items()}
-            for snap_id, s in self.play_snapshots(learner).items():
+            played = self.play_snapshots(learner)
+            for snap_id, s in played.items():
                 scores[f"snapshot-{snap_id:04d}"] = s
                 out[f"eval/win_rate_vs_snapshot/{snap_id:04d}"] = float(s.mean())
+            panel = self.panel(sorted(played))
+            if panel:  # one curve against the fixed panel of past selves
+                out["eval/win_rate_vs_past_panel"] = float(np.mean(
+                    [played[i].mean() for i in panel]))
         finally:
             learner.train(was_training)
         me = f"update-{learner.updates:06d}"
