@@ -40,7 +40,7 @@ import torch
 
 from arena.config import CONFIG_DIR, load_config
 from arena.play.evaluate import BotEvaluator
-from arena.play.runner import BotSide, PolicyRunner, transitions
+from arena.play.runner import BotSide, PolicyRunner, play_games
 from games.registry import RANDOM_BOT, bot_names, make_bot
 from games.vector import VecGame, make_vec
 
@@ -57,7 +57,12 @@ def role_slots(vec: VecGame, name: str) -> np.ndarray:
     """The slots of the role called `name`, else of the team called `name`."""
     roles = [r.name for r in vec.roles]
     if name in roles:
-        return np.array(vec.role(name).slots, np.int64)
+        slots = np.array(vec.role(name).slots, np.int64)
+        teams = np.unique(vec.slot_team[slots])
+        if len(np.flatnonzero(np.isin(vec.slot_team, teams))) != len(slots):
+            raise ValueError(f"--role-return {name!r}: the role shares its teams with other "
+                             f"roles; measure one of its teams {vec.team_names} instead")
+        return slots
     if name in vec.team_names:
         return np.flatnonzero(vec.slot_team == vec.team_names.index(name))
     raise ValueError(f"--role-return {name!r}: the game has roles {roles} and teams "
@@ -65,36 +70,15 @@ def role_slots(vec: VecGame, name: str) -> np.ndarray:
 
 
 @torch.no_grad()
-def team_returns(vec: VecGame, first, second, slots: np.ndarray, seed: int,
-                 max_steps: int = 100_000) -> np.ndarray:
+def team_returns(vec: VecGame, first, second, slots: np.ndarray, seed: int) -> np.ndarray:
     """Mean episode return per agent of `slots` (the game's own reward), one value per game
-    of `vec`: `first` (a PolicyRunner or BotSide) plays `slots`, `second` every other slot.
-    Each game counts its first episode."""
-    B, S = vec.num_games, vec.num_slots
-    mine = np.zeros((B, S), bool)
-    mine[:, slots] = True
-    totals = np.zeros(B)
-    result = np.full(B, np.nan)
-    ours = np.zeros((B, S), np.int64)
-    theirs = np.zeros((B, S), np.int64)
-    step = vec.reset(seed=seed)
-    first.reset()
-    second.reset()
-    alive = step.alive.copy()
-    episode_start = np.ones((B, S), bool)
-    for _ in range(max_steps):
-        first.act(step, episode_start, ours)
-        second.act(step, episode_start, theirs)
-        step = vec.step(np.where(mine, ours, theirs))
-        totals += step.rewards[:, slots].sum(1)
-        for b in np.flatnonzero(step.dones & np.isnan(result)):
-            result[b] = totals[b] / len(slots)
-        if not np.isnan(result).any():
-            return result
-        _, episode_start = transitions(alive, step)
-        alive = step.alive.copy()
-    raise RuntimeError(f"team_returns: {int(np.isnan(result).sum())} of {B} games did not "
-                       f"end within {max_steps} steps")
+    of `vec`: `first` (a PolicyRunner or BotSide) plays the teams of `slots`, `second` every
+    other team (arena.play.runner.play_games). Each game counts its first episode."""
+    teams = np.unique(vec.slot_team[slots])
+    seats = np.ones((vec.num_games, len(vec.team_names)), np.int64)
+    seats[:, teams] = 0
+    result = play_games(vec, [first, second], seats, seed=seed)
+    return result.returns[:, teams].sum(1) / len(slots)
 
 
 def random_side(vec: VecGame, game: str, seed: int) -> BotSide:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 from contextlib import contextmanager
 
+import pytest
+
 from games import registry
+
+needs_magent2 = pytest.mark.skipif(importlib.util.find_spec("magent2") is None,
+                                   reason="magent2 is optional: pip install -e '.[thirdparty]'")
+needs_mpe2 = pytest.mark.skipif(importlib.util.find_spec("mpe2") is None,
+                                reason="mpe2 is optional: pip install -e '.[thirdparty]'")
 
 
 @contextmanager

@@ -4,7 +4,6 @@ in-process results per seed, errors that name the game, and no processes left be
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import multiprocessing as mp
 import os
 import signal
@@ -15,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import needs_magent2, needs_mpe2
 from test_registry import clean_registry  # noqa: F401 - a fixture, used by name
 from test_vector import (
     BATTLE,
@@ -34,10 +34,6 @@ from games.vector import AECVec, ParallelVec, make_vec
 CONNECT_FOUR = "pettingzoo:pettingzoo.classic.connect_four_v3:env"
 B, WORKERS = 5, 2  # an uneven split: games 0..1 and 2..4
 
-needs_magent2 = pytest.mark.skipif(importlib.util.find_spec("magent2") is None,
-                                   reason="magent2 is optional: pip install -e '.[thirdparty]'")
-needs_mpe2 = pytest.mark.skipif(importlib.util.find_spec("mpe2") is None,
-                                reason="mpe2 is optional: pip install -e '.[thirdparty]'")
 
 
 def assert_same(a: dict, b: dict, where: str) -> None:

@@ -5,10 +5,9 @@ AECVec (turn-based games) is tested in test_aec.py, with the helpers defined her
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
+from conftest import needs_magent2, needs_mpe2
 
 from games.memory import MemoryGame
 from games.moba import EVENT_NAMES, MobaEnv
@@ -20,10 +19,6 @@ BATTLE_TEAMS = {"red": "red_", "blue": "blue_"}
 TAG = "pettingzoo:mpe2.simple_tag_v3:parallel_env"
 TAG_TEAMS = {"predator": "adversary_", "prey": "agent_"}
 
-needs_magent2 = pytest.mark.skipif(importlib.util.find_spec("magent2") is None,
-                                   reason="magent2 is optional: pip install -e '.[thirdparty]'")
-needs_mpe2 = pytest.mark.skipif(importlib.util.find_spec("mpe2") is None,
-                                reason="mpe2 is optional: pip install -e '.[thirdparty]'")
 
 
 def random_legal(vec, step: VecStep, rng: np.random.Generator) -> np.ndarray:
