@@ -117,6 +117,19 @@ class LeagueConfig:
     pfsp_weighting: str = "hard"  # hard: (1-x)^p | var: x(1-x)
     pfsp_p: float = 2.0
     max_snapshots: Optional[int] = None
+    # League roles (AlphaStar; league/exploiters.py): extra policies trained in the same run
+    # on their own block of the collector's games. A main exploiter plays only the current
+    # main; a league exploiter plays the pool's snapshots by PFSP. One that beats its
+    # opponents exploiter_win_rate over its last exploiter_window games, or has trained
+    # exploiter_max_updates updates, is frozen into the pool and reset to the main. With
+    # exploiters, the main's past opponents are drawn by PFSP over the pool's snapshots and
+    # the live exploiters (league.pfsp_*), whatever league.sampler says.
+    main_exploiters: int = 0
+    league_exploiters: int = 0
+    exploiter_games: Optional[int] = None  # games per exploiter; None: num_envs // (E + 2)
+    exploiter_win_rate: float = 0.7
+    exploiter_window: int = 100  # games
+    exploiter_max_updates: int = 300
 
 
 @dataclass
@@ -269,6 +282,29 @@ def _check(c: Config) -> None:
     need(lg.eta > 0, "league.eta", "a positive number", lg.eta)
     need(lg.max_snapshots is None or lg.max_snapshots >= 1, "league.max_snapshots",
          "null or an int >= 1", lg.max_snapshots)
+    exploiters = lg.main_exploiters + lg.league_exploiters
+    need(lg.main_exploiters >= 0, "league.main_exploiters", "an int >= 0", lg.main_exploiters)
+    need(lg.league_exploiters >= 0, "league.league_exploiters", "an int >= 0",
+         lg.league_exploiters)
+    if exploiters:
+        need(lg.enabled, "league.enabled", "true when league exploiters are configured "
+             "(their snapshots join the pool)", lg.enabled)
+        need(a.num_workers == 0 and not a.listen, "actors.num_workers",
+             "0 (and actors.listen false) with league exploiters: all learning agents share "
+             "the learner's in-process collection", a.num_workers)
+        need(t.devices * t.num_nodes == 1, "trainer.devices",
+             "1 (on one node) with league exploiters: they train in one process", t.devices)
+        per = (lg.exploiter_games if lg.exploiter_games is not None
+               else c.game.num_envs // (exploiters + 2))
+        need(per >= 1 and c.game.num_envs - per * exploiters >= 1, "league.exploiter_games",
+             f"at least 1 game per exploiter with at least 1 left for the main out of "
+             f"game.num_envs={c.game.num_envs} ({exploiters} exploiters)", lg.exploiter_games)
+    need(0.0 < lg.exploiter_win_rate <= 1.0, "league.exploiter_win_rate", "a number in (0, 1]",
+         lg.exploiter_win_rate)
+    need(lg.exploiter_window >= 1, "league.exploiter_window", "an int >= 1 (games)",
+         lg.exploiter_window)
+    need(lg.exploiter_max_updates >= 1, "league.exploiter_max_updates", "an int >= 1",
+         lg.exploiter_max_updates)
     need(0 <= p.gae_lambda <= 1, "ppo.gae_lambda", "a number in [0, 1]", p.gae_lambda)
     need(p.chunk_len >= 1, "ppo.chunk_len", "an int >= 1", p.chunk_len)
     need(p.chunks_per_update >= 1, "ppo.chunks_per_update", "an int >= 1", p.chunks_per_update)

@@ -10,6 +10,7 @@ the progress bar.
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,7 @@ from arena.rollout import (
 from arena.transport import CurveKeys
 from games.registry import bot_anchors
 from games.vector import make_vec
+from league.exploiters import MAIN, Exploiter, exploiter_names, game_blocks
 from league.pool import OpponentPool
 from league.ratings import RatingTable
 from league.schedule import gamma_at
@@ -89,6 +91,17 @@ class PPOLearner(L.LightningModule):
             {group_module_key(g.key): build_policy(g.role, cfg) for g in self.groups})
         self.value_norms = nn.ModuleDict(
             {group_module_key(g.key): ValueNorm() for g in self.groups})
+        # League exploiters (league/exploiters.py): more learning agents in the same run,
+        # each a copy of the main's networks that trains on its own block of games.
+        lg = cfg.league
+        self.league_roles = [
+            Exploiter(name, kind, window=lg.exploiter_window, win_rate=lg.exploiter_win_rate,
+                      max_updates=lg.exploiter_max_updates)
+            for name, kind in exploiter_names(lg.main_exploiters, lg.league_exploiters)]
+        self.exploiters = nn.ModuleDict({
+            e.name: nn.ModuleDict({"policies": copy.deepcopy(self.policies),
+                                   "value_norms": copy.deepcopy(self.value_norms)})
+            for e in self.league_roles})
         self.shaper = Shaper(self.event_names, self.slot_team, env_weight=cfg.reward.env_weight,
                              weights=dict(cfg.reward.weights), zero_sum=cfg.reward.zero_sum,
                              time_decay_ticks=cfg.reward.time_decay_ticks)
@@ -112,6 +125,21 @@ class PPOLearner(L.LightningModule):
     # ---- Lightning plumbing -------------------------------------------------------------
     def policy_for(self, key: str) -> RecurrentPolicy:
         return self.policies[group_module_key(key)]
+
+    def agent_networks(self, agent: str) -> tuple[dict[str, RecurrentPolicy], dict[str, ValueNorm]]:
+        """A learning agent's (the main's or an exploiter's) policies and value normalisers,
+        by group key."""
+        if agent == MAIN:
+            policies, norms = self.policies, self.value_norms
+        else:
+            policies = self.exploiters[agent]["policies"]
+            norms = self.exploiters[agent]["value_norms"]
+        return ({g.key: policies[group_module_key(g.key)] for g in self.groups},
+                {g.key: norms[group_module_key(g.key)] for g in self.groups})
+
+    def game_blocks(self, games: int) -> list[tuple[str, int, int]]:
+        return game_blocks(games, [e.name for e in self.league_roles],
+                           self.cfg.league.exploiter_games)
 
     def setup(self, stage: str) -> None:
         cfg = self.cfg
@@ -155,6 +183,8 @@ class PPOLearner(L.LightningModule):
                       f"{_reachable(self.service.endpoint)}`", file=sys.stderr, flush=True)
             return
         vec = collection_vec(cfg, cfg.game.num_envs)
+        blocks = self.game_blocks(vec.num_games)
+        live = {name: self.agent_networks(name)[0] for name, _, _ in blocks}
         opponents = None
         if league:
             opponents = OpponentManager(
@@ -162,11 +192,12 @@ class PPOLearner(L.LightningModule):
                 build=lambda key: build_policy(self._group(key).role, cfg),
                 module_key=group_module_key, seed=cfg.run.seed + 31 * rank + 5,
                 device=self.device, bots=list(cfg.league.bots), bot_prob=cfg.league.bot_prob,
-                game=cfg.game.name)
+                game=cfg.game.name, agents=blocks, live=live, exploiters=self.league_roles)
         self.collector = Collector(
-            vec, {g.key: self.policy_for(g.key) for g in self.groups}, self.groups,
+            vec, live[MAIN], self.groups,
             chunk_len=cfg.ppo.chunk_len, num_chunks=cfg.ppo.chunks_per_update,
-            seed=cfg.run.seed + 7919 * rank, device=self.device, opponents=opponents)
+            seed=cfg.run.seed + 7919 * rank, device=self.device, opponents=opponents,
+            blocks=[(live[name], b0, b1) for name, b0, b1 in blocks])
 
     def rollout_spec(self, games: int) -> RolloutSpec:
         p = self.cfg.ppo
@@ -205,14 +236,45 @@ class PPOLearner(L.LightningModule):
         return {role: OpponentPool.open(directory / role, **pool_settings(self.cfg))
                 for role in sorted({g.role.name for g in self.groups})}
 
-    def snapshot(self) -> None:
-        """Freeze the current weights of every role into its pool."""
-        state = self.state_dict()
+    def snapshot(self, agent: str = MAIN) -> None:
+        """Freeze the current weights of every role of `agent` (the main or an exploiter)
+        into its pool; every snapshot is stored as `policies.<group>.*`, whoever it was."""
+        policies = self.agent_networks(agent)[0]
         for role, pool in self.pools.items():
-            keys = tuple(f"policies.{group_module_key(g.key)}." for g in self.groups
-                         if g.role.name == role)
-            weights = {k: v.detach().cpu().clone() for k, v in state.items() if k.startswith(keys)}
-            pool.add(weights, update=self.updates, agent_steps=self.agent_steps)
+            weights = {f"policies.{group_module_key(key)}.{name}": value.detach().cpu().clone()
+                       for key, policy in policies.items() if self._group(key).role.name == role
+                       for name, value in policy.state_dict().items()}
+            pool.add(weights, update=self.updates, agent_steps=self.agent_steps, source=agent)
+
+    def tend_exploiters(self) -> dict[str, float]:
+        """After each update: an exploiter that beats its opponents over a full window, or
+        has trained `exploiter_max_updates` since its last reset, is frozen into the pool
+        and starts again from the main's current weights, with a fresh optimiser state."""
+        out: dict[str, float] = {}
+        for e in self.league_roles:
+            why = e.reset_due()
+            if why is None:
+                continue
+            if self.pools:
+                self.snapshot(e.name)
+            self.reset_exploiter(e.name)
+            e.reset()
+            out[f"league/{e.name}/reset_{why}"] = 1.0
+            print(f"league: {e.name} {'beat its opponents' if why == 'beats' else 'timed out'}"
+                  f" at update {self.updates}; frozen into the pool and reset to the main",
+                  file=sys.stderr, flush=True)
+        return out
+
+    def reset_exploiter(self, name: str) -> None:
+        """The exploiter's networks := the main's; its Adam moments forgotten."""
+        module = self.exploiters[name]
+        module["policies"].load_state_dict(self.policies.state_dict())
+        module["value_norms"].load_state_dict(self.value_norms.state_dict())
+        if self._trainer is not None:
+            optimizer = self.optimizers()
+            optimizer = getattr(optimizer, "optimizer", optimizer)
+            for p in module.parameters():
+                optimizer.state.pop(p, None)
 
     def teardown(self, stage: str) -> None:
         if self._league_client is not None:  # its socket lives on the service's context
@@ -261,6 +323,8 @@ class PPOLearner(L.LightningModule):
         metrics = self.ppo_update(rollout)
         learn_seconds = time.perf_counter() - t_learn
         self.updates += 1
+        for e in self.league_roles:
+            e.updates_since_reset += 1
         steps = rollout.agent_steps
         if world_size() > 1:  # counters are global: every rank's agent-steps
             steps = int(all_reduce_sum(torch.tensor([steps], dtype=torch.float64,
@@ -313,16 +377,26 @@ class PPOLearner(L.LightningModule):
 
     def ppo_update(self, ro: Rollout) -> dict[str, float]:
         """One PPO update on rollout `ro` (arena/learn/update.py), with this module's
-        optimiser, Lightning's backward and, under DDP, the all-reduce over ranks."""
+        optimiser, Lightning's backward and, under DDP, the all-reduce over ranks. With
+        exploiters, each learning agent is updated on its own block of games; the main's
+        metrics keep their names, an exploiter's are under `exploiters/<name>/`."""
         spirit = self.team_spirit()
         shaped = self.shaper(ro.env_rewards, ro.events, ro.alive, ro.ticks, spirit)
-        metrics = ppo_update(
-            self.groups, {g.key: self.policy_for(g.key) for g in self.groups},
-            {g.key: self.value_norms[group_module_key(g.key)] for g in self.groups},
-            ro, shaped["total"], self.optimizers(), ppo=self.cfg.ppo, gamma=self.gamma(),
-            lr=self.learning_rate(), generator=self._mb_generator, device=self.device,
-            backward=self.manual_backward,
-            reduce=all_reduce_sum if world_size() > 1 else None)
+        blocks = self.game_blocks(ro.env_rewards.shape[1])
+        metrics: dict[str, float] = {}
+        for agent, b0, b1 in blocks:
+            part = ro if len(blocks) == 1 else ro.select_games(b0, b1)
+            policies, norms = self.agent_networks(agent)
+            m = ppo_update(
+                self.groups, policies, norms, part, shaped["total"][:, b0:b1],
+                self.optimizers(), ppo=self.cfg.ppo, gamma=self.gamma(),
+                lr=self.learning_rate(), generator=self._mb_generator, device=self.device,
+                backward=self.manual_backward,
+                reduce=all_reduce_sum if world_size() > 1 else None)
+            if agent == MAIN:
+                metrics.update(m)
+            else:
+                metrics.update({f"exploiters/{agent}/{k}": v for k, v in m.items()})
         if metrics.get("loss/skipped_updates"):
             return metrics
         metrics["train/team_spirit"] = spirit
@@ -356,6 +430,7 @@ class PPOLearner(L.LightningModule):
             "collector_rng": (self.collector.generator.get_state()
                               if isinstance(self.collector, Collector) else None),
             "league": {role: pool.state_dict() for role, pool in self.pools.items()},
+            "exploiters": [e.state_dict() for e in self.league_roles],
             "ratings": self.ratings.state_dict(),
         }
 
@@ -374,6 +449,10 @@ class PPOLearner(L.LightningModule):
         self._pending_collector_rng = state.get("collector_rng")
         if "ratings" in state:
             self.ratings.load_state_dict(state["ratings"])
+        saved = {e["name"]: e for e in state.get("exploiters", [])}
+        for e in self.league_roles:
+            if e.name in saved:
+                e.load_state_dict(saved[e.name])
         for role, pool_state in state.get("league", {}).items():
             if role in self.pools:  # back to the pool as it was at this checkpoint
                 self.pools[role].load_state_dict(pool_state)

@@ -13,11 +13,16 @@ has) can join the league as fixed opponents:
 with probability `bot_prob` a game faces one of `bots`, drawn uniformly, instead. The
 league then keeps meeting play it would otherwise have to discover by self-play alone
 (AlphaStar's league kept fixed exploiters for the same reason).
+
+With league exploiters (league/exploiters.py) the batch is split into blocks of games, one
+per learning agent; an exploiter's games face the current main (live weights, not trained
+there) or PFSP-drawn snapshots, and the main's past opponents include the live exploiters.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from typing import Callable
 
 import numpy as np
@@ -27,7 +32,8 @@ from agents.policy import RecurrentPolicy
 from arena.play.runner import sample_actions
 from games.registry import make_bot
 from games.vector import VecGame
-from league.pool import OpponentPool
+from league.exploiters import MAIN, Exploiter
+from league.pool import OpponentPool, pfsp_weights
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -37,7 +43,9 @@ class OpponentManager:
                  build: Callable[[str], RecurrentPolicy], module_key: Callable[[str], str],
                  seed: int, device: torch.device, max_cached: int = 8,
                  bots: list[str] | tuple[str, ...] = (), bot_prob: float = 0.0,
-                 game: str = "") -> None:
+                 game: str = "", agents: Sequence[tuple[str, int, int]] = (),
+                 live: Mapping[str, Mapping[str, RecurrentPolicy]] | None = None,
+                 exploiters: Sequence[Exploiter] = ()) -> None:
         teams = np.unique(vec.slot_team)
         if len(teams) != 2:
             raise ValueError(f"league: needs a game with exactly two teams, got {len(teams)}")
@@ -71,20 +79,65 @@ class OpponentManager:
                          for i, name in enumerate(self.bot_names)
                          for j, role in enumerate(vec.roles)}
         self._bot_results: dict[str, list[float]] = {name: [0.0, 0] for name in self.bot_names}
+        # League roles (league/exploiters.py): the learning agent of each game (0: the main,
+        # k: exploiter k-1), fixed by the collector's game blocks; `live` holds every
+        # agent's current networks, which play as opponents without training there.
+        self.exploiters = list(exploiters)
+        names = [MAIN] + [e.name for e in self.exploiters]
+        self.game_agent = np.zeros(B, np.int64)
+        for name, b0, b1 in agents:
+            self.game_agent[b0:b1] = names.index(name)
+        self.live_models = [dict((live or {}).get(name, {})) for name in names]
+        if self.exploiters and any(not m for m in self.live_models):
+            raise ValueError("league exploiters: every learning agent needs its live networks")
+        self.live = np.full(B, -1, np.int64)  # per game: agent index of a live opponent
 
     # ---- assignment ------------------------------------------------------------------------
     def assign(self, games: np.ndarray) -> None:
-        """Draw the opponent of each listed game for its next episode."""
+        """Draw the opponent of each listed game for its next episode.
+
+        The main's games: a bot with probability bot_prob, else the latest policy (a mirror
+        game) or a past snapshot from the opponent role's pool — with exploiters, the past
+        opponent is drawn by PFSP over the pool's snapshots and the live exploiters. A main
+        exploiter's games: the current main. A league exploiter's: a snapshot drawn by PFSP
+        on its own results (the current main while the pool is empty)."""
         for b in games:
             learner_team = int(self.rng.integers(0, 2))
             self.learner_team[b] = learner_team
-            self.snapshot[b] = self.bot[b] = -1
+            self.snapshot[b] = self.bot[b] = self.live[b] = -1
+            pool = self.pools[self.team_role[1 - learner_team]]
+            agent = int(self.game_agent[b])
+            if agent > 0:
+                exploiter = self.exploiters[agent - 1]
+                if exploiter.kind == "main_exploiter" or not len(pool):
+                    self.live[b] = 0
+                else:
+                    ids = [s.id for s in pool.snapshots]
+                    p = exploiter.pfsp(ids, pool.pfsp_weighting, pool.pfsp_p)
+                    self.snapshot[b] = ids[int(self.rng.choice(len(ids), p=p))]
+                continue
             if self.bot_prob > 0 and self.rng.random() < self.bot_prob:
                 self.bot[b] = int(self.rng.integers(0, len(self.bot_names)))
                 continue
-            opponent_role = self.team_role[1 - learner_team]
-            snap = self.pools[opponent_role].sample(self.rng)
-            self.snapshot[b] = -1 if snap is None else snap.id
+            if not self.exploiters:
+                snap = pool.sample(self.rng)
+                self.snapshot[b] = -1 if snap is None else snap.id
+                continue
+            if self.rng.random() < pool.latest_prob:
+                continue
+            self._draw_past_or_exploiter(b, pool)
+
+    def _draw_past_or_exploiter(self, b: int, pool: OpponentPool) -> None:
+        """PFSP over the pool's snapshots and the live exploiters, on the main's results."""
+        x = [s.score / s.games if s.games else np.nan for s in pool.snapshots]
+        x += [np.nan if e.main_win_rate() is None else e.main_win_rate()
+              for e in self.exploiters]
+        k = int(self.rng.choice(len(x), p=pfsp_weights(np.array(x, np.float64),
+                                                       pool.pfsp_weighting, pool.pfsp_p)))
+        if k < len(pool):
+            self.snapshot[b] = pool.snapshots[k].id
+        else:
+            self.live[b] = k - len(pool) + 1
 
     def start(self, num_rows: dict[str, int]) -> None:
         """A fresh batch of games: opponents for all of them, zero opponent LSTM states."""
@@ -96,10 +149,16 @@ class OpponentManager:
     def finish(self, games: np.ndarray, winners: np.ndarray) -> None:
         """Report finished games to the pools, then draw the next opponents."""
         for b, w in zip(games, winners):
-            self.games_total += 1
             snap = int(self.snapshot[b])
             score = 1.0 if w == self.learner_team[b] else (0.5 if w < 0 else 0.0)
-            if snap >= 0:
+            agent = int(self.game_agent[b])
+            if agent > 0:  # an exploiter's game: its own results, not the pool's
+                self.exploiters[agent - 1].record(score, snap if snap >= 0 else None)
+                continue
+            self.games_total += 1
+            if self.live[b] > 0:
+                self.exploiters[int(self.live[b]) - 1].record_main(score)
+            elif snap >= 0:
                 self.games_vs_snapshots += 1
                 role = self.team_role[1 - int(self.learner_team[b])]
                 self.pools[role].record(snap, score)
@@ -141,6 +200,7 @@ class OpponentManager:
         other_side = slot_team[None, :] != self.learner_team[:, None]
         opp_rows = ((self.snapshot[:, None] >= 0) & other_side).reshape(B * n)
         bot_rows = ((self.bot[:, None] >= 0) & other_side).reshape(B * n)
+        live_rows = ((self.live[:, None] >= 0) & other_side).reshape(B * n)
         if bot_rows.any():
             bots = np.repeat(self.bot, n)
             for i in np.unique(bots[bot_rows]):
@@ -150,19 +210,25 @@ class OpponentManager:
                     obs[idx].cpu().numpy(), mask[idx].cpu().numpy())
                 action[idx] = torch.from_numpy(np.asarray(picks, np.int64)).to(action.device)
         h, c = self._state[g.key]  # policy.step starts a row afresh with its episode
+        plays: list[tuple[np.ndarray, RecurrentPolicy]] = []
         if opp_rows.any():
             snaps = np.repeat(self.snapshot, n)
             for snap in np.unique(snaps[opp_rows]):
-                rows = np.flatnonzero(opp_rows & (snaps == snap))
-                idx = torch.from_numpy(rows).to(self.device)
-                policy = self.models(int(snap), g.role.name)[g.key]
-                logits, _, (nh, nc) = policy.step(obs[idx], (h[idx], c[idx]), starts[idx], mask[idx])
-                picks = sample_actions(torch.softmax(logits.float(), dim=-1), generator,
-                                       self.device)  # the policy masked its logits
-                action[idx] = picks.to(action.device)
-                h[idx], c[idx] = nh, nc
+                plays.append((opp_rows & (snaps == snap),
+                              self.models(int(snap), g.role.name)[g.key]))
+        if live_rows.any():
+            lives = np.repeat(self.live, n)
+            for agent in np.unique(lives[live_rows]):
+                plays.append((live_rows & (lives == agent), self.live_models[int(agent)][g.key]))
+        for rows, policy in plays:
+            idx = torch.from_numpy(np.flatnonzero(rows)).to(self.device)
+            logits, _, (nh, nc) = policy.step(obs[idx], (h[idx], c[idx]), starts[idx], mask[idx])
+            picks = sample_actions(torch.softmax(logits.float(), dim=-1), generator,
+                                   self.device)  # the policy masked its logits
+            action[idx] = picks.to(action.device)
+            h[idx], c[idx] = nh, nc
         self._state[g.key] = (h, c)
-        return ~(opp_rows | bot_rows)
+        return ~(opp_rows | bot_rows | live_rows)
 
     # ---- logging -------------------------------------------------------------------------------
     def take_bot_results(self) -> dict[str, tuple[float, int]]:
@@ -180,6 +246,14 @@ class OpponentManager:
                 out["league/games_vs_bots_fraction"] = self.games_vs_bots / self.games_total
         for name, (score, games) in self.take_bot_results().items():  # since the last call
             out[f"league/win_rate_vs_bot/{name}"] = score / games
+        for e in self.exploiters:
+            if e.recent_win_rate() is not None:  # against the main, or the pool (league exploiter)
+                what = "win_rate_vs_main" if e.kind == "main_exploiter" else "win_rate_vs_pool"
+                out[f"league/{e.name}/{what}"] = e.recent_win_rate()
+            if e.main_win_rate() is not None:
+                out[f"league/main/win_rate_vs/{e.name}"] = e.main_win_rate()
+            out[f"league/{e.name}/resets"] = float(e.resets)
+            out[f"league/{e.name}/updates_since_reset"] = float(e.updates_since_reset)
         out.update(pool_metrics(self.pools))
         return out
 

@@ -145,6 +145,25 @@ class Rollout:
                        for key, g in self.groups.items()}
         return self
 
+    def select_games(self, first: int, end: int) -> Rollout:
+        """The rollout of games [first, end) alone (views, no copy): one learning agent's
+        block of games when several train on one batched collection."""
+        groups = {}
+        for key, group in self.groups.items():
+            n = group["last_values"].shape[0] // self.env_rewards.shape[1]  # rows per game
+            rows = slice(first * n, end * n)
+            groups[key] = {name: t[(slice(None),) * join_dim(name) + (rows,)]
+                           for name, t in group.items()}
+        games = slice(first, end)
+        episodes = dict(self.episodes)
+        if "games" in episodes:
+            keep = (episodes["games"] >= first) & (episodes["games"] < end)
+            episodes = {k: v[keep] for k, v in episodes.items()}
+        active = self.active[:, games]
+        return Rollout(groups, self.env_rewards[:, games], self.events[:, games], active,
+                       self.ticks[:, games], self.alive[:, games], episodes,
+                       int(active.sum()), self.seconds)
+
     def arrays(self) -> dict[str, np.ndarray]:
         """Every field as numpy, named as the schema and the wire name them."""
         out: dict[str, np.ndarray] = {name: getattr(self, name) for name in SHARED_FIELDS}
@@ -189,12 +208,24 @@ def concat_rollouts(rollouts: list[Rollout]) -> Rollout:
 
 
 class Collector:
+    """Steps `vec` with the policies and returns rollouts.
+
+    `blocks`: several learning agents on one batched collection (league exploiters): each
+    (policies, first game, end game) plays its contiguous block of games, so one step runs
+    every agent's networks on its own rows; None: `policies` play every game."""
+
     def __init__(self, vec: VecGame, policies: dict[str, torch.nn.Module],
                  groups: list[PolicyGroup], chunk_len: int, num_chunks: int, seed: int,
-                 device: torch.device | str = "cpu", opponents=None) -> None:
+                 device: torch.device | str = "cpu", opponents=None,
+                 blocks: list[tuple[dict[str, torch.nn.Module], int, int]] | None = None) -> None:
         self.vec = vec
         self.opponents = opponents  # arena.opponents.OpponentManager, or None: pure self-play
         self.policies = policies
+        self.blocks = blocks or [(policies, 0, vec.num_games)]
+        ends = [b0 for _, b0, _ in self.blocks] + [vec.num_games]
+        if ends[0] != 0 or any(b1 != ends[i + 1] for i, (_, _, b1) in enumerate(self.blocks)):
+            raise ValueError(f"collector blocks {[(b0, b1) for _, b0, b1 in self.blocks]} must "
+                             f"cover games 0..{vec.num_games} in order")
         self.groups = groups
         self.chunk_len = chunk_len
         self.num_chunks = num_chunks
@@ -230,6 +261,20 @@ class Collector:
             self.opponents.start({g.key: self.vec.num_games * len(g.slots) for g in self.groups})
         return step
 
+    def _forward(self, g: PolicyGroup, obs: torch.Tensor, state, starts: torch.Tensor,
+                 mask: torch.Tensor):
+        """policy.step over all rows of group g, each block of games by its own agent."""
+        if len(self.blocks) == 1:
+            return self.blocks[0][0][g.key].step(obs, state, starts, mask)
+        n = len(g.slots)
+        parts = []
+        for policies, b0, b1 in self.blocks:
+            r = slice(b0 * n, b1 * n)
+            parts.append(policies[g.key].step(obs[r], (state[0][r], state[1][r]), starts[r],
+                                              mask[r]))
+        return (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]),
+                (torch.cat([p[2][0] for p in parts]), torch.cat([p[2][1] for p in parts])))
+
     def _group_view(self, step: VecStep, g: PolicyGroup):
         starts = torch.from_numpy(self._episode_start[:, g.slots].reshape(-1).copy())
         return (group_rows(step.obs, g, self.device), group_rows(step.action_mask, g, self.device),
@@ -245,7 +290,7 @@ class Collector:
         vec, L, T = self.vec, self.length, self.chunk_len
         B, S = vec.num_games, vec.num_slots
         E = len(vec.event_names)
-        winners, lengths = [], []
+        winners, lengths, games = [], [], []
         spec = RolloutSpec(L, self.num_chunks, B, S, E, tuple(
             (g.key, len(g.slots), g.role.obs_dim, g.role.num_actions,
              self._state[g.key][0].shape[-1]) for g in self.groups))
@@ -263,14 +308,13 @@ class Collector:
             ticks[t] = self._ticks
             for g in self.groups:
                 buf = bufs[g.key]
-                policy = self.policies[g.key]
                 obs, mask, starts = self._group_view(step, g)
                 state = self._state[g.key]
                 if t % T == 0:
                     keep = (~starts).unsqueeze(-1).to(state[0].dtype)
                     buf["state_h"][t // T] = state[0] * keep
                     buf["state_c"][t // T] = state[1] * keep
-                logits, value, state = policy.step(obs, state, starts, mask)
+                logits, value, state = self._forward(g, obs, state, starts, mask)
                 dist = Categorical(logits=logits)  # the policy masked them already
                 action = sample_actions(dist.probs, self.generator, self.device)
                 trains = valid_now[:, g.slots].reshape(-1)
@@ -301,6 +345,7 @@ class Collector:
             np.copyto(self._alive, step.alive)
             if done.any():
                 idx = np.flatnonzero(done)
+                games.append(idx)
                 winners.append(step.winners[idx].copy())
                 lengths.append(step.lengths[idx].copy())
                 self._ticks[idx] = 0
@@ -309,13 +354,14 @@ class Collector:
         # bootstrap values after the last step
         for g in self.groups:
             obs, mask, starts = self._group_view(step, g)
-            _, value, _ = self.policies[g.key].step(obs, self._state[g.key], starts, mask)
+            _, value, _ = self._forward(g, obs, self._state[g.key], starts, mask)
             bufs[g.key]["last_values"] = value
             bufs[g.key]["last_episode_starts"] = starts
         self._step = step
         episodes = {
             "winners": np.concatenate(winners) if winners else np.zeros(0, np.int64),
             "lengths": np.concatenate(lengths) if lengths else np.zeros(0, np.int64),
+            "games": np.concatenate(games) if games else np.zeros(0, np.int64),
         }
         agent_steps = int(active.sum())
         return Rollout(bufs, env_rewards, events, active, ticks, alive, episodes, agent_steps,
@@ -331,8 +377,8 @@ class Collector:
             if not rows.any():
                 continue
             no_start = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
-            _, value, _ = self.policies[g.key].step(
-                group_rows(step.final_obs, g, self.device), self._state[g.key], no_start,
+            _, value, _ = self._forward(
+                g, group_rows(step.final_obs, g, self.device), self._state[g.key], no_start,
                 group_rows(step.final_mask, g, self.device))
             cut = torch.from_numpy(rows).to(self.device)
             bufs[g.key]["truncated"][t] = cut

@@ -58,11 +58,22 @@ class Snapshot:
     quality: float  # q_i
     games: int = 0  # games the latest policy played against it
     score: float = 0.0  # the latest's summed score against it (1 win, 0.5 draw, 0 loss)
+    source: str = "main"  # who was frozen: the main policy or an exploiter (league/exploiters.py)
 
     @property
     def win_rate(self) -> float | None:
         """The latest policy's mean score against this snapshot (None before any game)."""
         return self.score / self.games if self.games else None
+
+
+def pfsp_weights(win_rates: np.ndarray, weighting: str = "hard", p: float = 2.0) -> np.ndarray:
+    """PFSP probabilities from the learner's win rate x against each candidate (nan: not
+    played yet, counted as 0.5): f_hard = (1 - x)^p, f_var = x (1 - x), plus a small floor
+    so that no candidate is ruled out, normalised."""
+    x = np.clip(np.nan_to_num(np.asarray(win_rates, np.float64), nan=0.5), 0.0, 1.0)
+    f = (1.0 - x) ** p if weighting == "hard" else x * (1.0 - x)
+    f = f + PFSP_FLOOR
+    return f / f.sum()
 
 
 def snapshot_file(snapshot_id: int) -> str:
@@ -87,6 +98,10 @@ def _snapshot_from_json(entry: Any) -> Snapshot:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             raise ValueError(f"snapshot entry {entry['id']}: {key} must be a number, "
                              f"got {value!r}")
+    source = entry.get("source", "main")
+    if not isinstance(source, str) or not source:
+        raise ValueError(f"snapshot entry {entry['id']}: source must be a non-empty string, "
+                         f"got {source!r}")
     name = entry["file"]
     if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
         # a bare file name inside the pool directory, never a path that leads out of it
@@ -94,7 +109,7 @@ def _snapshot_from_json(entry: Any) -> Snapshot:
                          f"got {name!r}")
     return Snapshot(id=entry["id"], update=entry["update"], agent_steps=entry["agent_steps"],
                     file=name, quality=float(entry["quality"]), games=entry.get("games", 0),
-                    score=float(entry.get("score", 0.0)))
+                    score=float(entry.get("score", 0.0)), source=source)
 
 
 def entries_from_state(state: Any) -> tuple[list[Snapshot], int]:
@@ -254,9 +269,11 @@ class OpponentPool:
             self._written = data
 
     # ---- adding ----------------------------------------------------------------------------
-    def add(self, weights: Mapping[str, torch.Tensor], update: int, agent_steps: int) -> Snapshot:
+    def add(self, weights: Mapping[str, torch.Tensor], update: int, agent_steps: int,
+            source: str = "main") -> Snapshot:
         """Freeze `weights` (a flat state_dict) as a new snapshot; it enters at max(q).
-        Writes the weights file, then the index."""
+        `source` names who was frozen (the main policy or an exploiter). Writes the weights
+        file, then the index."""
         if not weights:
             raise ValueError("weights: a snapshot needs at least one tensor")
         tensors = {}
@@ -269,7 +286,8 @@ class OpponentPool:
                                               copy=True)
         quality = max((s.quality for s in self._snapshots), default=0.0)
         snap = Snapshot(id=self._next_id, update=int(update), agent_steps=int(agent_steps),
-                        file=snapshot_file(self._next_id), quality=float(quality))
+                        file=snapshot_file(self._next_id), quality=float(quality),
+                        source=str(source))
         atomic_write_bytes(self.directory / snap.file, save(
             tensors, metadata={"id": str(snap.id), "update": str(snap.update),
                                "agent_steps": str(snap.agent_steps)}))
@@ -314,12 +332,9 @@ class OpponentPool:
         """Probability of each snapshot (oldest first) when a past self is drawn."""
         if not self._snapshots or self.sampler == "quality":
             return self.quality_probabilities()
-        x = np.array([s.score / s.games if s.games else 0.5 for s in self._snapshots],
+        x = np.array([s.score / s.games if s.games else np.nan for s in self._snapshots],
                      np.float64)
-        x = np.clip(x, 0.0, 1.0)
-        f = (1.0 - x) ** self.pfsp_p if self.pfsp_weighting == "hard" else x * (1.0 - x)
-        f = f + PFSP_FLOOR
-        return f / f.sum()
+        return pfsp_weights(x, self.pfsp_weighting, self.pfsp_p)
 
     def sample(self, rng: np.random.Generator) -> Snapshot | None:
         """An opponent for one game: None (the latest policy) with probability latest_prob

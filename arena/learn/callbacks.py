@@ -20,7 +20,8 @@ def _log(module: Any, metrics: dict[str, float]) -> None:
 
 class LeagueSnapshots(Callback):
     """Rank 0 freezes the current weights of every role into its pool every `every`
-    updates, serves the league to actors and other ranks, and writes the pools' results."""
+    updates, freezes and resets exploiters that are done (league/exploiters.py), serves the
+    league to actors and other ranks, and writes the pools' results."""
 
     def __init__(self, every: int) -> None:
         self.every = every
@@ -30,6 +31,7 @@ class LeagueSnapshots(Callback):
             return
         if pl_module.updates % self.every == 0:
             pl_module.snapshot()
+        _log(pl_module, pl_module.tend_exploiters())
         pl_module.serve_league()
         for pool in pl_module.pools.values():
             pool.save_index()  # results against snapshots, on disk once per update

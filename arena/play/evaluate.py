@@ -82,7 +82,9 @@ class BotEvaluator:
         pools = list(learner.pools.values())
         if manager is None or not pools or not all(len(p) for p in pools):
             return {}
-        ids = set.intersection(*({s.id for s in p.snapshots} for p in pools))
+        # the main's own past (exploiters' snapshots are opponents, not progress marks)
+        ids = set.intersection(*({s.id for s in p.snapshots if s.source == "main"}
+                                 for p in pools))
         if not ids:
             return {}
         ids = sorted(ids)
