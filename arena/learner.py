@@ -343,7 +343,9 @@ class PPOLearner(L.LightningModule):
             "progress/updates": float(self.updates),
             "progress/agent_steps": float(self.agent_steps),
         })
-        metrics.update(self.rollout_stats(rollout))
+        _, b0, b1 = self.game_blocks(rollout.env_rewards.shape[1])[0]  # the main's games
+        metrics.update(self.rollout_stats(rollout if not self.league_roles
+                                          else rollout.select_games(b0, b1)))
         metrics.update(self.collector.metrics())
         if isinstance(self.collector, ActorCollector) and self.pools:
             metrics.update(pool_metrics(self.pools))
