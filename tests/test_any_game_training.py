@@ -1,6 +1,7 @@
 """Training on a third-party, turn-based game: evaluation against `random` and the game's own
 bot in TensorBoard, its rating on the game's anchors, and the game's bots in the league."""
 
+import numpy as np
 from lightning.pytorch.callbacks import Callback
 
 from arena.config import CONFIG_DIR, load_config
@@ -74,4 +75,7 @@ def test_progress_against_a_fixed_panel_of_past_selves(tmp_path):
     train(cfg, callbacks=[probe])
     last = probe.seen[-1]
     assert 0.0 <= last["eval/win_rate_vs_past_panel"] <= 1.0
+    members = [last[f"eval/win_rate_vs_snapshot/{i:04d}"] for i in (1, 2)]
+    assert last["eval/worst_vs_past_panel"] == min(members)
+    assert last["eval/win_rate_vs_past_panel"] == np.mean(members)
     assert {"eval/win_rate_vs_snapshot/0001", "eval/win_rate_vs_snapshot/0002"} <= set(last)

@@ -135,6 +135,7 @@ class BotEvaluator:
             if panel:  # one curve against the fixed panel of past selves
                 out["eval/win_rate_vs_past_panel"] = float(np.mean(
                     [played[i].mean() for i in panel]))
+                out["eval/worst_vs_past_panel"] = float(min(played[i].mean() for i in panel))
         finally:
             learner.train(was_training)
         me = f"update-{learner.updates:06d}"
