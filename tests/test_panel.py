@@ -18,7 +18,7 @@ from games.bots import MixtureBot, NoisyBot, bot_act, team_columns
 from games.moba.bots import TeamfighterBot
 from games.moba.bots import make_bot as moba_bot
 from games.moba.config import MobaConfig
-from games.moba.layout import ENTITY_FEATURES, GLOBAL_DIM, SELF_FEATURES, MobaLayout
+from games.moba.layout import E_ILLEGAL, ENTITY_FEATURES, GLOBAL_DIM, SELF_FEATURES, MobaLayout
 from games.registry import (
     BotMember,
     BotSpec,
@@ -80,25 +80,33 @@ def _creep(pos, hp, ally=False):
     return {"pos": pos, "kind": "melee_creep", "ally": ally, "hp": hp, "max_hp": 550.0}
 
 
+def _mask(n: int) -> np.ndarray:
+    """Everything legal but buying (the hero is out on the lane, not at its base)."""
+    mask = np.ones((n, LAYOUT.num_actions), np.int8)
+    mask[:, LAYOUT.first_buy:LAYOUT.retreat] = 0
+    return mask
+
+
 def _act(bot, *obs) -> np.ndarray:
     obs = np.stack(obs)
-    return bot.act(obs, np.ones((len(obs), LAYOUT.num_actions), np.int8))
+    return bot.act(obs, _mask(len(obs)))
 
 
 def test_teamfighter_attacks_the_weakest_visible_enemy_hero():
     bot = TeamfighterBot(LAYOUT)
     # three enemy heroes, the weakest neither nearest nor first; a creep weaker than all
     visible = [_creep((22.0, 22.0), 40.0), _hero((23.0, 23.0), 400.0),
-               _hero((25.0, 24.0), 150.0), _hero((24.0, 26.0), 300.0)]
+               _hero((24.0, 23.5), 150.0), _hero((24.0, 26.0), 300.0)]
     weakest_last = [visible[0], visible[1], visible[3], visible[2]]
     a, b = _act(bot, _observation(visible=visible), _observation(visible=weakest_last))
     assert a == LAYOUT.first_attack + 2 and b == LAYOUT.first_attack + 3
     # with the nuke ready it casts it on that hero when in ability range
     (c,) = _act(bot, _observation(visible=visible, ability_ready=True))
     assert c == LAYOUT.first_ability + 2
-    # the pusher on the same view does not chase a healthy-looking hero it cannot burst
-    assert _act(moba_bot("pusher", LAYOUT), _observation(visible=[visible[1]]))[0] \
-        != LAYOUT.first_attack
+    # a healthy hero 8.5 units away: the teamfighter goes for it, the pusher does not
+    lone = _observation(visible=[_hero((26.0, 26.0), 500.0)])
+    assert _act(bot, lone)[0] == LAYOUT.first_attack
+    assert _act(moba_bot("pusher", LAYOUT), lone)[0] != LAYOUT.first_attack
 
 
 def test_teamfighter_regroups_and_retreats():
@@ -131,7 +139,7 @@ def test_teamfighter_plays_legally_and_differently(seed):
         sides = [BotSide(vec, {"hero": Watch()}), BotSide(vec, make_side_bots(
             "moba", "pusher", vec, seed + 9))]
         result = play_games(vec, sides, np.tile([0, 1], (4, 1)), seed)
-        assert result.events[..., -1].sum() == 0  # illegal_actions
+        assert result.events[..., E_ILLEGAL].sum() == 0
         obs, mask, actions = (np.concatenate(x) for x in zip(*seen))
         for name, other in others.items():
             assert (other.act(obs, mask) != actions).mean() > 0.2, name
@@ -262,7 +270,7 @@ def test_noisy_bot_epsilon_one_is_uniform_over_legal_actions():
     mask = np.zeros((n, LAYOUT.num_actions), np.int8)
     legal = [0, 4, 11, 20]
     mask[:, legal] = 1
-    bot = make_bot("moba", "pusher~1", None if False else _role(), seed=2)
+    bot = make_bot("moba", "pusher~1", _role(), seed=2)
     actions = bot.act(np.zeros((n, LAYOUT.obs_dim), np.float32), mask)
     counts = np.bincount(actions, minlength=LAYOUT.num_actions)
     assert counts.sum() == counts[legal].sum() == n  # never an illegal action
@@ -280,7 +288,7 @@ def test_noisy_bot_frequencies_at_epsilon_0_3():
     n = 8000
     obs = np.tile(_observation(visible=[_hero((24.0, 24.0), 150.0)]), (n, 1))
     pusher = moba_bot("pusher", LAYOUT)
-    choice = int(pusher.act(obs[:1], np.ones((1, LAYOUT.num_actions), np.int8))[0])
+    choice = int(pusher.act(obs[:1], _mask(1))[0])
     legal = sorted({0, 3, 30, choice})
     mask = np.zeros((n, LAYOUT.num_actions), np.int8)
     mask[:, legal] = 1
