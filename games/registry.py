@@ -305,7 +305,7 @@ def make_bot(game: str, bot: str, role: Any, seed: int = 0) -> Any:
     a registered bot by name, or a composite (`parse_bot`). Composites are deterministic per
     seed: mixture member k is made with seed + 1009 k, a noisy bot's base with the seed
     itself (so `NAME~0` plays exactly as NAME) and its coin from its own generator."""
-    from games.bots import MixtureBot, NoisyBot
+    from games.bots import MixtureBot
 
     spec = parse_bot(game, bot)
     members = [_make_member(game, m, role, seed + 1009 * k) for k, m in enumerate(spec.members)]

@@ -14,6 +14,7 @@ from arena.checkpoints import CheckpointError
 from arena.config import CONFIG_DIR, ConfigError, load_config
 from arena.play.players import MatchGame, check_fits, load_player, parse_spec
 from arena.play.runner import BotSide, play_against, play_games
+from conftest import temporary_game
 from games.bots import MixtureBot, NoisyBot, bot_act, team_columns
 from games.moba.bots import TeamfighterBot
 from games.moba.bots import make_bot as moba_bot
@@ -400,6 +401,24 @@ def test_moba_panel_is_held_out_and_varied():
                for m in members) >= 2
     assert all(m.names != {"random"} for m in members)
     assert panel("memory") == ()
+
+
+def test_registered_panels_are_checked_and_travel():
+    from games import registry
+
+    with temporary_game("paneltest", "games.memory:MemoryGame"):
+        with pytest.raises(ValueError, match="game 'paneltest': panel: unknown bot 'pusher'"):
+            registry.register("paneltest", "games.memory:MemoryGame", panel=["pusher"],
+                              overwrite=True)
+        with pytest.raises(ValueError, match="bot names must be words"):
+            registry.register("paneltest", "games.memory:MemoryGame", overwrite=True,
+                              bots={"a+b": "games.bots:connect_four_bot"})
+        registry.register("paneltest", "games.memory:MemoryGame", panel=["random~0.5"],
+                          overwrite=True)
+        entry = next(e for e in registry.registrations() if e["name"] == "paneltest")
+        registry._REGISTRY.pop("paneltest")
+        registry.restore([entry])
+        assert panel("paneltest") == ("random~0.5",)
 
 
 def test_no_config_trains_against_the_panel():
