@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import temporary_game
 
 from arena.checkpoints import CheckpointError
 from arena.config import CONFIG_DIR, ConfigError, load_config
 from arena.play.players import MatchGame, check_fits, load_player, parse_spec
 from arena.play.runner import BotSide, play_against, play_games
-from conftest import temporary_game
 from games.bots import MixtureBot, NoisyBot, bot_act, team_columns
 from games.moba.bots import TeamfighterBot
 from games.moba.bots import make_bot as moba_bot
