@@ -222,7 +222,7 @@ class Config:
 
 
 def _check(c: Config) -> None:
-    from games.registry import bot_names
+    from games.registry import bot_names, parse_bot
 
     def need(ok: bool, key: str, expected: str, value: Any) -> None:
         if not ok:
@@ -271,10 +271,15 @@ def _check(c: Config) -> None:
     need(lg.bot_prob == 0 or bool(lg.bots), "league.bots", "at least one bot when "
          "league.bot_prob > 0", list(lg.bots))
     game_bots = bot_names(c.game.name)
-    need(all(b in game_bots for b in lg.bots), "league.bots",
-         f"bots of game {c.game.name!r}: {list(game_bots)}", list(lg.bots))
-    need(c.eval.bots is None or all(b in game_bots for b in c.eval.bots), "eval.bots",
-         f"null (all) or bots of game {c.game.name!r}: {list(game_bots)}", c.eval.bots)
+    for key, specs, null in (("league.bots", lg.bots, ""),
+                             ("eval.bots", c.eval.bots or [], "null (all) or ")):
+        for spec in specs:  # names, or composites of them (games/registry.py parse_bot)
+            try:
+                parse_bot(c.game.name, spec)
+            except ValueError as exc:
+                raise ConfigError(f"{key}: expected {null}bots of game {c.game.name!r}: "
+                                  f"{list(game_bots)}, got {list(specs)!r}: {exc} (composites "
+                                  f"of them too: NAME~EPS, A+B+C)") from None
     need(lg.snapshot_every >= 1, "league.snapshot_every", "an int >= 1", lg.snapshot_every)
     need(lg.sampler in ("quality", "pfsp"), "league.sampler", "quality or pfsp", lg.sampler)
     need(lg.pfsp_weighting in ("hard", "var"), "league.pfsp_weighting", "hard or var",

@@ -30,7 +30,8 @@ import torch
 
 from agents.policy import RecurrentPolicy
 from arena.play.runner import sample_actions
-from games.registry import make_bot
+from games.bots import bot_act, team_columns
+from games.registry import make_side_bots
 from games.vector import VecGame
 from league.exploiters import MAIN, Exploiter
 from league.pool import OpponentPool, pfsp_weights
@@ -75,9 +76,8 @@ class OpponentManager:
         # one bot object per (bot, role): a bot reads the observations of one role
         self.bots: dict[tuple[str, str], object] = {}
         if self.bot_prob > 0:
-            self.bots = {(name, role.name): make_bot(game, name, role, seed=seed + 101 * i + j)
-                         for i, name in enumerate(self.bot_names)
-                         for j, role in enumerate(vec.roles)}
+            self.bots = {(name, role): bot for i, name in enumerate(self.bot_names) for role, bot
+                         in make_side_bots(game, name, vec, seed=seed + 101 * i).items()}
         self._bot_results: dict[str, list[float]] = {name: [0.0, 0] for name in self.bot_names}
         # League roles (league/exploiters.py): the learning agent of each game (0: the main,
         # k: exploiter k-1), fixed by the collector's game blocks; `live` holds every
@@ -206,8 +206,9 @@ class OpponentManager:
             for i in np.unique(bots[bot_rows]):
                 rows = np.flatnonzero(bot_rows & (bots == i))
                 idx = torch.from_numpy(rows).to(self.device)
-                picks = self.bots[self.bot_names[int(i)], g.role.name].act(
-                    obs[idx].cpu().numpy(), mask[idx].cpu().numpy())
+                agents = np.tile(team_columns(self.vec.slot_team)[list(g.slots)], B)[rows]
+                picks = bot_act(self.bots[self.bot_names[int(i)], g.role.name],
+                                obs[idx].cpu().numpy(), mask[idx].cpu().numpy(), agents)
                 action[idx] = torch.from_numpy(np.asarray(picks, np.int64)).to(action.device)
         h, c = self._state[g.key]  # policy.step starts a row afresh with its episode
         plays: list[tuple[np.ndarray, RecurrentPolicy]] = []

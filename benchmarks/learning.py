@@ -1,6 +1,6 @@
-"""Learning curve of any config: the latest policy's score against every anchor of its game
-(`random`, which every game has, and the bots the game registers), and optionally a role's
-return against random play, over wall-clock time.
+"""Learning curve of any config: the latest policy's score against every bot of its game
+(`random`, which every game has, and the bots the game registers), against the game's
+held-out panel, and optionally a role's return against random play, over wall-clock time.
 
     python benchmarks/learning.py [CONFIG] [--minutes 60] [--every 20] [--games 32]
                                   [--role-return ROLE ...] [--baseline-games 512]
@@ -10,7 +10,13 @@ return against random play, over wall-clock time.
 Trains CONFIG (default configs/default.yaml, plus overrides) in a fresh run directory under
 runs/bench-learning-*/, evaluates every `--every` updates (the policy playing every team in
 turn), and prints one row per evaluation: training minutes (evaluation time excluded),
-updates, agent-steps, and the score (win 1, draw 0.5) against each anchor.
+updates, agent-steps, and the score (win 1, draw 0.5) against each bot of the game that is
+not in its panel (those the league trains against are starred in the legend), against
+each member of the game's held-out panel (games/registry.py `panel`: bot specs no training
+config may name in league.bots; members that do not fit the game's teams are left out),
+as the headline column `panel`, the worst of the panel scores, and as `past` the worst
+score against the fixed panel of the run's own past snapshots (eval.panel_every/size). The script refuses a
+config whose league.bots names a panel member: that member would not be held out.
 
 `--role-return ROLE` (repeatable; ROLE a role name, or a team name) also plays, at every
 evaluation, `--games` games with the latest policy on ROLE's slots and `random` on every
@@ -22,7 +28,7 @@ per catch) the ratio is the catch ratio. A `return:ROLE:...` target adds ROLE to
 At the end it prints when each target was first met. Targets on the 2-core dev machines
 (issue notes):
 
-    default.yaml       random:0.95:10  pusher:0.60:60
+    default.yaml       random:0.95:10  pusher:0.60:60  panel:0.80:45 (every panel member)
     connect_four.yaml  random:0.95:10  connect4:0.60:30
     magent_battle.yaml random:0.90:20
     simple_tag.yaml    return:adversary:3.0:20  (predators catch 3x as often as random ones)
@@ -41,16 +47,43 @@ import torch
 from arena.config import CONFIG_DIR, load_config
 from arena.play.evaluate import BotEvaluator
 from arena.play.runner import BotSide, PolicyRunner, play_games
-from games.registry import RANDOM_BOT, bot_names, make_bot
+from games.registry import RANDOM_BOT, bot_names, make_side_bots, panel, panel_conflicts
 from games.vector import VecGame, make_vec
 
 DEFAULT_TARGETS = {
-    "default.yaml": ("random:0.95:10", "pusher:0.60:60"),
+    "default.yaml": ("random:0.95:10", "pusher:0.60:60", "panel:0.80:45"),
     "connect_four.yaml": ("random:0.95:10", "connect4:0.60:30"),
     "magent_battle.yaml": ("random:0.90:20",),
     "simple_tag.yaml": ("return:adversary:3.0:20",),
 }
 RETURN = "return"  # the target form return:ROLE:RATIO:MINUTES; rows key it "return:ROLE"
+PANEL = "panel"  # the column (and target key) of the worst score against the held-out panel
+PAST = "past"  # the worst score against the fixed panel of the run's own past snapshots
+
+
+def held_out_panel(cfg, config_path: str) -> list[str]:
+    """The members of the game's panel this run may call held out, that fit its teams.
+    SystemExit when the config's league.bots names a member (the run trains against it)."""
+    game = cfg.game.name
+    trained = panel_conflicts(game, cfg.league.bots)
+    if trained:
+        raise SystemExit(f"{config_path}: league.bots {list(cfg.league.bots)} names the "
+                         f"held-out panel member(s) {trained} of game {game!r}: the run trains "
+                         f"against them, so they are not held out. Remove them from "
+                         f"league.bots (the panel: {list(panel(game))}).")
+    probe = make_vec(game, 1, **cfg.game.options)
+    members = []
+    try:
+        for spec in panel(game):
+            try:
+                make_side_bots(game, spec, probe)
+            except ValueError as exc:  # a mixture for another team size
+                print(f"panel: leaving out {spec}: {exc}", flush=True)
+                continue
+            members.append(spec)
+    finally:
+        probe.close()
+    return members
 
 
 def role_slots(vec: VecGame, name: str) -> np.ndarray:
@@ -82,8 +115,7 @@ def team_returns(vec: VecGame, first, second, slots: np.ndarray, seed: int) -> n
 
 
 def random_side(vec: VecGame, game: str, seed: int) -> BotSide:
-    return BotSide(vec, {r.name: make_bot(game, RANDOM_BOT, r, seed=seed + i)
-                         for i, r in enumerate(vec.roles)})
+    return BotSide(vec, make_side_bots(game, RANDOM_BOT, vec, seed))
 
 
 class RoleReturns:
@@ -135,15 +167,27 @@ class TimedEvaluator(BotEvaluator):
     """A BotEvaluator that also measures role returns, prints a row and keeps its own time
     out of the clock."""
 
-    def __init__(self, bots, games, seed, game, returns: RoleReturns | None = None) -> None:
-        super().__init__(bots, games, seed, game=game)
+    def __init__(self, bots, games, seed, game, returns: RoleReturns | None = None,
+                 panel_members: list[str] = (), league_bots: list[str] = ()) -> None:
+        super().__init__([*bots, *panel_members], games, seed, game=game)
+        self.panel_members = list(panel_members)
+        self.columns = [*bots, *self.panel_members, *([PANEL] if self.panel_members else []),
+                        PAST]
         self.returns = returns
         self.return_roles = returns.roles if returns is not None else []
         self.t0 = time.perf_counter()
         self.eval_seconds = 0.0
         self.rows: list[tuple[float, int, int, dict[str, float]]] = []
+        trained = [b for b in bots if b in set(league_bots)]
+        print(f"bots: {', '.join(b + ('*' if b in trained else '') for b in bots)} "
+              f"(* the league trains against it); held-out panel: "
+              f"{', '.join(self.panel_members) or 'none'}"
+              + (f"; {PANEL}: the worst panel score" if self.panel_members else "")
+              + f"; {PAST}: the worst score against the fixed panel of its own past "
+                f"snapshots (eval.panel_*)", flush=True)
+        self.widths = [max(10, len(c)) for c in self.columns]
         print(f"{'minutes':>8s} {'updates':>8s} {'agent-steps':>12s} "
-              + " ".join(f"{b:>10s}" for b in bots)
+              + " ".join(f"{c:>{w}s}" for c, w in zip(self.columns, self.widths))
               + "".join(f" {'return ' + r + ' (x random)':>28s}" for r in self.return_roles),
               flush=True)
 
@@ -156,9 +200,12 @@ class TimedEvaluator(BotEvaluator):
         rates = {k[len("eval/win_rate_vs_"):]: v for k, v in out.items()
                  if k.startswith("eval/win_rate_vs_") and "/" not in k[len("eval/win_rate_vs_"):]}
         rates.update({f"{RETURN}:{r}": ratio for r, (_, ratio) in rets.items()})
+        if self.panel_members:
+            rates[PANEL] = min(rates[m] for m in self.panel_members)
+        rates[PAST] = out.get("eval/worst_vs_past_panel", float("nan"))
         self.rows.append((minutes, learner.updates, learner.agent_steps, rates))
         print(f"{minutes:8.1f} {learner.updates:8d} {learner.agent_steps:12,d} "
-              + " ".join(f"{rates[b]:10.2f}" for b in self.bots)
+              + " ".join(f"{rates[c]:{w}.2f}" for c, w in zip(self.columns, self.widths))
               + "".join(f" {rets[r][0]:19.2f} ({rets[r][1]:5.2f}x)" for r in self.return_roles),
               flush=True)
         return out
@@ -204,14 +251,16 @@ def main() -> None:
     cfg = load_config(args.config, [
         f"run.name={name}", "trainer.max_updates=1000000", f"eval.every={args.every}",
         f"eval.games={args.games}", *args.overrides])
-    bots = list(bot_names(cfg.game.name))
+    members = held_out_panel(cfg, args.config)
+    bots = [b for b in bot_names(cfg.game.name) if b not in panel(cfg.game.name)]
     targets = [parse_target(t) for t in
                (args.target or DEFAULT_TARGETS.get(Path(args.config).name, ()))]
     roles = list(dict.fromkeys(args.role_return + [
         key.split(":", 1)[1] for key, _, _ in targets if key.startswith(f"{RETURN}:")]))
     returns = RoleReturns(cfg, roles, args.games, args.baseline_games,
                           cfg.run.seed + 31) if roles else None
-    evaluator = TimedEvaluator(bots, args.games, cfg.run.seed + 17, cfg.game.name, returns)
+    evaluator = TimedEvaluator(bots, args.games, cfg.run.seed + 17, cfg.game.name, returns,
+                               panel_members=members, league_bots=list(cfg.league.bots))
     budget = args.minutes * 60
 
     class Stop:
@@ -231,7 +280,8 @@ def main() -> None:
         when = f"first at {hit[0]:.1f} min (update {hit[1]})" if hit else "not reached"
         ok = hit is not None and hit[0] <= minutes
         what = (f"{key.split(':', 1)[1]} return >= {rate:g}x random" if key.startswith(
-            f"{RETURN}:") else f"beat {key} >= {rate:.0%}")
+            f"{RETURN}:") else f"beat every held-out panel member >= {rate:.0%}" if key == PANEL
+            else f"beat {key} >= {rate:.0%}")
         print(f"target: {what} within {minutes:.0f} min: {when} "
               f"-> {'met' if ok else 'NOT met'}", file=sys.stdout)
 

@@ -2,7 +2,7 @@
 
 Teams and their agents, whether the game is turn-based, whether it renders, its roles (one
 network each: observation size, actions, mask), its scripted bots with their rating
-anchors, and the observation and action spaces.
+anchors, its held-out panel of bot specs, and the observation and action spaces.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pettingzoo import AECEnv
 
 def describe(name: str, **options: Any) -> list[str]:
     """The lines describing game `name` built with `options` (an error propagates)."""
-    from games.registry import bot_anchors, make
+    from games.registry import bot_anchors, bot_names, make, panel
     from games.vector import make_vec
 
     env = make(name, **options)
@@ -39,7 +39,11 @@ def describe(name: str, **options: Any) -> list[str]:
     finally:
         vec.close()
     anchors = bot_anchors(name)
-    lines.append("  bots: " + ", ".join(f"{b} (anchor {a:g})" for b, a in anchors.items()))
+    lines.append("  bots: " + ", ".join(f"{b} (anchor {anchors[b]:g})" if b in anchors else b
+                                        for b in bot_names(name)))
+    held_out = panel(name)
+    if held_out:
+        lines.append("  held-out panel (never in league.bots): " + ", ".join(held_out))
     return lines
 
 

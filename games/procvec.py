@@ -181,7 +181,8 @@ def _register_in_worker(registration: tuple | None) -> None:
     if registry._REGISTRY.get(spec.name) == spec:
         return
     registry.register(spec.name, factory, spec.description, overwrite=True,
-                      bots=spec.bots, anchors=spec.anchors, renderer=spec.renderer)
+                      bots=spec.bots, anchors=spec.anchors, renderer=spec.renderer,
+                      vectorizer=spec.vectorizer, panel=spec.panel)
 
 
 def _worker_main(conn: Any, index: int, lo: int, hi: int, name: str,

@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from pettingzoo import AECEnv, ParallelEnv
 
 from games.adapters import TeamAECEnv, TeamMap, TeamParallelEnv, with_teams
@@ -58,6 +59,18 @@ class UntrustedGameError(ValueError):
 RANDOM_BOT = "random"  # the bot every game has: uniform over the legal actions
 RANDOM_ANCHOR = 10.0  # its rating: the fixed point of every game's scale
 
+# Bot specs: a registered bot's name, or a composite of them (see `parse_bot`):
+#   NAME~EPS           NAME, but a uniformly random legal action with probability EPS per step
+#   A+B+C              a per-agent mixture: the team's agent 0 played by A, 1 by B, 2 by C
+#   pusher~0.1+lasthitter+teamfighter~0.2   both at once (noise per member)
+# '+' and '~' need no shell quoting, cannot occur in a bot name, and never meet the '/',
+# '@' or ':' of player paths, RUN@ID snapshots, "pettingzoo:" games or benchmark targets.
+MIX, NOISE = "+", "~"
+BOT_NAME = re.compile(r"[A-Za-z_][\w-]*")
+_BOT_SPEC_CHARS = re.compile(r"[\w.+~-]+")
+BOT_SPEC_HELP = (f"a bot name, NAME{NOISE}EPS (random legal action with probability EPS in "
+                 f"[0, 1]) or a per-agent mixture A{MIX}B{MIX}... (one bot per agent of a team)")
+
 
 @dataclass(frozen=True)
 class GameSpec:
@@ -72,6 +85,41 @@ class GameSpec:
     anchors: Mapping[str, float] = field(default_factory=dict)
     renderer: str | None = None  # "module:attr" of (game, view, scale) -> games.render.Renderer
     vectorizer: str | None = None  # "module:attr" of (num_games, **options) -> VecGame
+    # bot specs kept out of every training config: what the learning benchmark's headline
+    # measures (opponents the run never trained against)
+    panel: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BotMember:
+    """One bot of a spec: a registered bot's name and its noise (0: none)."""
+
+    name: str
+    epsilon: float = 0.0
+
+    def __str__(self) -> str:
+        return self.name if self.epsilon == 0 else f"{self.name}{NOISE}{self.epsilon:g}"
+
+
+@dataclass(frozen=True)
+class BotSpec:
+    """A parsed bot spec: one member (a plain or noisy bot), or one per agent of a team (a
+    mixture). Two specs are the same bot when their members are (`pusher~0.20` is
+    `pusher~0.2`, `pusher~0` is `pusher`)."""
+
+    members: tuple[BotMember, ...]
+
+    @property
+    def is_mixture(self) -> bool:
+        return len(self.members) > 1
+
+    @property
+    def names(self) -> frozenset[str]:
+        """The registered bots it is built from."""
+        return frozenset(m.name for m in self.members)
+
+    def __str__(self) -> str:
+        return MIX.join(str(m) for m in self.members)
 
 
 _REGISTRY: dict[str, GameSpec] = {}
@@ -81,7 +129,7 @@ _FACTORIES: dict[str, Factory] = {}  # factories registered as objects, not path
 def register(
     name: str, factory: Factory | str, description: str = "", *, overwrite: bool = False,
     bots: Mapping[str, str] | None = None, anchors: Mapping[str, float] | None = None,
-    renderer: str | None = None, vectorizer: str | None = None,
+    renderer: str | None = None, vectorizer: str | None = None, panel: Sequence[str] = (),
 ) -> GameSpec:
     """Register `factory` (a callable, or a lazy "module:attr" path) under `name`.
 
@@ -91,7 +139,8 @@ def register(
     `anchors`: their fixed ratings (`random` is RANDOM_ANCHOR unless given). `renderer`:
     "module:attr" of a games.render renderer factory (default: the game's own rgb_array).
     `vectorizer`: "module:attr" of the game's own batched `VecGame` class (default: B
-    instances stepped by games.vector).
+    instances stepped by games.vector). `panel`: bot specs (`parse_bot`) held out of
+    training, the opponents the learning benchmark's headline is measured against.
     """
     if not isinstance(name, str) or not name or ":" in name:
         raise ValueError(f"game name must be a non-empty string without ':', got {name!r}")
@@ -116,9 +165,10 @@ def register(
     bots = dict(bots or {})
     anchors = {RANDOM_BOT: RANDOM_ANCHOR, **dict(anchors or {})}
     for bot, where in bots.items():
-        if bot == RANDOM_BOT or not isinstance(bot, str) or not bot:
-            raise ValueError(f"game {name!r}: bot names must be non-empty strings other than "
-                             f"{RANDOM_BOT!r} (every game has it), got {bot!r}")
+        if bot == RANDOM_BOT or not isinstance(bot, str) or not BOT_NAME.fullmatch(bot):
+            raise ValueError(f"game {name!r}: bot names must be words (letters, digits, '_', "
+                             f"'-'; no {MIX!r} or {NOISE!r}) other than {RANDOM_BOT!r} (every "
+                             f"game has it), got {bot!r}")
         _split_path(where, what=f"factory path of bot {bot!r} of game {name!r}")
     unknown = sorted(set(anchors) - set(bots) - {RANDOM_BOT})
     if unknown:
@@ -127,8 +177,16 @@ def register(
         _split_path(renderer, what=f"renderer path of game {name!r}")
     if vectorizer is not None:
         _split_path(vectorizer, what=f"vectoriser path of game {name!r}")
+    if isinstance(panel, str):
+        raise TypeError(f"game {name!r}: panel must be a list of bot specs, got {panel!r}")
+    for member in panel:
+        try:
+            _parse_bot(member, (RANDOM_BOT, *bots), name)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"game {name!r}: panel: {exc}") from None
     spec = GameSpec(name=name, description=description, factory_path=path, bots=bots,
-                    anchors=anchors, renderer=renderer, vectorizer=vectorizer)
+                    anchors=anchors, renderer=renderer, vectorizer=vectorizer,
+                    panel=tuple(panel))
     _REGISTRY[name] = spec
     return spec
 
@@ -138,7 +196,7 @@ def registrations() -> list[dict[str, Any]]:
     (a tournament worker) needs to know the same games (`restore`)."""
     return [{"name": g.name, "factory": g.factory_path, "description": g.description,
              "bots": dict(g.bots), "anchors": dict(g.anchors), "renderer": g.renderer,
-             "vectorizer": g.vectorizer}
+             "vectorizer": g.vectorizer, "panel": list(g.panel)}
             for g in _REGISTRY.values() if g.name not in _FACTORIES]
 
 
@@ -146,7 +204,8 @@ def restore(entries: Sequence[Mapping[str, Any]]) -> None:
     """Register the games `registrations()` gave in another process."""
     for e in entries:
         register(e["name"], e["factory"], e["description"], overwrite=True, bots=e["bots"],
-                 anchors=e["anchors"], renderer=e["renderer"], vectorizer=e.get("vectorizer"))
+                 anchors=e["anchors"], renderer=e["renderer"], vectorizer=e.get("vectorizer"),
+                 panel=e.get("panel", ()))
 
 
 def registered_by_object(name: str) -> bool:
@@ -184,17 +243,101 @@ def renderer_path(game: str) -> str | None:
     return None if spec is None else spec.renderer
 
 
-def make_bot(game: str, bot: str, role: Any, seed: int = 0) -> Any:
-    """A scripted bot of `game` for the agents of `role` (a games.vector.RoleSpec)."""
-    from games.bots import RandomBot
-
-    if bot == RANDOM_BOT:
-        return RandomBot(seed)
+def panel(game: str) -> tuple[str, ...]:
+    """The game's held-out panel: bot specs no training config may train against (empty for
+    a game that registered none)."""
     spec = _REGISTRY.get(game)
-    if spec is None or bot not in spec.bots:
-        raise ValueError(f"game {game!r} has no bot {bot!r}; its bots: "
-                         f"{', '.join(bot_names(game))}")
-    return resolve(spec.bots[bot], what=f"bot {bot!r} of game {game!r}")(bot, role, seed)
+    return () if spec is None else spec.panel
+
+
+def panel_conflicts(game: str, bots: Sequence[str]) -> list[str]:
+    """The members of `game`'s panel that `bots` (e.g. a config's league.bots) name: a run
+    that trains against them cannot call them held out. Specs compare as bots
+    (`pusher~0.20` is `pusher~0.2`); `pusher` and `pusher~0.2` are different bots."""
+    trained = {parse_bot(game, b) for b in bots}
+    return [m for m in panel(game) if parse_bot(game, m) in trained]
+
+
+def looks_like_bot(text: str) -> bool:
+    """Whether a player spec is written as a bot spec: a bot name, or words joined by '+'
+    and '~' (no '/', '@' or ':'). Classification only; `parse_bot` checks it."""
+    return isinstance(text, str) and (bool(BOT_NAME.fullmatch(text)) or (
+        bool(_BOT_SPEC_CHARS.fullmatch(text)) and (MIX in text or NOISE in text)))
+
+
+def parse_bot(game: str, text: str) -> BotSpec:
+    """The bot spec `text` of `game` (see BOT_SPEC_HELP), checked strictly: every member a
+    bot the game has, ε a number in [0, 1]. ValueError naming the problem otherwise. (How
+    many members a mixture needs depends on the game's teams: `make_side_bots` checks it.)"""
+    return _parse_bot(text, bot_names(game), game)
+
+
+def _parse_bot(text: Any, known: Sequence[str], game: str) -> BotSpec:
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"bot spec must be a non-empty string ({BOT_SPEC_HELP}), got {text!r}")
+    members = []
+    for part in text.split(MIX):
+        name, sep, eps = part.partition(NOISE)
+        if not part or not name:
+            raise ValueError(f"bot spec {text!r}: empty member; expected {BOT_SPEC_HELP}")
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown bot {name!r} for game {game!r}{hint}; its bots: "
+                             f"{', '.join(known)}" + (f" (in bot spec {text!r})"
+                                                      if text != name else ""))
+        epsilon = 0.0
+        if sep:
+            try:
+                epsilon = float(eps)
+            except ValueError:
+                raise ValueError(f"bot spec {text!r}: {part!r} needs a number after {NOISE!r} "
+                                 f"(the probability of a random action), got {eps!r}") from None
+            if not 0.0 <= epsilon <= 1.0:  # NaN fails too
+                raise ValueError(f"bot spec {text!r}: epsilon of {name!r} must be in [0, 1], "
+                                 f"got {eps}")
+        members.append(BotMember(name, epsilon))
+    return BotSpec(tuple(members))
+
+
+def make_bot(game: str, bot: str, role: Any, seed: int = 0) -> Any:
+    """A bot of `game` for the agents of `role` (a games.vector.RoleSpec), from a bot spec:
+    a registered bot by name, or a composite (`parse_bot`). Composites are deterministic per
+    seed: mixture member k is made with seed + 1009 k, a noisy bot's base with the seed
+    itself (so `NAME~0` plays exactly as NAME) and its coin from its own generator."""
+    from games.bots import MixtureBot
+
+    spec = parse_bot(game, bot)
+    members = [_make_member(game, m, role, seed + 1009 * k) for k, m in enumerate(spec.members)]
+    return MixtureBot(members, name=str(spec)) if spec.is_mixture else members[0]
+
+
+def _make_member(game: str, member: BotMember, role: Any, seed: int) -> Any:
+    from games.bots import NoisyBot, RandomBot
+
+    if member.name == RANDOM_BOT:
+        base = RandomBot(seed)
+    else:
+        where = _REGISTRY[game].bots[member.name]
+        base = resolve(where, what=f"bot {member.name!r} of game {game!r}")(member.name, role, seed)
+    return base if member.epsilon == 0 else NoisyBot(base, member.epsilon, seed, str(member))
+
+
+def make_side_bots(game: str, bot: str, vec: Any, seed: int = 0) -> dict[str, Any]:
+    """One bot per role of `vec` (a games.vector.VecGame) for the spec `bot`, role j's seeded
+    with seed + j: what plays a side of a match. A mixture must have one member per agent of
+    every team it may be seated at; ValueError otherwise."""
+    spec = parse_bot(game, bot)
+    if spec.is_mixture:
+        sizes = {team: int((np.asarray(vec.slot_team) == t).sum())
+                 for t, team in enumerate(vec.team_names)}
+        wrong = {team: n for team, n in sizes.items() if n != len(spec.members)}
+        if wrong:
+            raise ValueError(f"bot spec {bot!r}: a mixture needs one bot per agent of a team; "
+                             f"it has {len(spec.members)}, but game {game!r} has teams of "
+                             + ", ".join(f"{team}: {n}" for team, n in sizes.items()))
+    return {role.name: make_bot(game, bot, role, seed=seed + j)
+            for j, role in enumerate(vec.roles)}
 
 
 def make(name: str, **kwargs: Any) -> ParallelEnv | AECEnv:
@@ -332,14 +475,22 @@ def resolve(path: str, what: str) -> Callable[..., Any]:
     return obj
 
 
+# The MOBA's held-out panel (issue 12): a style no config trains against, two per-hero
+# mixtures and noisy versions of the ladder's bots. Mixtures are for teams of 3 (the
+# default); the learning benchmark leaves out members that do not fit a game's teams.
+MOBA_PANEL = ("teamfighter", "pusher+lasthitter+teamfighter", "teamfighter+teamfighter+pusher",
+              "pusher~0.2", "lasthitter~0.2")
+
 register(
     "moba",
     "games.moba:MobaEnv",
     "Built-in MOBA: two teams of 1-5 heroes, one lane, creeps, towers, fog of war.",
     bots={"passive": "games.moba.bots:registered_bot",
           "lasthitter": "games.moba.bots:registered_bot",
-          "pusher": "games.moba.bots:registered_bot"},
+          "pusher": "games.moba.bots:registered_bot",
+          "teamfighter": "games.moba.bots:registered_bot"},
     anchors={"passive": 20.0, "lasthitter": 30.0, "pusher": 40.0},
+    panel=MOBA_PANEL,
     renderer="games.moba.render:MobaRenderer",
     vectorizer="games.moba.vec:MobaVec",
 )

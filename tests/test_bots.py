@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from arena.play.runner import BotSide, play_games
 from games.moba import MobaEnv
-from games.moba.bots import BOT_NAMES, Bot, make_bot
+from games.moba.bots import BOT_NAMES, LADDER, Bot, make_bot
 from games.moba.config import MobaConfig
 from games.moba.layout import E_ILLEGAL, EVENT_NAMES, MobaLayout
 from games.moba.vec import MobaVec
@@ -51,11 +51,12 @@ class _Checked(Bot):
 
 
 def test_make_bot_names():
-    assert BOT_NAMES == ("random", "passive", "lasthitter", "pusher")
+    assert LADDER == ("random", "passive", "lasthitter", "pusher")
+    assert BOT_NAMES == (*LADDER, "teamfighter")
     for name in BOT_NAMES:
         bot = make_bot(name, LAYOUT, seed=3)
         assert isinstance(bot, Bot) and bot.name == name
-    with pytest.raises(ValueError, match="random, passive, lasthitter, pusher"):
+    with pytest.raises(ValueError, match="random, passive, lasthitter, pusher, teamfighter"):
         make_bot("godlike", LAYOUT)
 
 
@@ -162,20 +163,20 @@ def _score(strong: str, weak: str, games: int, seed: int) -> float:
 
 
 def test_strongest_bot_beats_random():
-    assert _score(BOT_NAMES[-1], "random", games=32, seed=100) >= 0.95
+    assert _score(LADDER[-1], "random", games=32, seed=100) >= 0.95
 
 
-@pytest.mark.parametrize("weak,strong", list(zip(BOT_NAMES[:-1], BOT_NAMES[1:])))
+@pytest.mark.parametrize("weak,strong", list(zip(LADDER[:-1], LADDER[1:])))
 def test_each_bot_beats_the_one_before(weak, strong):
     assert _score(strong, weak, games=24, seed=200) > 0.5
 
 
 @pytest.mark.slow
 def test_strongest_bot_beats_random_in_100_games():
-    assert _score(BOT_NAMES[-1], "random", games=100, seed=300) >= 0.95
+    assert _score(LADDER[-1], "random", games=100, seed=300) >= 0.95
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("weak,strong", list(zip(BOT_NAMES[:-1], BOT_NAMES[1:])))
+@pytest.mark.parametrize("weak,strong", list(zip(LADDER[:-1], LADDER[1:])))
 def test_each_bot_beats_the_one_before_in_100_games(weak, strong):
     assert _score(strong, weak, games=100, seed=400) > 0.7

@@ -228,11 +228,15 @@ def test_bots_alone_rank_in_their_known_order(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     rows = list(csv.DictReader((tmp_path / "tournament.csv").open()))
-    assert [r["name"] for r in rows] == ["pusher", "lasthitter", "passive", "random"]
-    assert [int(r["games"]) for r in rows] == [24] * 4
+    # the ladder in its order; the teamfighter (a style, not a rung) above the lasthitter
+    names = [r["name"] for r in rows]
+    assert [n for n in names if n != "teamfighter"] == ["pusher", "lasthitter", "passive",
+                                                        "random"]
+    assert names.index("teamfighter") < names.index("lasthitter")
+    assert [int(r["games"]) for r in rows] == [32] * 5
     doc = json.loads((tmp_path / "tournament.json").read_text())
     assert [r["name"] for r in doc["table"]] == [r["name"] for r in rows]
-    assert len(doc["matches"]) == 6
+    assert len(doc["matches"]) == 10
     for match in doc["matches"]:
         assert len(match["players"]) == 2 and set(match["scores"]) == set(match["players"])
         a, b = (match["scores"][p] for p in match["players"])
@@ -243,7 +247,7 @@ def test_bots_alone_rank_in_their_known_order(tmp_path, capsys):
     out = captured.out
     assert out.index("pusher") < out.index("lasthitter") < out.index("passive") < out.index("random")
     assert "mu - 3 sigma" in out and "win rate" in out
-    assert "tournament on moba (radiant vs dire): 4 players, 6 pairs" in captured.err
+    assert "tournament on moba (radiant vs dire): 5 players, 10 pairs" in captured.err
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from arena.play.runner import BotSide, PolicyRunner, play_against
-from games.registry import bot_names, make_bot
+from games.registry import bot_names, make_side_bots, parse_bot
 from games.vector import VecGame, make_vec
 
 if TYPE_CHECKING:
@@ -44,8 +44,7 @@ def play_vs_bots(learner: PPOLearner, bots: list[str], games_per_side: int, seed
             if vecs is not None:
                 vecs[name] = vec
         me = PolicyRunner(vec, learner.groups, learner.policy_for, seed=seed, device=learner.device)
-        side = BotSide(vec, {r.name: make_bot(cfg.game.name, name, r, seed=seed + 1 + i)
-                             for r in vec.roles})
+        side = BotSide(vec, make_side_bots(cfg.game.name, name, vec, seed=seed + 1 + i))
         out[name] = play_against(vec, me, side, seed=seed + 7919 * i)
     return out
 
@@ -60,10 +59,11 @@ class BotEvaluator:
     def __init__(self, bots: list[str] | None, games: int, seed: int,
                  game: str | None = None, panel_every: int = 10, panel_size: int = 4) -> None:
         if game is not None and bots is not None:
-            unknown = [b for b in bots if b not in bot_names(game)]
-            if unknown:
-                raise ValueError(f"eval.bots: game {game!r} has no bot(s) {unknown}; its bots: "
-                                 f"{list(bot_names(game))}")
+            for b in bots:  # names or composite specs of the game's bots
+                try:
+                    parse_bot(game, b)
+                except ValueError as exc:
+                    raise ValueError(f"eval.bots: {exc}") from None
         self.bots = None if bots is None else list(bots)
         self.games = games
         self.seed = seed

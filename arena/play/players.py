@@ -5,6 +5,9 @@ A player spec (command line, tournaments, `load_player`) is one of:
 
     random | connect4 | pusher | ...            a scripted bot of the game (`random`: every
                                                game; the others: what the game registers)
+    pusher~0.2 | pusher+lasthitter+teamfighter  a composite of them: noisy (a random legal
+                                               action with probability 0.2), or one bot per
+                                               agent of a team (games/registry.py parse_bot)
     path/to/update-000100.ckpt                 a training checkpoint (weights only)
     runs/NAME                                  a run directory: its newest checkpoint
     runs/NAME@ID                               league snapshot ID of a run (every role's
@@ -13,7 +16,8 @@ A player spec (command line, tournaments, `load_player`) is one of:
     runs/NAME/league/ROLE/snapshot-000003.safetensors   one role's snapshot, by its file
 
 A plain word (no '/', '.' or '@') is a bot name: write ./random for a file of that name. A
-path that exists is taken as a path even if it contains '@'. Every problem with a spec — a
+path that exists is taken as a path even if it contains '@'; words joined by '+' and '~'
+that name no file are a bot spec. Every problem with a spec — a
 missing file, a corrupt or foreign checkpoint, a snapshot that does not fit, a bot the game
 does not have — raises `CheckpointError` with a message that starts with the spec.
 
@@ -38,12 +42,12 @@ from typing import Any
 import torch
 
 from arena.checkpoints import CheckpointError
-from games.registry import RANDOM_BOT, bot_names
+from games.registry import BOT_NAME, RANDOM_BOT, looks_like_bot, parse_bot
 
 DEFAULT_GAME = "moba"
-SPEC_HELP = ("a bot of the game (random, or one it registers), a checkpoint file, a run "
+SPEC_HELP = ("a bot of the game (random, or one it registers, or a composite: NAME~EPS, "
+             "A+B+C), a checkpoint file, a run "
              "directory, RUN_DIR@ID (a league snapshot) or a snapshot file")
-_BOT_NAME = re.compile(r"[A-Za-z_][\w-]*")
 
 
 # ---- the game of a match -------------------------------------------------------------------
@@ -87,18 +91,21 @@ class BotPlayer(Player):
     kind = "bot"
 
     def __init__(self, name: str, game: str) -> None:
-        if name not in bot_names(game):
-            raise CheckpointError(f"unknown bot {name!r} for game {game!r}; its bots: "
-                                  f"{', '.join(bot_names(game))}")
+        try:
+            parse_bot(game, name)
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from None
         self.name = self.spec = name
         self.game = game
 
     def side(self, vec: Any, seed: int) -> Any:
         from arena.play.runner import BotSide
-        from games.registry import make_bot
+        from games.registry import make_side_bots
 
-        return BotSide(vec, {role.name: make_bot(self.game, self.name, role, seed=seed + j)
-                             for j, role in enumerate(vec.roles)})
+        try:
+            return BotSide(vec, make_side_bots(self.game, self.name, vec, seed=seed))
+        except ValueError as exc:  # a mixture that does not fit the teams
+            raise CheckpointError(str(exc)) from None
 
 
 class PolicyPlayer(Player):
@@ -188,9 +195,11 @@ def parse_spec(spec: str) -> Spec:
     """Classify a spec (see the module docstring); CheckpointError if it names nothing."""
     if not isinstance(spec, str) or not spec:
         raise CheckpointError(f"{spec!r}: empty player spec; expected {SPEC_HELP}")
-    if _BOT_NAME.fullmatch(spec):
+    if BOT_NAME.fullmatch(spec):
         return Spec(spec, "bot")
     path = Path(spec).expanduser()
+    if looks_like_bot(spec) and not path.exists():
+        return Spec(spec, "bot")  # a composite bot spec (pusher~0.2, a+b+c)
     if path.is_dir():
         return Spec(spec, "run", path, path)
     if path.is_file():
@@ -393,11 +402,16 @@ def load_player(spec: str, game: MatchGame, *, name: str | None = None,
 
 
 def check_fits(player: Player, game: MatchGame) -> None:
-    """CheckpointError unless `player` can play every team of `game`."""
-    if isinstance(player, PolicyPlayer):
+    """CheckpointError unless `player` can play every team of `game` (a policy's networks
+    fit its roles; a mixture bot has one member per agent of every team)."""
+    if isinstance(player, PolicyPlayer) or (
+            isinstance(player, BotPlayer) and parse_bot(game.name, player.name).is_mixture):
         vec = game.vec(1)
         try:
-            player.groups(vec)
+            if isinstance(player, PolicyPlayer):
+                player.groups(vec)
+            else:
+                player.side(vec, seed=0)
         finally:
             vec.close()
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from games.bots import bot_act, team_columns
 from games.vector import VecGame, VecStep
 
 State = tuple[torch.Tensor, torch.Tensor]
@@ -121,11 +122,15 @@ class PolicyRunner:
 
 class BotSide:
     """Scripted bots as a side of a match: `bots[role]` acts for every slot of that role (or,
-    after `reset(mine)`, for the rows of the slots this side plays)."""
+    after `reset(mine)`, for the rows of the slots this side plays). Each row's index among
+    its team's agents goes to the bots that ask for it (games.bots.bot_act: mixtures)."""
 
     def __init__(self, vec: VecGame, bots: Mapping[str, Any]) -> None:
         self.vec, self.bots = vec, dict(bots)
         self._rows: dict[str, np.ndarray | None] = {}
+        columns = team_columns(vec.slot_team)
+        self._agents = {role.name: np.tile(columns[list(role.slots)], vec.num_games)
+                        for role in vec.roles}
 
     def reset(self, mine: np.ndarray | None = None) -> None:
         """Bots keep no per-game state; `mine` only narrows the rows they are asked about."""
@@ -138,11 +143,12 @@ class BotSide:
             obs = step.obs[role.name].reshape(B * n, -1)
             mask = step.action_mask[role.name].reshape(B * n, -1)
             rows = self._rows.get(role.name)
+            bot, agents = self.bots[role.name], self._agents[role.name]
             if rows is None:
-                picked = self.bots[role.name].act(obs, mask)
+                picked = bot_act(bot, obs, mask, agents)
                 out[:, slots] = np.asarray(picked, np.int64).reshape(B, n)
             elif len(rows):
-                picked = self.bots[role.name].act(obs[rows], mask[rows])
+                picked = bot_act(bot, obs[rows], mask[rows], agents[rows])
                 flat = out[:, slots].reshape(-1)
                 flat[rows] = np.asarray(picked, np.int64)
                 out[:, slots] = flat.reshape(B, n)

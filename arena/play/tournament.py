@@ -70,16 +70,18 @@ def entrants_from(specs: list[str], bots: list[str] = (),
     """Participants from player specs and bot names (see the module docstring). Raises
     CheckpointError for a spec that names nothing usable or a bot `game` does not have."""
     from arena.play.players import checkpoint_update, describe, snapshot_ids
-    from games.registry import bot_names
+    from games.registry import parse_bot
     from league.pool import PoolError
 
     out: list[Entrant] = []
     for spec in [*specs, *bots]:
         s = parse_spec(spec)
         if s.kind == "bot":
-            if game is not None and spec not in bot_names(game.name):
-                raise CheckpointError(f"unknown bot {spec!r} for game {game.name!r}; its bots: "
-                                      f"{', '.join(bot_names(game.name))}")
+            if game is not None:
+                try:
+                    parse_bot(game.name, spec)
+                except ValueError as exc:
+                    raise CheckpointError(str(exc)) from None
             out.append(Entrant(spec, spec))
         elif s.kind == "run":
             run = s.path

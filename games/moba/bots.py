@@ -13,6 +13,14 @@ buildings stand), as a human player would.
     pusher      aggressive: walks the lane with its creeps, hits every enemy creep, attacks
                 enemy heroes when the fight looks favourable, nukes heroes, sieges towers
                 and the ancient while its creeps tank them, buys items, heals when low
+    teamfighter moves as a group: walks to its allies when it strays from them, focuses
+                (nukes and attacks) the weakest visible enemy hero whenever the group is
+                not outnumbered, pushes with its creeps only when no hero is in sight,
+                buys health first, heals when low
+
+`random` .. `pusher` form a ladder of rising strength (`LADDER`); the teamfighter is a
+different style, not a rung: it is kept out of every training config as part of the
+MOBA's held-out panel (games/registry.py).
 
 Every bot is vectorised over the N rows it gets (all heroes of all games it controls) with
 numpy and is stateless apart from the random bot's generator, so one bot object can
@@ -42,7 +50,8 @@ from games.moba.layout import (
     MobaLayout,
 )
 
-BOT_NAMES: tuple[str, ...] = ("random", "passive", "lasthitter", "pusher")
+LADDER: tuple[str, ...] = ("random", "passive", "lasthitter", "pusher")  # weakest first
+BOT_NAMES: tuple[str, ...] = (*LADDER, "teamfighter")
 
 # ---- feature indices, computed once -------------------------------------------------------
 _S = {name: i for i, name in enumerate(SELF_FEATURES)}
@@ -160,6 +169,7 @@ class _View:
     brange: np.ndarray      # (N, K) attack range of a building entity (0 otherwise)
     # allied heroes (N, A)
     ally_alive: np.ndarray
+    ally_pos: np.ndarray    # (N, A, 2)
     ally_dist: np.ndarray
     ally_hp_frac: np.ndarray
 
@@ -215,6 +225,7 @@ def _decode(layout: MobaLayout, obs: np.ndarray) -> _View:
         targets_me=live & flags[..., _E["targets_me"]],
         brange=brange,
         ally_alive=(al[..., _E["present"]] > 0.5) & (al[..., _E["alive"]] > 0.5),
+        ally_pos=me[:, None, :] + al[..., [_E["dx"], _E["dy"]]] * vision,
         ally_dist=al[..., _E["distance"]] * vision,
         ally_hp_frac=al[..., _E["hp_frac"]],
     )
@@ -494,16 +505,91 @@ class PusherBot(_Scripted):
         return _legalize(plan.act, mask)
 
 
+class TeamfighterBot(_Scripted):
+    """Fights as a team: keeps with its allies and focuses the weakest visible enemy hero.
+
+    It nukes and attacks the enemy hero with the least HP it can see (the attack action
+    walks into range first) whenever its group near the fight is not outnumbered and the
+    hero does not stand under an untanked enemy building; a hero that strays more than
+    `group_radius` from its allies on the lane walks back to them; with no enemy hero in
+    sight it pushes with its creeps (sieges what they tank, hits the weakest creep in
+    range). It buys health first and goes home to heal when low, like the others. Pure
+    function of the observation, so all three heroes of a team converge on one target."""
+
+    name = "teamfighter"
+    retreat_low = 0.35
+    retreat_high = 0.9
+    buy_plan = (("vitality", 1), ("blade", 1), ("vitality", 2), ("blade", 2), ("ring", 1),
+                ("boots", 1))
+    group_radius = 4.0  # farther than this from the allies' centre: regroup
+    lead = 1.5  # how far up the lane it walks ahead of its allies' centre
+    engage_range = 9.0  # enemy heroes this close are hunted (vision is 11)
+    stand_off = 4.5
+
+    def act(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        obs, mask = self._check(obs, mask)
+        c = self.cfg
+        v = _decode(self.layout, obs)
+        n = obs.shape[0]
+        plan = _Plan(n)
+        plan.take(~v.alive, 0)
+        buy, can_buy = self._buy(v, mask)
+        plan.take(can_buy, buy)
+        plan.take(self._must_retreat(v), self.retreat)
+        tanked = self._tanked(v)
+        untanked = v.enemy & v.building & ~tanked
+        building_on_me = (v.enemy & v.building & v.targets_me).any(axis=1)
+        plan.take(building_on_me & (v.hp_frac < 0.6), self.retreat)
+        # enemy heroes standing under an untanked enemy building are left alone
+        covered = ((v.pair_d2 <= (v.brange[:, None, :] + 1.0) ** 2)
+                   & untanked[:, None, :]).any(axis=2)
+        hunt = v.enemy & v.hero & v.attackable & ~covered & (v.dist <= self.engage_range)
+        # the group near the fight: allies on their feet within reach of it
+        allies_near = 1 + (v.ally_alive & (v.ally_dist <= self.engage_range)).sum(axis=1)
+        brave = (allies_near + 1 >= hunt.sum(axis=1)) & (v.hp_frac > 0.4)
+        weakest = -v.ehp - 0.01 * v.dist  # least HP first, the nearer one on a tie
+        k, ok = _pick(weakest, hunt & v.in_ability)
+        plan.take(ok & brave & v.ability_ready, self.first_ability + k)
+        k, ok = _pick(weakest, hunt)
+        plan.take(ok & brave, self.first_attack + k)
+        plan.take(building_on_me | self._in_danger(v, untanked, 0.3), _RETREAT_MOVE)
+        # regroup with the allies out on the lane (not those healing at the base)
+        on_lane = v.ally_alive & ((v.ally_pos.sum(axis=2) / _SQRT2) > self.own_t2_s)
+        count = on_lane.sum(axis=1)
+        centre = (v.ally_pos * on_lane[..., None]).sum(axis=1) / np.maximum(count, 1)[:, None]
+        stray = (count > 0) & (np.hypot(*(centre - v.me).T) > self.group_radius)
+        plan.take(stray, _move_towards(v.me, centre))
+        # no hero to fight: push with the creeps
+        sg = v.enemy & v.building & v.attackable & (tanked | (v.ehp <= 2.0 * v.damage[:, None]))
+        k, ok = _pick(-v.ehp, sg)
+        plan.take(ok, self.first_attack + k)
+        ec = v.enemy & v.creep & v.attackable & v.in_range
+        k, ok = _pick(-v.ehp, ec)
+        plan.take(ok, self.first_attack + k)
+        a_front, has_a, e_front, has_e = self._wave_fronts(v)
+        siege_s = _row_min(v.es - c.hero_range + 1.0, v.enemy & v.building & tanked, np.inf)
+        s_target = np.where(has_e, e_front - self.stand_off,
+                            np.where(has_a, a_front - 1.0, self.mid_s - 6.0))
+        s_target = np.where(np.isfinite(siege_s) & ~has_e, siege_s, s_target)
+        s_target = np.minimum(s_target, self._danger_limit(v, untanked, 1.0))
+        # ... but never ahead of the group: the front hero waits for the others
+        centre_s = centre.sum(axis=1) / _SQRT2
+        s_target = np.where(count > 0, np.minimum(s_target, centre_s + self.lead), s_target)
+        plan.take(np.ones(n, bool), _move_towards(v.me, self._lane_point(s_target)))
+        return _legalize(plan.act, mask)
+
+
 _BOTS: dict[str, type[Bot]] = {
     "random": RandomBot,
     "passive": PassiveBot,
     "lasthitter": LastHitterBot,
     "pusher": PusherBot,
+    "teamfighter": TeamfighterBot,
 }
 
 
 def make_bot(name: str, layout: MobaLayout, seed: int = 0) -> Bot:
-    """A scripted bot by name (one of `BOT_NAMES`, weakest first)."""
+    """A scripted bot by name (one of `BOT_NAMES`)."""
     cls = _BOTS.get(name)
     if cls is None:
         raise ValueError(f"unknown bot {name!r}; bots are {', '.join(BOT_NAMES)}")
