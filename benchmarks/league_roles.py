@@ -62,6 +62,9 @@ def main() -> None:
                         metavar="KEY=VALUE", help="the overrides of the run with exploiters")
     parser.add_argument("overrides", nargs="*", help="overrides of both runs")
     args = parser.parse_intermixed_args()
+    if "=" in args.config:  # only overrides were given
+        args.overrides.insert(0, args.config)
+        args.config = "configs/default.yaml"
     out_dir = ROOT / "runs" / f"bench-league-roles-{datetime.now():%Y%m%d-%H%M%S}"
     out_dir.mkdir(parents=True)
     base = [sys.executable, str(ROOT / "benchmarks" / "learning.py"), args.config,
