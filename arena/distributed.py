@@ -65,10 +65,12 @@ def node_address() -> str:
 def reachable_endpoint(endpoint: str) -> str:
     """`endpoint` as other hosts can use it: a wildcard bind (0.0.0.0) named by this host's
     address (`node_address`); any other endpoint as it is."""
-    if "0.0.0.0" not in endpoint:
+    scheme, sep, rest = endpoint.rpartition("://")
+    host, colon, port = rest.rpartition(":")
+    if host != "0.0.0.0":
         return endpoint
     address = node_address()
-    return endpoint.replace("0.0.0.0", f"[{address}]" if ":" in address else address)
+    return f"{scheme}{sep}{f'[{address}]' if ':' in address else address}{colon}{port}"
 
 
 def spans_nodes() -> bool:

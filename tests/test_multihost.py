@@ -107,6 +107,7 @@ def test_a_wildcard_endpoint_on_one_machine_is_named_by_the_route_to_master(monk
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     assert distributed.reachable_endpoint("tcp://0.0.0.0:5000") == "tcp://127.0.0.1:5000"
     assert distributed.reachable_endpoint("tcp://127.0.0.1:6") == "tcp://127.0.0.1:6"
+    assert distributed.reachable_endpoint("tcp://10.0.0.0:7") == "tcp://10.0.0.0:7"
 
 
 # ---- gloo's interface ---------------------------------------------------------------------------
