@@ -53,7 +53,8 @@ def node_address() -> str:
     if master:
         try:
             port = int(os.environ.get("MASTER_PORT") or 29500)
-            family, kind, proto, _, target = socket.getaddrinfo(master, port, type=socket.SOCK_DGRAM)[0]
+            family, kind, proto, _, target = socket.getaddrinfo(
+                master, port, type=socket.SOCK_DGRAM)[0]
             with socket.socket(family, kind, proto) as probe:
                 probe.connect(target)  # UDP: picks the route and the local address only
                 return str(probe.getsockname()[0])
@@ -79,7 +80,8 @@ def spans_nodes() -> bool:
     launch by hand with NODE_RANK set on each machine."""
     env = os.environ
     try:
-        if "LOCAL_WORLD_SIZE" in env and int(env.get("WORLD_SIZE", "1")) > int(env["LOCAL_WORLD_SIZE"]):
+        if "LOCAL_WORLD_SIZE" in env and \
+                int(env.get("WORLD_SIZE", "1")) > int(env["LOCAL_WORLD_SIZE"]):
             return True
         if int(env.get("SLURM_NNODES") or env.get("SLURM_JOB_NUM_NODES") or 1) > 1:
             return True

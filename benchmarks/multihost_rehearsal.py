@@ -22,7 +22,8 @@ and with them the veths and the bridge) is removed at the end, on failure and on
 
     sudo PYTHONPATH=$PWD python benchmarks/multihost_rehearsal.py [--updates 4] [--keep DIR]
 
-Exit status 0 when every check passed, 1 when one failed, 2 when it cannot run here.
+Exit status 0 when every check passed, 1 when one failed, 2 when it cannot run here, 130
+when interrupted (SIGINT or SIGTERM).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def log(message: str) -> None:
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(list(args), capture_output=True, text=True)
+    proc = subprocess.run(list(args), capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
         raise RuntimeError(f"`{' '.join(args)}` failed ({proc.returncode}): "
                            f"{(proc.stderr or proc.stdout).strip()}")
@@ -149,7 +150,7 @@ class Network:
 def remove_stale_namespaces() -> None:
     """Namespaces left by a rehearsal that was SIGKILLed (its pid is in their names)."""
     listing = sh("ip", "netns", "list", check=False).stdout
-    for name in re.findall(rf"^({PREFIX}-(\d+)-\S+)", listing, re.M):
+    for name in re.findall(rf"^({PREFIX}-(\d+)-\S+)", listing, re.MULTILINE):
         ns, pid = name
         if not Path(f"/proc/{pid}").exists():
             log(f"removing {ns}, left by a rehearsal (pid {pid}) that no longer runs")
@@ -168,6 +169,7 @@ class Proc:
     def __init__(self, name: str, ns: str, argv: list[str], logdir: Path, cwd: Path,
                  env: dict[str, str] | None = None) -> None:
         self.name, self.ns = name, ns
+        self.expected_exit = 0
         self.log_path = logdir / f"{name}.log"
         env_args = [f"{k}={v}" for k, v in {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
                                               "PYTHONUNBUFFERED": "1", **(env or {})}.items()]
@@ -221,7 +223,8 @@ def arena(*args: str) -> list[str]:
 
 def learner_settings(updates: int, keys: Path, run_root: Path) -> list[str]:
     return ["game.options.team_size=1", "game.options.max_ticks=10", "game.num_envs=2",
-            "ppo.chunk_len=8", "ppo.chunks_per_update=2", "ppo.update_epochs=1", "ppo.num_minibatches=1",
+            "ppo.chunk_len=8", "ppo.chunks_per_update=2", "ppo.update_epochs=1",
+            "ppo.num_minibatches=1",
             "model.hidden=32", "model.lstm_hidden=32", "eval.every=0", "watch.every=0",
             "league.snapshot_every=1", "league.latest_prob=0.0", "league.bot_prob=0",
             "trainer.num_threads=1", "trainer.accelerator=cpu",
@@ -275,7 +278,7 @@ def rehearse(work: Path, updates: int, timeout: float, gloo_ifname: str | None =
     logs.mkdir()
     keys, foreign, actor_keys = work / "keys", work / "foreign-keys", work / "actor-keys"
     for d in (keys, foreign):
-        made = subprocess.run(arena("keys", str(d)), capture_output=True, text=True,
+        made = subprocess.run(arena("keys", str(d)), capture_output=True, text=True, check=False,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
         if made.returncode != 0:
             raise Failed(f"arena keys {d}: {made.stderr.strip()}")
@@ -335,8 +338,9 @@ def rehearse(work: Path, updates: int, timeout: float, gloo_ifname: str | None =
         procs += bad
         for p in bad:
             code = p.wait(120)
-            if code == 0 or "no answer from the learner" not in p.text():
+            if code != 2 or "no answer from the learner" not in p.text():
                 raise Failed(f"{p.name} was not refused (exit {code}):\n{tail(p.text())}")
+            p.expected_exit = code
             log(f"{p.name} exited {code}: {p.text().strip().splitlines()[-1]}")
         ok("actors with a foreign key or no key are refused (no answer, exit 2)")
 
@@ -350,12 +354,11 @@ def rehearse(work: Path, updates: int, timeout: float, gloo_ifname: str | None =
             if code != 0:
                 raise Failed(f"{p.name} exited {code}:\n{tail(p.text(), 40)}")
         ok("both nodes' torchrun exited 0")
-        finished = [line for p in learners for line in p.text().splitlines()
-                    if line.startswith("run finished")]
-        if len(finished) != 1 or "node0" not in learners[0].name or \
-                not any(line.startswith("run finished") for line in learners[0].text().splitlines()):
-            raise Failed(f"expected one 'run finished' line, from rank 0: {finished}")
-        ok(f"rank 0 reports: {finished[0]}")
+        finished = [[line for line in p.text().splitlines() if line.startswith("run finished")]
+                    for p in learners]
+        if len(finished[0]) != 1 or finished[1]:
+            raise Failed(f"expected one 'run finished' line, from node 0: {finished}")
+        ok(f"rank 0 reports: {finished[0][0]}")
         sent = []
         for p in actors:
             code = p.wait(60)
@@ -378,10 +381,11 @@ def rehearse(work: Path, updates: int, timeout: float, gloo_ifname: str | None =
 
         state = read_checkpoint(latest_in_run(run_dir))["arena"]
         games, agents, steps = 2, 2, 16  # game.num_envs, 1v1, chunk_len * chunks
-        if state["updates"] != updates or state["agent_steps"] != updates * 2 * games * agents * steps:
+        expected_steps = updates * 2 * games * agents * steps
+        if state["updates"] != updates or state["agent_steps"] != expected_steps:
             raise Failed(f"checkpoint: updates {state['updates']}, agent-steps "
                          f"{state['agent_steps']}; expected {updates} and "
-                         f"{updates * 2 * games * agents * steps} (both ranks)")
+                         f"{expected_steps} (both ranks)")
         ok(f"checkpoint: {state['updates']} updates, {state['agent_steps']} agent-steps "
            f"(2 ranks x {updates} updates x {games} games x {agents} agents x {steps} steps)")
         per_update = scalars(run_dir / "tb", "actors/rollouts_per_update")
@@ -403,7 +407,7 @@ def rehearse(work: Path, updates: int, timeout: float, gloo_ifname: str | None =
         return passed
     except Failed:
         for p in procs:
-            if p.popen.poll() is None or p.popen.returncode != 0:
+            if p.popen.poll() != p.expected_exit:
                 log(f"log of {p.name} (exit {p.popen.poll()}):\n{tail(p.text(), 15)}")
         raise
     finally:

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-import zmq
 
 from arena import distributed
 from arena.actors import STOP_VERSION, ActorService, run_actor
@@ -23,15 +22,16 @@ from arena.transport import encode_weights
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "multihost_rehearsal.py"
 sys.path.insert(0, str(SCRIPT.parent))
-import multihost_rehearsal as rehearsal  # noqa: E402
+import multihost_rehearsal as rehearsal
 
 CANNOT = rehearsal.probe()  # None where namespaces can be made (root, `ip`, netns works)
 needs_netns = pytest.mark.skipif(CANNOT is not None, reason=f"multihost rehearsal: {CANNOT}")
 
 
 def _our_namespaces(pid: int) -> list[str]:
-    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return re.findall(rf"^({rehearsal.PREFIX}-{pid}-\S+)", listing, re.M)
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                             check=False).stdout
+    return re.findall(rf"^({rehearsal.PREFIX}-{pid}-\S+)", listing, re.MULTILINE)
 
 
 # ---- the rehearsal -------------------------------------------------------------------------
@@ -65,7 +65,8 @@ def test_interrupted_rehearsal_tears_everything_down():
         if "started learner-node1" in line:
             break
     assert _our_namespaces(proc.pid), "".join(lines)
-    learner_pids = [int(m) for m in re.findall(r"learner-node\d in \S+ \(pid (\d+)\)", "".join(lines))]
+    started = re.findall(r"learner-node\d in \S+ \(pid (\d+)\)", "".join(lines))
+    learner_pids = [int(m) for m in started]
     time.sleep(3)
     proc.send_signal(signal.SIGINT)
     rest = proc.communicate(timeout=120)[0]
