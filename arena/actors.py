@@ -525,11 +525,28 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
         sender = ChunkSender(context, f"{host}:{hello['rollouts_port']}", hwm=2, secure=secure,
                              timeout_ms=500)
         subscriber = WeightsSubscriber(context, f"{host}:{hello['weights_port']}", secure=secure)
+        stop_seen = False
+        early: list[tuple[int, float, dict[str, torch.Tensor]]] = []  # weights taken by `stopped`
+
+        def stopped() -> bool:
+            """The learner is gone or said stop. Asked while a request to a control socket
+            waits: rank 0 stops answering once it has finished, and the stop message comes
+            on the weights channel (a weights message read here waits in `early`)."""
+            nonlocal stop_seen
+            if not stop_seen and not learner_gone():
+                msg = subscriber.latest(0)
+                if msg is not None and msg[0] == STOP_VERSION:
+                    stop_seen = True
+                elif msg is not None:
+                    early[:] = [msg]
+            return stop_seen or learner_gone()
+
+        control.gone = stopped
         league = None
         if cfg.league.enabled:
             league = control if hello["league"] == "self" else \
                 ControlClient(context, hello["league"], secure, timeout_s=HELLO_TIMEOUT_S,
-                              gone=learner_gone)
+                              gone=stopped)
         actor = int(hello["actor"])
         if mp.current_process().daemon and cfg.game.threads > 1:
             # a learner's own actor processes are daemons, which cannot start game workers;
@@ -564,7 +581,10 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
         def take_weights(timeout_ms: int) -> bool:
             """Load the newest weights if any came; False once the learner said stop."""
             nonlocal version, last_weights, credit
-            msg = subscriber.latest(timeout_ms)
+            if stop_seen:
+                return False
+            msg = subscriber.latest(0 if early else timeout_ms) or (early[0] if early else None)
+            early.clear()
             if msg is None:
                 return True
             v, _, tensors = msg
@@ -591,9 +611,14 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
                 break
             if version is None or credit == 0:
                 continue
-            if pools:
-                sync_league(league, pools)
-            ro = collector.collect()
+            try:
+                if pools:
+                    sync_league(league, pools)
+                ro = collector.collect()  # may fetch snapshots from rank 0
+            except ActorError:
+                if stop_seen:  # rank 0 finished while this actor waited for it
+                    break
+                raise
             bots = opponents.take_bot_results() if opponents is not None else {}
             meta = {"actor": actor, "version": version, "seconds": ro.seconds,
                     "bots": {k: [s, g] for k, (s, g) in bots.items()}}

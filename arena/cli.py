@@ -49,6 +49,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.check:
             print(check_only(args.config, list(args.overrides), args.resume))
             return 0
+        _choose_gloo_interface()
         run_dir = main_train(args.config, list(args.overrides), args.resume)
     except ConfigError as e:
         raise UsageError(str(e)) from None
@@ -60,6 +61,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if rank_zero_only.rank == 0:  # under DDP every rank returns here; one line is enough
         print(f"run finished: {run_dir} ({_how_it_ended(run_dir)})")
     return 0
+
+
+def _choose_gloo_interface() -> None:
+    """Multi-machine launches: an interface gloo can be reached on (arena/distributed.py)."""
+    from arena.distributed import choose_gloo_interface
+
+    note = choose_gloo_interface()
+    if note is not None:
+        print(f"{PROG} train: {note}", file=sys.stderr, flush=True)
 
 
 def _how_it_ended(run_dir: Path) -> str:

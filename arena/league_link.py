@@ -52,18 +52,22 @@ class ControlClient:
         timeout = self.timeout_s if timeout_s is None else timeout_s
         # a REQ send blocks while no connection is up (a CURVE handshake the learner refused
         # leaves none): bounded like the wait for the answer
+        # in short tries, so that `gone` is asked while it waits
         deadline = time.monotonic() + timeout
-        sock.setsockopt(zmq.SNDTIMEO, max(int(timeout * 1000), 1))
-        try:
-            sock.send_multipart(encode(kind, meta, {}))
-            answered = False
-            while not answered and (left := deadline - time.monotonic()) > 0:
-                if self.gone is not None and self.gone():
-                    self.close()
-                    raise ActorError(f"the learner at {self.endpoint} is gone")
-                answered = bool(sock.poll(int(min(left, 0.2) * 1000) + 1, zmq.POLLIN))
-        except zmq.Again:
-            answered = False
+        sock.setsockopt(zmq.SNDTIMEO, max(int(min(timeout, 0.2) * 1000), 1))
+        message = encode(kind, meta, {})
+        sent = answered = False
+        while not answered and (left := deadline - time.monotonic()) > 0:
+            if self.gone is not None and self.gone():
+                self.close()
+                raise ActorError(f"the learner at {self.endpoint} is gone")
+            if not sent:
+                try:
+                    sock.send_multipart(message)
+                    sent = True
+                except zmq.Again:
+                    continue
+            answered = bool(sock.poll(int(min(left, 0.2) * 1000) + 1, zmq.POLLIN))
         if not answered:
             self.close()
             raise ActorError(f"no answer from the learner at {self.endpoint} within {timeout:g} s "

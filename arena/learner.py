@@ -473,14 +473,10 @@ def _identity(x):
 
 
 def _reachable(endpoint: str) -> str:
-    """An endpoint other hosts can use: a wildcard bind is named by this host's address as
-    the launcher knows it (MASTER_ADDR under torchrun/SLURM), else by its hostname."""
-    import os
-    import socket
+    """An endpoint other hosts can use (arena.distributed.reachable_endpoint)."""
+    from arena.distributed import reachable_endpoint
 
-    if "0.0.0.0" not in endpoint:
-        return endpoint
-    return endpoint.replace("0.0.0.0", os.environ.get("MASTER_ADDR") or socket.gethostname())
+    return reachable_endpoint(endpoint)
 
 
 
