@@ -29,6 +29,7 @@ from arena.config import Config, config_from_dict, to_dict
 from arena.distributed import all_reduce_sum, broadcast_text, world_size
 from arena.league_link import ControlClient, PoolMirror, sync_league
 from arena.learn.networks import build_policy, group_module_key, pool_settings
+from arena.learn.surgery import arch_metadata, policy_arch
 from arena.learn.update import ppo_update
 from arena.opponents import OpponentManager, pool_metrics
 from arena.rollout import (
@@ -212,7 +213,9 @@ class PPOLearner(L.LightningModule):
             keys = tuple(f"policies.{group_module_key(g.key)}." for g in self.groups
                          if g.role.name == role)
             weights = {k: v.detach().cpu().clone() for k, v in state.items() if k.startswith(keys)}
-            pool.add(weights, update=self.updates, agent_steps=self.agent_steps)
+            arch = arch_metadata({group_module_key(g.key): policy_arch(self.policy_for(g.key), g.role)
+                                  for g in self.groups if g.role.name == role})
+            pool.add(weights, update=self.updates, agent_steps=self.agent_steps, arch=arch)
 
     def teardown(self, stage: str) -> None:
         if self._league_client is not None:  # its socket lives on the service's context
