@@ -109,6 +109,7 @@ class PPOLearner(L.LightningModule):
         # the latest policy at each evaluation, on the scale of the game's bots
         self.ratings = RatingTable(anchors=bot_anchors(cfg.game.name))
         self._updates_without_step = 0
+        self.surgeries: list[dict[str, Any]] = []  # network changes of this run, with updates
 
     # ---- Lightning plumbing -------------------------------------------------------------
     def policy_for(self, key: str) -> RecurrentPolicy:
@@ -360,6 +361,7 @@ class PPOLearner(L.LightningModule):
                               if isinstance(self.collector, Collector) else None),
             "league": {role: pool.state_dict() for role, pool in self.pools.items()},
             "ratings": self.ratings.state_dict(),
+            "surgeries": self.surgeries,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -372,6 +374,7 @@ class PPOLearner(L.LightningModule):
                 f"{self.signature}: game, agents or spaces differ")
         self.updates = int(state["updates"])
         self.agent_steps = int(state["agent_steps"])
+        self.surgeries = list(state.get("surgeries", []))  # arena/learn/surgery.py: the record
         torch.set_rng_state(state["torch_rng"])
         self._mb_generator.set_state(state["minibatch_rng"])
         self._pending_collector_rng = state.get("collector_rng")

@@ -359,9 +359,16 @@ def test_snapshots_store_their_architecture_and_adapt_to_a_changed_observation(t
                                             frozen.initial_state(N), starts)
     acts = [b.action_names.index(x) for x in a.action_names]
     assert (l1 - l2[..., acts]).abs().max() < TOL and (v1 - v2).abs().max() < TOL
-    # a snapshot written before architectures were stored: the current config's network
+    # a snapshot written before architectures were stored: the current config's network ...
     current = snapshot_policy(weights, None, g.role, lambda: old.policy_for(g.key))
     assert current is old.policy_for(g.key)
+    # ... or, once the run's networks grew, its sizes read off its weights
+    grown = learner("default.yaml", *MOBA, "model.lstm_hidden=24")
+    legacy = snapshot_policy(weights, None, g.role, lambda: grown.policy_for(g.key))
+    assert legacy.lstm_hidden == 16 and legacy is not grown.policy_for(g.key)
+    with torch.no_grad():
+        l3, v3, _ = legacy.forward_sequence(obs, legacy.initial_state(N), starts)
+    assert (l1 - l3).abs().max() < TOL and (v1 - v3).abs().max() < TOL
 
 
 def test_train_refuses_another_game_before_building_it(tmp_path):
@@ -371,3 +378,92 @@ def test_train_refuses_another_game_before_building_it(tmp_path):
     moba = learner("default.yaml", *MOBA)
     with pytest.raises(ConfigError, match="trained on 'memory': a run cannot change its game"):
         _plan_surgery(fake_checkpoint(old), tmp_path / "last.ckpt", moba, tmp_path)
+
+
+# ---- end to end ------------------------------------------------------------------------------
+E2E = [*MEMORY, "game.num_envs=4", "ppo.chunk_len=4", "ppo.chunks_per_update=2",
+       "ppo.update_epochs=1", "ppo.num_minibatches=1", "league.enabled=true",
+       "league.snapshot_every=1", "league.latest_prob=0.0", "league.bot_prob=0.0",
+       "trainer.max_updates=2", "trainer.checkpoint_every=2", "eval.every=0", "watch.every=0"]
+
+
+def test_resume_checks_write_the_transferred_checkpoint_beside_the_old_one(tmp_path):
+    """The resume path without training (the fast variant of the end-to-end test below)."""
+    from arena.checkpoints import latest_in_run, read_checkpoint
+    from arena.train import _check_resume_checkpoint, _write_surgery_checkpoint
+
+    old = learner("memory.yaml", *MEMORY)
+    (tmp_path / "checkpoints").mkdir()
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    torch.save(fake_checkpoint(old), last)
+    saved = last.read_bytes()
+    same = learner("memory.yaml", *MEMORY)
+    assert _check_resume_checkpoint(last, same, tmp_path) == (3, None)  # nothing to do
+    new = learner("memory.yaml", *MEMORY, "model.hidden=16")
+    done, surgery = _check_resume_checkpoint(last, new, tmp_path)
+    assert done == 3 and surgery is not None
+    assert torch.equal(new.state_dict()["policies.red+blue.encoder.net.2.weight"][:12, :12],
+                       old.state_dict()["policies.red+blue.encoder.net.2.weight"])
+    first = _write_surgery_checkpoint(tmp_path, surgery)
+    second = _write_surgery_checkpoint(tmp_path, surgery)  # never over an existing file
+    assert (first.name, second.name) == ("surgery-000003.ckpt", "surgery-000003-2.ckpt")
+    assert last.read_bytes() == saved
+    assert latest_in_run(tmp_path) == second  # what the resume continues from
+    assert read_checkpoint(first)["hyper_parameters"]["config"]["model"]["hidden"] == 16
+    shrunk = learner("memory.yaml", *MEMORY, "model.hidden=8")
+    with pytest.raises(ConfigError, match="config.yaml \\(with the overrides given\\) cannot "
+                                          "continue last.ckpt .*model.hidden shrinks from 12 to 8"):
+        _check_resume_checkpoint(last, shrunk, tmp_path)
+
+
+@pytest.mark.slow
+def test_resume_with_a_wider_lstm_continues_the_run_and_old_snapshots_still_play(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from arena.checkpoints import read_checkpoint
+    from arena.cli import main
+    from arena.play.players import MatchGame, load_player
+    from arena.play.runner import play_against
+    from arena.train import check_only, train
+
+    run = train(load_config(CONFIG_DIR / "memory.yaml",
+                            [*E2E, f"run.root={tmp_path}", "run.name=s"]))
+    old_bytes = (run / "checkpoints" / "last.ckpt").read_bytes()
+    summary = check_only(None, ["model.lstm_hidden=16", "trainer.max_updates=4"], str(run))
+    assert "through surgery" in summary and "model.lstm_hidden 10 -> 16" in summary
+    assert not (run / "checkpoints" / "surgery-000002.ckpt").exists()  # --check writes nothing
+    assert main(["train", "--resume", str(run), "model.lstm_hidden=16",
+                 "trainer.max_updates=4"]) == 0
+    surgery = read_checkpoint(run / "checkpoints" / "surgery-000002.ckpt")
+    assert surgery["arena"]["updates"] == 2 and surgery["arena"]["surgeries"][0]["update"] == 2
+    assert read_checkpoint(run / "checkpoints" / "update-000002.ckpt")["hyper_parameters"][
+        "config"]["model"]["lstm_hidden"] == 10  # the old checkpoint is still there, as it was
+    latest = read_checkpoint(run)
+    assert latest["arena"]["updates"] == 4  # training went on from update 2
+    assert latest["state_dict"]["policies.red+blue.lstm.weight_hh_l0"].shape == (64, 16)
+    assert latest["arena"]["surgeries"] == surgery["arena"]["surgeries"]
+    assert old_bytes != (run / "checkpoints" / "last.ckpt").read_bytes()
+    assert "lstm_hidden: 16" in (run / "config.yaml").read_text()
+    history = [json.loads(line) for line in (run / "config_history.jsonl").read_text().splitlines()]
+    assert [(h["how"], h["update"]) for h in history] == [("new", 0), ("surgery", 2)]
+    # the surgery's checkpoints resume as usual
+    assert main(["train", "--resume", str(run), "trainer.max_updates=5"]) == 0
+    assert read_checkpoint(run)["arena"]["updates"] == 5
+    # snapshots 0 and 1 were taken before the surgery: their own LSTM width, and they play
+    game = MatchGame("memory", load_config(CONFIG_DIR / "memory.yaml", MEMORY).game.options)
+    past = load_player(f"{run}@0", game)
+    (net,) = past.policies.values()
+    assert net.lstm_hidden == 10
+    now = load_player(str(run), game)
+    assert next(iter(now.policies.values())).lstm_hidden == 16
+    vec = game.vec(4)
+    scores = play_against(vec, now.side(vec, 1), past.side(vec, 2), seed=3)
+    vec.close()
+    assert scores.shape == (4,)
+    pool = json.loads((run / "league" / "red+blue" / "pool.json").read_text())
+    assert [s["update"] for s in pool["snapshots"]] == [1, 2, 3, 4, 5]
+    assert sum(s["games"] for s in pool["snapshots"][:2]) > 0  # old snapshots played on
+    acc = EventAccumulator(str(run / "tb"))
+    acc.Reload()
+    assert [(s.step, s.value) for s in acc.Scalars("surgery/count")] == [(2, 1.0)]
+    assert any(tag.startswith("surgery") for tag in acc.Tags()["tensors"])

@@ -40,9 +40,9 @@ held by the learner, whatever its prefix, the other tensors, the optimiser state
 from __future__ import annotations
 
 import copy
-import json
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -420,8 +420,11 @@ def snapshot_policy(state: Mapping[str, Tensor], arch: PolicyArch | None, role: 
     or actions changed since. Without a stored architecture: `build_current()`."""
     if arch is None:
         policy = build_current()
-        policy.load_state_dict(state)
-        return policy
+        try:
+            policy.load_state_dict(state)
+            return policy
+        except RuntimeError:  # the run's networks grew since: read the sizes off the weights
+            arch = infer_arch(state, policy_arch(policy), where)
     target = arch.for_role(role)
     policy = target.build()
     if same_function_shape(arch, target):
@@ -429,6 +432,32 @@ def snapshot_policy(state: Mapping[str, Tensor], arch: PolicyArch | None, role: 
     else:
         policy.load_state_dict(transfer_policy(state, arch, target, policy.state_dict(), where))
     return policy
+
+
+def infer_arch(state: Mapping[str, Tensor], like: PolicyArch, where: str = "snapshot"
+               ) -> PolicyArch:
+    """The architecture of a network's weights written without one (snapshots from before
+    architectures were stored), read off the tensors' shapes; what shapes cannot tell (the
+    number of entity slots, the names) is `like`'s (the current network's), so only
+    transfers that need no names follow."""
+    try:
+        lstm_hidden = state["actor.weight"].shape[1]
+        num_actions = state["actor.weight"].shape[0]
+        if "encoder.net.0.weight" in state:
+            hidden, obs_dim = state["encoder.net.0.weight"].shape
+            layout = None
+        else:
+            hidden, flat = state["encoder.flat_net.0.weight"].shape
+            entity_dim = state["encoder.entity_net.0.weight"].shape[1]
+            slots = like.entity_layout[1] if like.entity_layout else 0
+            layout = (flat, slots, entity_dim)
+            obs_dim = flat + slots * entity_dim
+    except (KeyError, IndexError, TypeError):
+        raise SurgeryError(f"{where}: its weights are not a policy network's "
+                           f"(no actor/encoder tensors)") from None
+    return PolicyArch(obs_dim=int(obs_dim), num_actions=int(num_actions), hidden=int(hidden),
+                      lstm_hidden=int(lstm_hidden), use_lstm="lstm.weight_hh_l0" in state,
+                      normalize_obs="obs_rms.mean" in state, entity_layout=layout)
 
 
 # ---- whole checkpoints ------------------------------------------------------------------------------
@@ -444,10 +473,6 @@ def policy_modules(learner: Any) -> dict[str, tuple[RecurrentPolicy, Any]]:
         if isinstance(module, RecurrentPolicy):
             out[f"{name}."] = (module, roles.get(name.rsplit(".", 1)[-1]))
     return out
-
-
-def learner_archs(learner: Any) -> dict[str, PolicyArch]:
-    return {prefix: policy_arch(p, role) for prefix, (p, role) in policy_modules(learner).items()}
 
 
 def optimizer_param_names(learner: Any) -> list[list[str]]:
@@ -483,14 +508,6 @@ class Surgery:
     changes: list[str]
     checkpoint: dict[str, Any]
     update: int
-
-
-def needs_surgery(old_learner: Any, new_learner: Any) -> bool:
-    """Does resuming `old_learner`'s checkpoint with `new_learner`'s config change any
-    network or the game's agents and spaces?"""
-    old, new = learner_archs(old_learner), learner_archs(new_learner)
-    return old_learner.signature != new_learner.signature or set(old) != set(new) or \
-        any(not same_function_shape(old[k], new[k]) for k in old)
 
 
 def transfer_checkpoint(checkpoint: Mapping[str, Any], old_learner: Any, new_learner: Any,
@@ -625,5 +642,3 @@ def surgery_markdown(surgery: Surgery) -> str:
     return f"surgery at update {surgery.update} (function-preserving transfer):\n\n{lines}"
 
 
-def dump_json(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"))
