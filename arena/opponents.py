@@ -124,8 +124,8 @@ class OpponentManager:
         for g in self.groups:
             if g.role.name != role:
                 continue
-            key = self.module_key(g.key)
-            policy = snapshot_policy(group_weights(weights, key), snapshot_arch(stored, key),
+            mk = self.module_key(g.key)
+            policy = snapshot_policy(group_weights(weights, mk), snapshot_arch(stored, mk),
                                      g.role, lambda g=g: self.build(g.key),
                                      where=f"snapshot {snap} of role {role!r}")
             models[g.key] = policy.to(self.device).eval()

@@ -341,6 +341,10 @@ def test_snapshots_store_their_architecture_and_adapt_to_a_changed_observation(t
     key = "hero"
     assert snapshot_arch(stored, key) == policy_arch(policy, g.role)
     assert stored == arch_metadata({key: policy_arch(policy, g.role)})
+    # actors and other ranks get a snapshot's file as bytes over the control socket
+    from league.pool import arch_from_bytes
+
+    assert arch_from_bytes((tmp_path / "hero" / pool.snapshots[0].file).read_bytes(), "x") == stored
     # the game now shows more entities and has more actions; the run's networks grew
     new = learner("default.yaml", *MOBA, "game.options.num_visible=6", "model.hidden=32")
     (g_new,) = new.groups

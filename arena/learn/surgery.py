@@ -423,8 +423,11 @@ def snapshot_policy(state: Mapping[str, Tensor], arch: PolicyArch | None, role: 
         try:
             policy.load_state_dict(state)
             return policy
-        except RuntimeError:  # the run's networks grew since: read the sizes off the weights
-            arch = infer_arch(state, policy_arch(policy), where)
+        except RuntimeError as exc:  # the run's networks grew since: sizes from the weights
+            try:
+                arch = infer_arch(state, policy_arch(policy), where)
+            except SurgeryError:
+                raise exc from None  # not a policy's weights at all: the load's own message
     target = arch.for_role(role)
     policy = target.build()
     if same_function_shape(arch, target):
