@@ -392,7 +392,7 @@ E2E = [*MEMORY, "game.num_envs=4", "ppo.chunk_len=4", "ppo.chunks_per_update=2",
 
 
 def test_resume_checks_write_the_transferred_checkpoint_beside_the_old_one(tmp_path):
-    """The resume path without training (the fast variant of the end-to-end test below)."""
+    """The resume path without training: what the end-to-end test below cannot see."""
     from arena.checkpoints import latest_in_run, read_checkpoint
     from arena.train import _check_resume_checkpoint, _write_surgery_checkpoint
 
@@ -420,7 +420,6 @@ def test_resume_checks_write_the_transferred_checkpoint_beside_the_old_one(tmp_p
         _check_resume_checkpoint(last, shrunk, tmp_path)
 
 
-@pytest.mark.slow
 def test_resume_with_a_wider_lstm_continues_the_run_and_old_snapshots_still_play(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
