@@ -19,7 +19,7 @@ import zmq
 
 from arena.transport import Secure
 from arena.wire import WireError, decode, encode
-from league.pool import OpponentPool, entries_from_state
+from league.pool import OpponentPool, arch_from_bytes, entries_from_state
 
 
 class ActorError(RuntimeError):
@@ -102,6 +102,7 @@ class PoolMirror(OpponentPool):
         snapshots, next_id = entries_from_state(state)
         if next_id < self._next_id:  # the learner went back to an older checkpoint
             self._cache.clear()
+            self._archs.clear()
         self._snapshots, self._next_id = snapshots, next_id
 
     def record(self, snapshot_id: int, latest_score: float) -> None:
@@ -115,11 +116,17 @@ class PoolMirror(OpponentPool):
 
         if snapshot_id not in self._cache:
             _, arrays = self.client.request("snapshot", {"role": self.role, "id": int(snapshot_id)})
-            self._cache[snapshot_id] = st_load(arrays["weights"].tobytes())
+            data = arrays["weights"].tobytes()
+            self._cache[snapshot_id] = st_load(data)
+            self._archs[snapshot_id] = arch_from_bytes(data, f"{self.directory} #{snapshot_id}")
             while len(self._cache) > max(self._cache_size, 1):
                 self._cache.popitem(last=False)
         self._cache.move_to_end(snapshot_id)
         return dict(self._cache[snapshot_id])
+
+    def _read_arch(self, snapshot_id: int) -> dict[str, Any] | None:
+        self.load_weights(snapshot_id)  # the architecture comes with the weights' file
+        return self._archs.get(snapshot_id)
 
 
 def sync_league(client: ControlClient, pools: dict[str, PoolMirror]) -> None:

@@ -30,6 +30,7 @@ from arena.config import Config, config_from_dict, to_dict
 from arena.distributed import all_reduce_sum, broadcast_text, world_size
 from arena.league_link import ControlClient, PoolMirror, sync_league
 from arena.learn.networks import build_policy, group_module_key, pool_settings
+from arena.learn.surgery import arch_metadata, policy_arch
 from arena.learn.update import ppo_update
 from arena.opponents import OpponentManager, pool_metrics
 from arena.rollout import (
@@ -121,6 +122,7 @@ class PPOLearner(L.LightningModule):
         # the latest policy at each evaluation, on the scale of the game's bots
         self.ratings = RatingTable(anchors=bot_anchors(cfg.game.name))
         self._updates_without_step = 0
+        self.surgeries: list[dict[str, Any]] = []  # network changes of this run, with updates
 
     # ---- Lightning plumbing -------------------------------------------------------------
     def policy_for(self, key: str) -> RecurrentPolicy:
@@ -244,7 +246,11 @@ class PPOLearner(L.LightningModule):
             weights = {f"policies.{group_module_key(key)}.{name}": value.detach().cpu().clone()
                        for key, policy in policies.items() if self._group(key).role.name == role
                        for name, value in policy.state_dict().items()}
-            pool.add(weights, update=self.updates, agent_steps=self.agent_steps, source=agent)
+            arch = arch_metadata({group_module_key(key): policy_arch(policy, self._group(key).role)
+                                  for key, policy in policies.items()
+                                  if self._group(key).role.name == role})
+            pool.add(weights, update=self.updates, agent_steps=self.agent_steps, source=agent,
+                     arch=arch)
 
     def tend_exploiters(self) -> dict[str, float]:
         """After each update: an exploiter that beats its opponents over a full window, or
@@ -434,6 +440,7 @@ class PPOLearner(L.LightningModule):
             "league": {role: pool.state_dict() for role, pool in self.pools.items()},
             "exploiters": [e.state_dict() for e in self.league_roles],
             "ratings": self.ratings.state_dict(),
+            "surgeries": self.surgeries,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -446,6 +453,7 @@ class PPOLearner(L.LightningModule):
                 f"{self.signature}: game, agents or spaces differ")
         self.updates = int(state["updates"])
         self.agent_steps = int(state["agent_steps"])
+        self.surgeries = list(state.get("surgeries", []))  # arena/learn/surgery.py: the record
         torch.set_rng_state(state["torch_rng"])
         self._mb_generator.set_state(state["minibatch_rng"])
         self._pending_collector_rng = state.get("collector_rng")

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from agents.policy import RecurrentPolicy
+from arena.learn.surgery import snapshot_arch, snapshot_policy
 from arena.play.runner import sample_actions
 from games.bots import bot_act, team_columns
 from games.registry import make_side_bots
@@ -177,12 +178,15 @@ class OpponentManager:
             self._models.move_to_end(key)
             return self._models[key]
         weights = self.pools[role].load_weights(snap)
+        stored = self.pools[role].load_arch(snap)  # its own architecture (None: old snapshot)
         models = {}
         for g in self.groups:
             if g.role.name != role:
                 continue
-            policy = self.build(g.key)
-            policy.load_state_dict(group_weights(weights, self.module_key(g.key)))
+            mk = self.module_key(g.key)
+            policy = snapshot_policy(group_weights(weights, mk), snapshot_arch(stored, mk),
+                                     g.role, lambda g=g: self.build(g.key),
+                                     where=f"snapshot {snap} of role {role!r}")
             models[g.key] = policy.to(self.device).eval()
         self._models[key] = models
         while len(self._models) > self.max_cached:
@@ -223,11 +227,16 @@ class OpponentManager:
                 plays.append((live_rows & (lives == agent), self.live_models[int(agent)][g.key]))
         for rows, policy in plays:
             idx = torch.from_numpy(np.flatnonzero(rows)).to(self.device)
-            logits, _, (nh, nc) = policy.step(obs[idx], (h[idx], c[idx]), starts[idx], mask[idx])
+            w = policy.lstm_hidden  # a snapshot from before a surgery may be narrower
+            if w > h.shape[1]:
+                h, c = (torch.nn.functional.pad(x, (0, w - x.shape[1])) for x in (h, c))
+            logits, _, (nh, nc) = policy.step(obs[idx], (h[idx, :w], c[idx, :w]),
+                                              starts[idx], mask[idx])
             picks = sample_actions(torch.softmax(logits.float(), dim=-1), generator,
                                    self.device)  # the policy masked its logits
             action[idx] = picks.to(action.device)
-            h[idx], c[idx] = nh, nc
+            h[idx], c[idx] = 0.0, 0.0
+            h[idx, :w], c[idx, :w] = nh, nc
         self._state[g.key] = (h, c)
         return ~(opp_rows | bot_rows | live_rows)
 

@@ -12,6 +12,13 @@ written at every multiple of `trainer.checkpoint_every` updates, every
 the current update finishes, is saved, and the process exits 130 or 143 with the command that
 resumes it). `arena train --resume runs/<name>` continues from the newest checkpoint with the
 weights, optimizer state, normalisers, counters and random states.
+
+Surgery: `arena train --resume runs/<name> model.lstm_hidden=256` (or a wider model.hidden,
+or game.options that change the observation or actions) continues the run through a
+function-preserving transfer (arena/learn/surgery.py): the transferred checkpoint is written
+beside the old ones as checkpoints/surgery-NNNNNN.ckpt (the old files stay), the start is
+recorded in config_history.jsonl as "surgery", and TensorBoard gets a text entry and the
+scalar surgery/count at that update. A change that cannot keep the function is refused.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import time
 import warnings
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -49,6 +56,9 @@ from arena.rundir import (
     is_launch_rank_zero,
     record_start,
 )
+
+if TYPE_CHECKING:
+    from arena.learn.surgery import Surgery
 
 RUN_DIR_ENV = "ARENA_RUN_DIR"  # rank 0's run directory, inherited by the ranks it launches
 
@@ -352,28 +362,87 @@ def _build_learner(cfg: Config):
                           f"{cfg.game.name!r}: {message}") from None
 
 
-def _check_resume_checkpoint(ckpt_path: Path, learner: Any, run_dir: Path) -> int:
+def _check_resume_checkpoint(ckpt_path: Path, learner: Any, run_dir: Path
+                             ) -> tuple[int, Surgery | None]:
     """Read the checkpoint a resume starts from, before anything runs: a checkpoint that
-    cannot be read is named; a config that no longer fits it is blamed on the config.
-    Returns the update the checkpoint holds."""
+    cannot be read is named; a config whose networks or game differ from the checkpoint's
+    gets a surgery (a function-preserving transfer, `arena.learn.surgery`) or, where none
+    is possible, a ConfigError that says why. Returns the update the checkpoint holds and
+    the surgery (None when the checkpoint fits as it is)."""
     try:
         checkpoint = read_checkpoint(ckpt_path)
     except CheckpointError as exc:
         raise ConfigError(f"cannot resume from this checkpoint: {exc}") from None
-    saved = checkpoint["arena"].get("signature")
-    if saved != learner.signature:
-        raise ConfigError(
-            f"{run_dir / 'config.yaml'} (with the overrides given) describes {learner.signature}, "
-            f"but {ckpt_path} was trained on {saved}: game, agents or spaces differ")
+    done = int(checkpoint["arena"]["updates"])
+    if checkpoint["arena"].get("signature") == learner.signature:
+        try:
+            learner.load_state_dict(checkpoint["state_dict"])  # Lightning loads it again in fit
+            return done, None
+        except RuntimeError:
+            pass  # other network sizes: a surgery
+    surgery = _plan_surgery(checkpoint, ckpt_path, learner, run_dir)
+    learner.load_state_dict(surgery.checkpoint["state_dict"])
+    return done, surgery
+
+
+def _plan_surgery(checkpoint: dict[str, Any], ckpt_path: Path, learner: Any,
+                  run_dir: Path) -> Surgery:
+    """The checkpoint transferred to the networks of `learner`'s config (ConfigError when
+    that cannot keep what the networks compute)."""
+    from arena.learn.surgery import SurgeryError, transfer_checkpoint
+    from arena.learner import PPOLearner
+
+    blame = f"{run_dir / 'config.yaml'} (with the overrides given)"
     try:
-        learner.load_state_dict(checkpoint["state_dict"])  # Lightning loads it again in fit
-    except RuntimeError as exc:
-        detail = "; ".join(line.strip() for line in str(exc).splitlines()[1:3])
-        raise ConfigError(
-            f"{run_dir / 'config.yaml'} (with the overrides given) builds networks that do not "
-            f"fit the weights in {ckpt_path.name}: {detail or exc}; resume with the model.* "
-            f"settings the run was trained with") from None
-    return int(checkpoint["arena"]["updates"])
+        config = checkpoint["hyper_parameters"]["config"]
+        game = config["game"]["name"]
+    except (KeyError, TypeError):
+        raise ConfigError(f"{ckpt_path}: the checkpoint carries no config; resume with the "
+                          f"settings the run was trained with") from None
+    if game != learner.cfg.game.name:  # before building it: the saved game is not trusted
+        raise ConfigError(f"{blame} is for game {learner.cfg.game.name!r}, but {ckpt_path} was "
+                          f"trained on {game!r}: a run cannot change its game (no "
+                          f"function-preserving transfer between games); start a new run")
+    if isinstance(config.get("actors"), dict):
+        config = {**config, "actors": {**config["actors"], "curve_keys": None}}
+    try:
+        old = PPOLearner(config)
+        old.load_state_dict(checkpoint["state_dict"])
+    except Exception as exc:  # noqa: BLE001 - the saved config no longer builds its networks
+        raise ConfigError(f"{ckpt_path}: cannot rebuild the networks it was trained with "
+                          f"({str(exc).splitlines()[0]}); resume with its settings") from None
+    try:
+        return transfer_checkpoint(checkpoint, old, learner, where=str(ckpt_path))
+    except SurgeryError as exc:
+        raise ConfigError(f"{blame} cannot continue {ckpt_path.name} without changing what its "
+                          f"networks compute: {exc}; resume with the settings the run was "
+                          f"trained with, or grow instead of shrinking") from None
+
+
+def _write_surgery_checkpoint(run_dir: Path, surgery: Surgery) -> Path:
+    """The transferred checkpoint, written atomically beside the old ones (never over
+    one): checkpoints/surgery-NNNNNN.ckpt. Launched ranks > 0 compute the same one and
+    keep a private copy (a file that is no `*.ckpt`, removed after training)."""
+    import io
+    import tempfile
+
+    from games.files import atomic_write_bytes
+
+    folder = run_dir / CHECKPOINT_DIR
+    buffer = io.BytesIO()
+    torch.save(surgery.checkpoint, buffer)
+    if not is_launch_rank_zero():
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".surgery-", suffix=".rank")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buffer.getvalue())
+        return Path(name)
+    path = folder / f"surgery-{surgery.update:06d}.ckpt"
+    n = 1
+    while path.exists():
+        n += 1
+        path = folder / f"surgery-{surgery.update:06d}-{n}.ckpt"
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
 
 
 def train(cfg: Config, resume: Path | None = None, evaluator=None,
@@ -417,18 +486,24 @@ def train(cfg: Config, resume: Path | None = None, evaluator=None,
         if rank_zero:
             os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
         ckpt_path = None
+        surgery = None
         if resume is not None:
             ckpt_path = latest_in_run(run_dir)
             if ckpt_path is None:
                 raise ConfigError(f"{run_dir}: no checkpoint to resume from in "
                                   f"{run_dir / CHECKPOINT_DIR}")
-            done = _check_resume_checkpoint(ckpt_path, learner, run_dir)
+            done, surgery = _check_resume_checkpoint(ckpt_path, learner, run_dir)
             if done >= cfg.trainer.max_updates:
                 raise ConfigError(
                     f"trainer.max_updates: {run_dir} is already at update {done} and "
                     f"trainer.max_updates is {cfg.trainer.max_updates}: nothing to train; "
                     f"give a larger one, e.g. `arena train --resume {run_dir} "
                     f"trainer.max_updates={done + cfg.trainer.max_updates}`")
+            if surgery is not None:
+                ckpt_path = _write_surgery_checkpoint(run_dir, surgery)
+                if is_launch_rank_zero():
+                    print(f"surgery at update {done}: " + "; ".join(surgery.changes)
+                          + f"; continuing from {ckpt_path}", file=sys.stderr, flush=True)
         learner.run_dir = run_dir
         if evaluator is None and cfg.eval.every > 0 and cfg.eval.bots != []:
             evaluator = BotEvaluator(cfg.eval.bots, cfg.eval.games, cfg.run.seed + 17,
@@ -441,7 +516,9 @@ def train(cfg: Config, resume: Path | None = None, evaluator=None,
         if match_gifs is not None:
             around.append(MatchGifs(match_gifs, cfg.watch.every))
         trainer.callbacks[0:0] = around
-        trainer.callbacks.append(_RecordStart(cfg, "resume" if resume else "new", overrides))
+        trainer.callbacks.append(_RecordStart(
+            cfg, "new" if resume is None else "surgery" if surgery else "resume", overrides,
+            surgery))
         if trainer.is_global_zero:
             print(f"run directory: {run_dir}   (tensorboard --logdir {run_dir.parent})",
                   file=sys.stderr, flush=True)
@@ -453,6 +530,8 @@ def train(cfg: Config, resume: Path | None = None, evaluator=None,
             stop.requested = "SIGTERM"
         finally:
             stop.uninstall()
+            if surgery is not None and not is_launch_rank_zero():
+                ckpt_path.unlink(missing_ok=True)  # a launched rank's private copy
         if stop.requested is not None:
             update = stop.stopped_at if stop.stopped_at is not None else learner.updates
             saved = Path(checkpoint_cb.last_model_path) if checkpoint_cb.last_model_path else None
@@ -473,8 +552,9 @@ class _RecordStart(Callback):
     """Writes config.yaml and its history line once training has started (rank 0), so a
     start that fails or has nothing to train leaves the run's config as it was."""
 
-    def __init__(self, cfg: Config, how: str, overrides: list[str] | tuple[str, ...]) -> None:
-        self.cfg, self.how, self.overrides = cfg, how, list(overrides)
+    def __init__(self, cfg: Config, how: str, overrides: list[str] | tuple[str, ...],
+                 surgery: Surgery | None = None) -> None:
+        self.cfg, self.how, self.overrides, self.surgery = cfg, how, list(overrides), surgery
 
     def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         if trainer.is_global_zero:
@@ -482,6 +562,15 @@ class _RecordStart(Callback):
                          pl_module.updates, self.how, self.overrides)
             if trainer.logger is not None and self.how == "new":
                 trainer.logger.log_hyperparams(to_flat_dict(self.cfg))
+            if trainer.logger is not None and self.surgery is not None:
+                from arena.learn.surgery import surgery_markdown
+
+                s = self.surgery
+                count = len(s.checkpoint["arena"].get("surgeries", []))
+                add_text = getattr(trainer.logger.experiment, "add_text", None)
+                if add_text is not None:
+                    add_text("surgery", surgery_markdown(s), global_step=s.update)
+                trainer.logger.log_metrics({"surgery/count": float(count)}, step=s.update)
 
 
 def resume_config(run_dir: Path, overrides: list[str]) -> Config:
@@ -538,8 +627,11 @@ def check_only(config: str | None, overrides: list[str], resume: str | None) -> 
         ckpt = latest_in_run(resume_dir)
         if ckpt is None:
             raise ConfigError(f"{resume_dir}: no checkpoint to resume from")
-        done = _check_resume_checkpoint(ckpt, learner, resume_dir)
+        done, surgery = _check_resume_checkpoint(ckpt, learner, resume_dir)
         where = f"resumes {resume_dir} from update {done} ({ckpt.name})"
+        if surgery is not None:
+            where += (f" through surgery (a function-preserving transfer, written as "
+                      f"checkpoints/surgery-{done:06d}.ckpt): " + "; ".join(surgery.changes))
     else:
         where = f"writes {run_dir}"
     params = sum(p.numel() for p in learner.parameters())

@@ -11,7 +11,10 @@ both samplers (they decide which snapshot `max_snapshots` drops).
 
 On disk (one directory per role): `snapshot-NNNNNN.safetensors` (the weights, never a
 pickle) and `pool.json` (the index with qualities and results), both written atomically
-with a temporary file and a rename. A snapshot dropped by `max_snapshots` leaves the index
+with a temporary file and a rename. A snapshot's file also records, as JSON in its
+safetensors metadata ("arch"), the architecture of its networks (whatever the learner
+passes: sizes and the meaning of inputs and outputs), so that it can be rebuilt as it was
+after the run's networks or game changed (arena/learn/surgery.py). A snapshot dropped by `max_snapshots` leaves the index
 first and loses its file after; its weights stay in memory for a while, so that games
 already playing against it can finish (`record` ignores results against it).
 """
@@ -34,6 +37,7 @@ from safetensors.torch import load_file, save
 from games.files import atomic_write_bytes
 
 INDEX = "pool.json"
+ARCH_KEY = "arch"  # safetensors metadata entry: JSON of the snapshot's architecture
 FORMAT = 1
 SAMPLERS = ("quality", "pfsp")
 PFSP_WEIGHTINGS = ("hard", "var")
@@ -168,6 +172,7 @@ class OpponentPool:
         self._next_id = 0
         self._cache: OrderedDict[int, dict[str, torch.Tensor]] = OrderedDict()
         self._retired: OrderedDict[int, dict[str, torch.Tensor]] = OrderedDict()
+        self._archs: dict[int, dict[str, Any] | None] = {}  # small: kept for every id read
         self._cache_size = cache
         self._written: bytes | None = None  # the index as last written
 
@@ -259,6 +264,7 @@ class OpponentPool:
         self._snapshots, self._next_id = snapshots, next_id
         self._cache.clear()  # ids at or above next_id may be taken again by new snapshots
         self._retired.clear()
+        self._archs.clear()
         self.save_index()
 
     def save_index(self) -> None:
@@ -270,10 +276,11 @@ class OpponentPool:
 
     # ---- adding ----------------------------------------------------------------------------
     def add(self, weights: Mapping[str, torch.Tensor], update: int, agent_steps: int,
-            source: str = "main") -> Snapshot:
+            source: str = "main", arch: Mapping[str, Any] | None = None) -> Snapshot:
         """Freeze `weights` (a flat state_dict) as a new snapshot; it enters at max(q).
-        `source` names who was frozen (the main policy or an exploiter). Writes the weights
-        file, then the index."""
+        `source` names who was frozen (the main policy or an exploiter); `arch` (JSON-able)
+        describes its networks, `load_arch` gives it back. Writes the weights file, then
+        the index."""
         if not weights:
             raise ValueError("weights: a snapshot needs at least one tensor")
         tensors = {}
@@ -288,13 +295,16 @@ class OpponentPool:
         snap = Snapshot(id=self._next_id, update=int(update), agent_steps=int(agent_steps),
                         file=snapshot_file(self._next_id), quality=float(quality),
                         source=str(source))
-        atomic_write_bytes(self.directory / snap.file, save(
-            tensors, metadata={"id": str(snap.id), "update": str(snap.update),
-                               "agent_steps": str(snap.agent_steps)}))
+        metadata = {"id": str(snap.id), "update": str(snap.update),
+                    "agent_steps": str(snap.agent_steps)}
+        if arch is not None:
+            metadata[ARCH_KEY] = json.dumps(arch, separators=(",", ":"))
+        atomic_write_bytes(self.directory / snap.file, save(tensors, metadata=metadata))
         self._snapshots.append(snap)
         self._next_id += 1
         self._cache.pop(snap.id, None)
         self._retired.pop(snap.id, None)
+        self._archs[snap.id] = None if arch is None else json.loads(metadata[ARCH_KEY])
         dropped = None
         if self.max_snapshots is not None and len(self._snapshots) > self.max_snapshots:
             # the lowest-quality older snapshot, the oldest among equals; never the new one
@@ -389,3 +399,47 @@ class OpponentPool:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return dict(weights)
+
+    def load_arch(self, snapshot_id: int) -> dict[str, Any] | None:
+        """The architecture stored with a snapshot (`add(arch=...)`); None for a snapshot
+        written without one (before architectures were stored). Kept once read."""
+        if snapshot_id not in self._archs:
+            self._archs[snapshot_id] = self._read_arch(snapshot_id)
+        return self._archs[snapshot_id]
+
+    def _read_arch(self, snapshot_id: int) -> dict[str, Any] | None:
+        from safetensors import safe_open
+
+        path = self.directory / self.get(snapshot_id).file
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as fh:
+                metadata = fh.metadata() or {}
+        except Exception as exc:  # noqa: BLE001 - any failure to read is the file's fault
+            raise PoolError(f"{path}: not a readable snapshot ({exc})") from None
+        return arch_from_metadata(metadata, str(path))
+
+
+def arch_from_metadata(metadata: Mapping[str, str], where: str) -> dict[str, Any] | None:
+    """The architecture entry of a snapshot's safetensors metadata (None if it has none)."""
+    raw = metadata.get(ARCH_KEY)
+    if raw is None:
+        return None
+    try:
+        arch = json.loads(raw)
+    except ValueError as exc:
+        raise PoolError(f"{where}: the snapshot's architecture is not valid JSON ({exc})") from None
+    if not isinstance(arch, dict):
+        raise PoolError(f"{where}: the snapshot's architecture is not a JSON object")
+    return arch
+
+
+def arch_from_bytes(data: bytes, where: str) -> dict[str, Any] | None:
+    """`arch_from_metadata` of a whole safetensors file held in memory (8-byte little-endian
+    header length, then the JSON header with its "__metadata__")."""
+    try:
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + size])
+    except ValueError as exc:
+        raise PoolError(f"{where}: not a readable snapshot header ({exc})") from None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return arch_from_metadata(metadata or {}, where)

@@ -133,10 +133,13 @@ def test_failed_and_no_op_resumes_leave_the_config_as_it_was(tmp_path, capsys):
     run = run_memory(tmp_path, "c", "trainer.max_updates=2", "trainer.checkpoint_every=2")
     config = (run / "config.yaml").read_text()
     history = (run / "config_history.jsonl").read_text()
-    # a network change that does not fit the checkpoint
-    assert main(["train", "--resume", str(run), "model.hidden=32", "trainer.max_updates=4"]) == 2
+    # a network change that cannot keep what the network computes (a shrink; growing is a
+    # surgery, tests/test_surgery.py)
+    assert main(["train", "--resume", str(run), "model.hidden=8", "trainer.max_updates=4"]) == 2
     err = capsys.readouterr().err
     assert "config.yaml" in err and "cannot resume from this checkpoint" not in err
+    assert "model.hidden shrinks from 16 to 8" in err
+    assert not list((run / "checkpoints").glob("surgery-*"))
     # nothing to train
     assert main(["train", "--resume", str(run), "trainer.max_updates=2"]) == 2
     err = capsys.readouterr().err

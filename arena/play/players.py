@@ -391,7 +391,7 @@ def load_player(spec: str, game: MatchGame, *, name: str | None = None,
             raise CheckpointError(f"{spec}: trained on game {cfg.game.name!r}, this match is "
                                   f"{game.name!r}")
         weights, update = _weights(s)
-        policies = _build_policies(spec, cfg, weights)
+        policies = _build_policies(spec, cfg, weights, _snapshot_archs(s))
         for policy in policies.values():
             policy.to(device).eval()
         per_agent, default = cfg.model.per_agent_weights, s.default_name
@@ -451,9 +451,39 @@ def _weights(s: Spec) -> tuple[dict[str, torch.Tensor], int | None]:
     return weights, update
 
 
-def _build_policies(spec: str, cfg: Any, weights: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-    """The networks of a saved config (one per policy group of its game), with `weights`."""
+def _snapshot_archs(s: Spec) -> dict[str, Any]:
+    """The architectures a snapshot stored for its networks (merged over its roles' files),
+    empty for checkpoints and for snapshots written before architectures were stored."""
+    from league.pool import OpponentPool, PoolError, arch_from_metadata
+
+    if s.kind != "snapshot":
+        return {}
+    found: list[dict[str, Any] | None] = []
+    try:
+        if s.snapshot is None:
+            from safetensors import safe_open
+
+            with safe_open(str(s.path), framework="pt", device="cpu") as fh:
+                found.append(arch_from_metadata(fh.metadata() or {}, str(s.path)))
+        else:
+            for folder in pool_dirs(s.run_dir).values():
+                found.append(OpponentPool.open(folder).load_arch(s.snapshot))
+    except (PoolError, OSError) as exc:
+        raise CheckpointError(_with_spec(s.text, str(exc))) from None
+    merged: dict[str, Any] = {}
+    for arch in found:
+        if arch:
+            merged.setdefault("policies", {}).update(arch.get("policies") or {})
+    return merged
+
+
+def _build_policies(spec: str, cfg: Any, weights: Mapping[str, torch.Tensor],
+                    archs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The networks of a saved config (one per policy group of its game), with `weights`;
+    a snapshot's network with the architecture it stored (`archs`), its input and output
+    layers adapted to the game of `cfg` (arena/learn/surgery.py)."""
     from arena.learn.networks import build_policy, group_module_key
+    from arena.learn.surgery import SurgeryError, snapshot_arch, snapshot_policy
     from arena.rollout import policy_groups
 
     try:
@@ -471,8 +501,11 @@ def _build_policies(spec: str, cfg: Any, weights: Mapping[str, torch.Tensor]) ->
         if not own:
             continue  # a snapshot file holds one role's networks
         try:
-            policy = build_policy(g.role, cfg)
-            policy.load_state_dict(own)
+            policy = snapshot_policy(own, snapshot_arch(archs, group_module_key(g.key), spec),
+                                     g.role, lambda g=g: build_policy(g.role, cfg), spec)
+        except SurgeryError as exc:
+            raise CheckpointError(f"{spec}: network {g.key!r} cannot read this game's "
+                                  f"observation: {exc}") from None
         except (RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{spec}: the weights of {g.key!r} do not fit the network of "
                                   f"its config: {str(exc).splitlines()[0]}") from None

@@ -234,6 +234,18 @@ class MobaLayout:
         assert ENTITY_FEATURES[0] == "present", "the encoder reads presence from entity feature 0"
         return self.obs_slices["entities"].start, self.num_entities, ENT_DIM
 
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """A name for every observation feature ("global/time", "self/hp", "ally0/present",
+        "visible3/dx"; entity rows as "<slot>/<feature>"): what lets a run change the
+        observation (more visible entities, a team size, a new feature) and keep its networks
+        (arena/learn/surgery.py maps old features to new ones by these names)."""
+        names = [f"global/{n}" for n in GLOBAL_FEATURES] + [f"self/{n}" for n in SELF_FEATURES]
+        slots = [f"ally{k}" for k in range(self.num_allies)] + \
+            [f"visible{k}" for k in range(self.config.num_visible)]
+        names += [f"{slot}/{n}" for slot in slots for n in ENTITY_FEATURES]
+        return tuple(names)
+
     def split_obs(self, obs: np.ndarray) -> dict[str, np.ndarray]:
         """Split observations (..., obs_dim) into named blocks; entity blocks get (..., n, ENT_DIM)."""
         sl = self.obs_slices
@@ -269,6 +281,11 @@ class MobaLayout:
     @property
     def num_actions(self) -> int:
         return self.retreat + 1
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        """`action_name` of every action, in order (see `feature_names`)."""
+        return tuple(self.action_name(a) for a in range(self.num_actions))
 
     def action_name(self, action: int) -> str:
         if action == 0:
