@@ -525,6 +525,12 @@ def transfer_checkpoint(checkpoint: Mapping[str, Any], old_learner: Any, new_lea
         raise SurgeryError(f"{where} was trained on game {old_game!r}, the config is for "
                            f"{new_game!r}: a network cannot move to another game")
     old_mods, new_mods = policy_modules(old_learner), policy_modules(new_learner)
+    # League exploiters may come and go: a new one starts as a copy of the main (what an
+    # exploiter's reset does anyway), a removed one is dropped (its snapshots stay in the pool)
+    added = sorted(p for p in new_mods if p not in old_mods and p.startswith(EXPLOITERS))
+    removed = sorted(p for p in old_mods if p not in new_mods and p.startswith(EXPLOITERS))
+    new_mods = {p: v for p, v in new_mods.items() if p not in added}
+    old_mods = {p: v for p, v in old_mods.items() if p not in removed}
     if set(old_mods) != set(new_mods):
         raise SurgeryError(
             f"{where} holds the networks {sorted(p[:-1] for p in old_mods)}, the config builds "
@@ -550,8 +556,24 @@ def transfer_checkpoint(checkpoint: Mapping[str, Any], old_learner: Any, new_lea
                           transfer_policy(own, a, b, fresh_own, label).items()})
         plans.update({prefix + k: p for k, p in plan.items()})
         changes.extend(f"{label}: {line}" for line in describe_change(a, b))
+    for prefix in added:
+        main = _main_prefix(prefix)
+        if main not in new_mods:
+            raise SurgeryError(f"{where}: the new exploiter network {prefix[:-1]} has no main "
+                               f"network {main[:-1]} to start from")
+        new_state.update({prefix + k[len(main):]: v.clone() for k, v in new_state.items()
+                          if k.startswith(main)})
+        plans.update({prefix + k[len(main):]: p for k, p in plans.items() if k.startswith(main)})
+    for name in sorted({_exploiter(p) for p in added}):
+        changes.append(f"{name}: a new exploiter, starting as a copy of the main")
+    for name in sorted({_exploiter(p) for p in removed}):
+        changes.append(f"{name}: removed (its snapshots stay in the pool)")
     for key, value in fresh.items():
         if key in new_state:
+            continue
+        copied = _main_prefix(key) if key.startswith(EXPLOITERS) and key not in state else None
+        if copied is not None and copied in state:  # a new exploiter's value normaliser
+            new_state[key] = state[copied].clone()
             continue
         if key not in state:
             new_state[key] = value.detach().clone()
@@ -581,6 +603,18 @@ def transfer_checkpoint(checkpoint: Mapping[str, Any], old_learner: Any, new_lea
     out["arena"] = arena
     return Surgery(changes=changes or ["no network changes (only the game's agent list)"],
                    checkpoint=out, update=update)
+
+
+EXPLOITERS = "exploiters."  # learner keys exploiters.<name>.policies.<group>.* (league roles)
+
+
+def _exploiter(key: str) -> str:
+    return key.split(".")[1]
+
+
+def _main_prefix(key: str) -> str:
+    """exploiters.<name>.policies.hero.x -> policies.hero.x (the main's counterpart)."""
+    return key.split(".", 2)[2]
 
 
 def _transfer_optimizers(saved: list[dict[str, Any]], old_learner: Any, new_learner: Any,
