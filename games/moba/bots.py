@@ -301,6 +301,18 @@ class _Scripted(Bot):
         p = np.asarray(s, np.float64) / _SQRT2
         return np.stack([p, p], axis=-1)
 
+    def _opening(self, obs: np.ndarray, mask: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, _View, _Plan]:
+        """What every buying bot does first: the dead wait (action 0), and a hero at the
+        fountain with gold buys the next item of its plan."""
+        obs, mask = self._check(obs, mask)
+        v = _decode(self.layout, obs)
+        plan = _Plan(obs.shape[0])
+        plan.take(~v.alive, 0)
+        buy, can_buy = self._buy(v, mask)
+        plan.take(can_buy, buy)
+        return obs, mask, v, plan
+
     def _must_retreat(self, v: _View) -> np.ndarray:
         """Low HP: go home. The threshold rises towards `retreat_high` near the own base, so
         a hero that turned back keeps walking until it has healed (no state needed)."""
@@ -382,13 +394,8 @@ class LastHitterBot(_Scripted):
     stand_off = 4.2  # how far behind the enemy creep front it stands
 
     def act(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        obs, mask = self._check(obs, mask)
-        v = _decode(self.layout, obs)
+        obs, mask, v, plan = self._opening(obs, mask)
         n = obs.shape[0]
-        plan = _Plan(n)
-        plan.take(~v.alive, 0)
-        buy, can_buy = self._buy(v, mask)
-        plan.take(can_buy, buy)
         plan.take(self._must_retreat(v), self.retreat)
         tanked = self._tanked(v)
         untanked = v.enemy & v.building & ~tanked
@@ -437,14 +444,9 @@ class PusherBot(_Scripted):
     stand_off = 3.8
 
     def act(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        obs, mask = self._check(obs, mask)
+        obs, mask, v, plan = self._opening(obs, mask)
         c = self.cfg
-        v = _decode(self.layout, obs)
         n = obs.shape[0]
-        plan = _Plan(n)
-        plan.take(~v.alive, 0)
-        buy, can_buy = self._buy(v, mask)
-        plan.take(can_buy, buy)
         retreat = self._must_retreat(v)
         tanked = self._tanked(v)
         untanked = v.enemy & v.building & ~tanked
@@ -527,14 +529,9 @@ class TeamfighterBot(_Scripted):
     stand_off = 4.5
 
     def act(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        obs, mask = self._check(obs, mask)
+        obs, mask, v, plan = self._opening(obs, mask)
         c = self.cfg
-        v = _decode(self.layout, obs)
         n = obs.shape[0]
-        plan = _Plan(n)
-        plan.take(~v.alive, 0)
-        buy, can_buy = self._buy(v, mask)
-        plan.take(can_buy, buy)
         plan.take(self._must_retreat(v), self.retreat)
         tanked = self._tanked(v)
         untanked = v.enemy & v.building & ~tanked
