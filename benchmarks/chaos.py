@@ -237,66 +237,68 @@ def steps_per_update_bound(config: dict[str, Any], num_agents: int) -> int:
 
 def check_counters(lives: list[dict[str, Any]], final: dict[str, Any], every: int,
                    max_steps: int) -> tuple[list[str], dict[str, int]]:
-    """The counter checks over the lives of a run (dicts as `asdict(Life)`; `final` the
-    newest checkpoint after the clean stop). Returns (failures, summary)."""
+    """The counter checks over the lives of a run (dicts as `asdict(Life)`, oldest first;
+    `final` the newest checkpoint after the clean stop). Returns (failures, summary).
+
+    A life ends at the higher of its last progress line and the checkpoint the next life
+    resumed from (a line may be skipped: they come every 5 s at most); the last life ends
+    at the final checkpoint. Updates redone = a killed life's end - the next life's start."""
     failures: list[str] = []
+    starts = [(0, 0) if life["resumed_from"] is None else
+              (int(life["resumed_from"]["update"]), int(life["resumed_from"]["agent_steps"]))
+              for life in lives]
     done = redone = 0
-    prev_last: tuple[int, int] | None = None  # (update, steps) last seen in the previous life
-    prev_start = -1
-    for life in lives:
-        i = life["index"]
-        start = life["resumed_from"] or {"update": 0, "agent_steps": 0, "file": None}
-        u0, s0 = int(start["update"]), int(start["agent_steps"])
+    for i, life in enumerate(lives):
+        u0, s0 = starts[i]
         if i == 0 and life["resumed_from"] is not None:
             failures.append("life 0 started from a checkpoint: the run was not new")
+        if i > 0 and life["resumed_from"] is None:
+            failures.append(f"life {i}: started without a checkpoint to resume from")
         if life["history_update"] is not None and life["history_update"] != u0:
             failures.append(f"life {i}: config_history.jsonl says it started at update "
                             f"{life['history_update']}, the newest checkpoint held {u0}")
-        if i > 0 and prev_last is not None:
-            last_u, last_s = prev_last
-            owed = (last_u - 1) // every * every  # the last multiple written before update last_u
-            if u0 < owed:
-                failures.append(f"life {i}: resumed from update {u0}, but the checkpoint of "
-                                f"update {owed} had been written (the previous life showed "
-                                f"update {last_u})")
-            if u0 < prev_start:
-                failures.append(f"life {i}: resumed from update {u0}, before the previous "
-                                f"resume ({prev_start})")
-            redone += max(last_u - u0, 0)
         if u0 > 0 and not 0 < s0 <= u0 * max_steps:
             failures.append(f"life {i}: checkpoint of update {u0} holds {s0} agent-steps "
                             f"(expected 1..{u0 * max_steps})")
         pu, ps = u0, s0
-        for _, u, s in life["progress"]:
+        for _, u, s in life["progress"]:  # forward only, and no jump
             if u <= pu:
                 failures.append(f"life {i}: update went from {pu} to {u}")
             elif not 0 < s - ps <= (u - pu) * max_steps:
                 failures.append(f"life {i}: agent-steps went from {ps} to {s} over updates "
                                 f"{pu}->{u} (at most {max_steps} per update)")
             pu, ps = max(pu, u), s
-        if not life["progress"] and life["killed"]:
-            prev_last = (u0, s0)  # killed before its first progress line
+        if i + 1 < len(lives):
+            nu, ns = starts[i + 1]
+            owed = (pu - 1) // every * every if pu > 0 else 0  # written before update pu began
+            if nu < owed:
+                failures.append(f"life {i + 1}: resumed from update {nu}, but the checkpoint "
+                                f"of update {owed} had been written (life {i} showed update {pu})")
+            if nu < u0:
+                failures.append(f"life {i + 1}: resumed from update {nu}, before life {i}'s "
+                                f"start ({u0})")
+            elif nu > pu and not 0 < ns - ps <= (nu - pu) * max_steps:
+                failures.append(f"life {i + 1}: resumed with {ns} agent-steps at update {nu}; "
+                                f"life {i} showed {ps} at update {pu}")
+            end = max(pu, nu)
+            redone += end - nu
         else:
-            prev_last = (pu, ps)
-        done += pu - u0
-        prev_start = u0
-    if lives:
-        last_u, last_s = prev_last
-        if final["update"] < last_u or (final["update"] == last_u
-                                        and final["agent_steps"] != last_s):
-            failures.append(f"the final checkpoint holds update {final['update']} with "
-                            f"{final['agent_steps']} agent-steps; the last life showed update "
-                            f"{last_u} with {last_s}")
-        done += final["update"] - last_u  # an update after the last progress line
-        if done - redone != final["update"]:
-            failures.append(f"updates do not add up: {done} done - {redone} redone != "
-                            f"{final['update']} in the final checkpoint")
+            if final["update"] < pu or (final["update"] == pu and final["agent_steps"] != ps) \
+                    or (final["update"] > pu and not 0 < final["agent_steps"] - ps
+                        <= (final["update"] - pu) * max_steps):
+                failures.append(f"the final checkpoint holds update {final['update']} with "
+                                f"{final['agent_steps']} agent-steps; the last life showed "
+                                f"update {pu} with {ps}")
+            end = final["update"]
+        done += end - u0
+    if done - redone != final["update"]:
+        failures.append(f"updates do not add up: {done} done - {redone} redone != "
+                        f"{final['update']} in the final checkpoint")
     # agent-steps per update is one number in a game where every agent always acts (MOBA):
     # then every counter pair must sit on that line
     k, rem = divmod(final["agent_steps"], max(final["update"], 1))
     pairs = [(u, s) for life in lives for _, u, s in life["progress"]] + \
-        [(int(life["resumed_from"]["update"]), int(life["resumed_from"]["agent_steps"]))
-         for life in lives if life["resumed_from"]]
+        [st for st, life in zip(starts, lives) if life["resumed_from"]]
     exact = rem == 0 and bool(pairs) and all(s == u * k for u, s in pairs)
     summary = {"final_update": final["update"], "final_agent_steps": final["agent_steps"],
                "updates_done": done, "updates_redone": redone,
@@ -426,6 +428,7 @@ class Chaos:
         self.seen: set[int] = set()  # every process of the run ever seen (learners, actors)
         self.t0 = time.monotonic()
         self.learner: Learner | None = None
+        self.chaos_start = (0.0, 0)  # (time, update) of the first update: the kills begin
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -456,7 +459,7 @@ class Chaos:
         self.kills.append(record)
         with open(self.out / "kills.jsonl", "a") as fh:
             fh.write(json.dumps(record) + "\n")
-        self.say(f"[{_mmss(record['t'])}] KILL {record['victim']} pid {record['pid']} at update "
+        self.say(f"[{_mmss(self.now())}] kill at {_mmss(record['t'])}: {record['victim']} pid {record['pid']} at update "
                  f"{record['update_at_kill']}: {record['recovery']}")
 
     def last_update(self) -> tuple[int, int]:
@@ -483,6 +486,7 @@ class Chaos:
         update, steps = self.last_update()
         t = self.now()
         os.kill(life.pid, signal.SIGKILL)
+        self.say(f"[{_mmss(t)}] SIGKILL learner pid {life.pid} (last progress: update {update})")
         self.learner.finish(killed=True)
         at_kill = newest_checkpoint(self.run_dir)
         left = wait_gone(kids, self.args.orphan_grace)
@@ -547,11 +551,13 @@ class Chaos:
         kills = len(self.kills)
         by = sum(k["victim"] == "learner" for k in self.kills)
         update, steps = self.last_update()
-        minutes = self.now() / 60
+        t_start, u_start = self.chaos_start
+        minutes = max((self.now() - t_start) / 60, 1e-9)
+        redone = sum(k.get("redone_updates") or 0 for k in self.kills)
         self.say(f"[{_mmss(self.now())}] chaos | kills {kills} (learner {by}, actor {kills - by}) "
                  f"| update {update} | {steps:,} agent-steps | "
-                 f"{max(update, 0) / max(minutes, 1e-9):.1f} updates/min of run time "
-                 f"(redone included: {sum(k.get('redone_updates') or 0 for k in self.kills)})")
+                 f"{(update - u_start) / minutes:.1f} updates/min net, "
+                 f"{(update - u_start + redone) / minutes:.1f} with the {redone} redone")
 
     def run(self) -> int:
         a = self.args
@@ -567,6 +573,7 @@ class Chaos:
             history = history_updates(self.run_dir)
             self.learner.life.history_update = history[-1] if history else None
             end = self.now() + a.minutes * 60  # the chaos lasts --minutes from the first update
+            self.chaos_start = (self.now(), self.last_update()[0])
             self.say(f"[{_mmss(self.now())}] first update: the kills begin")
             next_kill = self.now() + self.rng.uniform(*a.kill_every)
             next_line = self.now() + 30
