@@ -594,7 +594,7 @@ class Chaos:
                     next_kill = self.now() + self.rng.uniform(*a.kill_every)
                 if self.now() >= next_line:
                     self.progress_line()
-                    next_line += 30
+                    next_line = self.now() + 30  # not a burst after a long recovery
                 time.sleep(0.5)
             self.stop()
         except BaseException:

@@ -252,3 +252,30 @@ def test_a_short_chaos_run_kills_the_learner_and_an_actor_and_passes_its_checks(
     assert not any(report["failures"].values())
     assert report["summary"]["final_update"] == read_checkpoint(tmp_path / "c")["arena"]["updates"]
     assert "chaos: all checks passed" in out
+
+
+ARMED_CHILD = """
+import os, sys, time
+from arena.actors import die_with_parent
+die_with_parent(os.getppid())
+print(os.getpid(), flush=True)
+time.sleep(120)
+"""
+PARENT = """
+import subprocess, sys, time
+subprocess.Popen([sys.executable, "-c", sys.argv[1]])
+time.sleep(120)
+"""
+
+
+def test_an_actor_dies_with_its_learner_at_once():
+    """A local actor arms PR_SET_PDEATHSIG: when its learner is SIGKILLed the kernel kills it
+    too, instead of it finishing the rollout it is making (tens of seconds under load)."""
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, ARMED_CHILD], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    child = int(parent.stdout.readline())  # printed once armed
+    assert chaos.alive(child)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    assert chaos.wait_gone([child], 5.0) == []
