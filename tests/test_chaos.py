@@ -206,6 +206,7 @@ atomic_write_bytes(sys.argv[1], b"new")
 """
 
 
+@pytest.mark.filterwarnings("ignore:The dirpath has changed")  # a copied run
 def test_a_write_killed_before_its_rename_leaves_a_temporary_that_a_resume_removes(tiny_run,
                                                                                    tmp_path):
     run = copy_run(tiny_run, tmp_path)
