@@ -7,14 +7,39 @@ run code. A missing, truncated or foreign file gives a `CheckpointError` naming 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from games.files import atomic_write_bytes
 
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable or not what was expected."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's torch checkpoint IO, with the project's atomic write.
+
+    Lightning saves through an fsspec transaction, whose local file is first written to
+    the system temporary folder and then `shutil.move`d into place: where /tmp is another
+    file system (tmpfs) the move is a copy into the checkpoint's own path, so a kill during
+    it leaves a half-written checkpoint; the killed save's temporary file stays in /tmp;
+    and nothing is fsynced. Here the bytes go to a temporary file beside the checkpoint,
+    are fsynced and renamed over it (`games.files.atomic_write_bytes`): a reader, or a
+    resume after SIGKILL, sees the old file or the new one; a killed save leaves at most a
+    `.NAME.XXXXXXXX.tmp` beside it, which the next resume removes (arena/rundir.py)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
+                        storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"storage_options are not supported by {type(self).__name__}")
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
 
 
 def checkpoint_files(run_dir: str | Path) -> list[Path]:

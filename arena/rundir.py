@@ -19,6 +19,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,11 @@ LAST = "last.ckpt"
 CONFIG = "config.yaml"
 HISTORY = "config_history.jsonl"
 LOCK = ".lock"
+
+
+# the temporary file of `games.files.atomic_write_bytes` (mkstemp: prefix ".NAME.", 8 random
+# characters, suffix ".tmp"); one is left behind only when its writer died before the rename
+TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
 class RunDirError(ValueError):
@@ -94,6 +100,26 @@ class RunLock:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+def stale_temporaries(run_dir: Path) -> list[Path]:
+    """Temporary files of atomic writes in the run (any depth) whose writer died mid-write."""
+    return sorted(p for p in Path(run_dir).rglob(".*.tmp")
+                  if TEMPORARY.match(p.name) and p.is_file())
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete what killed atomic writes left behind (SIGKILL skips their clean-up); returns
+    the files removed. Call it only with the run's lock held: then no writer is alive, and
+    the finished file (or the old one) is already in place beside each temporary."""
+    removed = []
+    for path in stale_temporaries(run_dir):
+        try:
+            path.unlink()
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed
 
 
 def record_start(run_dir: Path, config_yaml: str, config: dict[str, Any], update: int,

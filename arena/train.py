@@ -39,7 +39,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from arena.checkpoints import CheckpointError, latest_in_run, read_checkpoint
+from arena.checkpoints import AtomicCheckpointIO, CheckpointError, latest_in_run, read_checkpoint
 from arena.config import (
     Config,
     ConfigError,
@@ -55,6 +55,7 @@ from arena.rundir import (
     holds_run,
     is_launch_rank_zero,
     record_start,
+    remove_stale_temporaries,
 )
 
 if TYPE_CHECKING:
@@ -291,7 +292,8 @@ def build_trainer(cfg: Config, run_dir: Path,
             accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
             precision=t.precision, max_epochs=-1, max_time=t.max_time, logger=logger,
             callbacks=[checkpoint, stop, UpdateProgress(), *callbacks], num_sanity_val_steps=0,
-            enable_model_summary=False, log_every_n_steps=1, use_distributed_sampler=False)
+            enable_model_summary=False, log_every_n_steps=1, use_distributed_sampler=False,
+            plugins=[AtomicCheckpointIO()])
     except Exception as exc:  # MisconfigurationException, ValueError, RuntimeError, ...
         first = (str(exc) or type(exc).__name__).splitlines()[0]
         raise ConfigError(f"trainer (accelerator={t.accelerator}, devices={t.devices}, "
@@ -470,6 +472,10 @@ def train(cfg: Config, resume: Path | None = None, evaluator=None,
         if not run_dir.is_dir():
             raise ConfigError(f"{run_dir}: not a run directory (no such folder)")
         _acquire(lock)
+        # with the lock held no writer is alive: what a killed atomic write left goes now
+        for stale in remove_stale_temporaries(run_dir):
+            print(f"removed {stale} (left by a write that was killed)", file=sys.stderr,
+                  flush=True)
     try:
         learner = _build_learner(cfg)
         match_gifs = watcher(cfg) if cfg.watch.every > 0 else None
