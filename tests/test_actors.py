@@ -44,7 +44,12 @@ def scalars(run: Path, tag: str) -> list[float]:
 def test_two_actor_processes_train_end_to_end_with_the_league(tmp_path):
     cfg = load_config(None, [*SMALL, "actors.num_workers=2", "trainer.max_updates=4",
                              "trainer.checkpoint_every=2", "league.snapshot_every=1",
-                             "league.latest_prob=0.0", f"run.root={tmp_path}", "run.name=a"])
+                             "league.latest_prob=0.0", f"run.root={tmp_path}", "run.name=a",
+                             # every rollout made with the newest weights and league: games
+                             # against snapshots are played, and reported, before the end
+                             # however slow the machine (with staleness allowed, a loaded
+                             # machine can train on rollouts all made before snapshot 1)
+                             "actors.max_staleness=0"])
     run = train(cfg)
     state = read_checkpoint(run)["arena"]
     assert state["updates"] == 4
