@@ -329,7 +329,8 @@ class ActorService:
     """One learner rank's sockets, control thread and local actors."""
 
     def __init__(self, config: dict[str, Any], rank: int, league_dir: Path | None,
-                 league_endpoint: str | None, games_per_actor: int, per_version: int = 1) -> None:
+                 league_endpoint: str | None, games_per_actor: int, per_version: int = 1,
+                 life: int = 0) -> None:
         from arena.config import ConfigError, config_from_dict
 
         cfg = config_from_dict(config)
@@ -343,6 +344,7 @@ class ActorService:
         self.config = {**config, "actors": {**config.get("actors", {}), "curve_keys": None}}
         self.rank, self.games = rank, games_per_actor
         self.per_version = per_version
+        self.life = life  # the learner's start of this run: actor seeds differ after a resume
         self.context = zmq.Context()
         self.keys = CurveKeys(Path(a.curve_keys)) if a.curve_keys else None
         self.auth = self.keys.authenticator(self.context) if self.keys else None
@@ -392,7 +394,7 @@ class ActorService:
             self._incarnation += 1
             incarnation = self._incarnation
         seed = int(self.config["run"]["seed"]) + 1_000_003 * (self.rank + 1) + 7919 * actor \
-            + 104_729 * incarnation
+            + 104_729 * incarnation + 15_485_863 * self.life
         return {"config": self.config, "actor": actor, "seed": seed,
                 "rollouts_port": self._port(self.rollouts.address),
                 "weights_port": self._port(self.weights.address),

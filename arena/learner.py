@@ -29,6 +29,7 @@ from arena.actors import ActorCollector, ActorService
 from arena.config import Config, config_from_dict, to_dict
 from arena.distributed import all_reduce_sum, broadcast_text, world_size
 from arena.league_link import ControlClient, PoolMirror, sync_league
+from arena.rundir import starts_recorded
 from arena.learn.networks import build_policy, group_module_key, pool_settings
 from arena.learn.surgery import arch_metadata, policy_arch
 from arena.learn.update import ppo_update
@@ -159,13 +160,14 @@ class PPOLearner(L.LightningModule):
         per_version = -(-need // max(a.num_workers, 1))  # each actor's share of an update
         if rank == 0 and (use_actors or (league and ranks > 1)):
             self.service = ActorService(to_dict(cfg), rank, self.run_dir / "league" if league else None,
-                                        None, games, per_version)
+                                        None, games, per_version, life=starts_recorded(self.run_dir))
             league_endpoint = _reachable(self.service.endpoint)
         if league and ranks > 1:
             league_endpoint = broadcast_text(league_endpoint)
         if rank > 0 and use_actors:
             self.service = ActorService(to_dict(cfg), rank, None,
-                                        league_endpoint if league else None, games, per_version)
+                                        league_endpoint if league else None, games, per_version,
+                                        life=starts_recorded(self.run_dir))
         if league and rank == 0:
             self.pools = self.open_pools(self.run_dir / "league")
         elif league:

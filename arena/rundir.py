@@ -122,6 +122,15 @@ def remove_stale_temporaries(run_dir: Path) -> list[Path]:
     return removed
 
 
+def starts_recorded(run_dir: Path | None) -> int:
+    """How many starts of the run have trained so far (lines of its history): a number
+    that differs between a run's lives, for seeds that must not repeat after a resume."""
+    history = None if run_dir is None else Path(run_dir) / HISTORY
+    if history is None or not history.is_file():
+        return 0
+    return sum(1 for line in history.read_bytes().splitlines() if line.strip())
+
+
 def record_start(run_dir: Path, config_yaml: str, config: dict[str, Any], update: int,
                  how: str, overrides: list[str]) -> None:
     """Write the config the run now trains with, and append this start to the history.

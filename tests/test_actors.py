@@ -283,3 +283,28 @@ def test_multi_node_league_needs_a_reachable_host():
         load_config(None, ["trainer.num_nodes=2"])
     assert load_config(None, ["trainer.num_nodes=2", "actors.host=0.0.0.0"]).actors.host == "0.0.0.0"
     assert load_config(None, ["trainer.num_nodes=2", "league.enabled=false"]).trainer.num_nodes == 2
+
+
+def test_actor_seeds_differ_between_the_lives_of_a_run(listening, tmp_path):
+    """A resumed learner's actors must not replay the first life's games: the seed an actor
+    is given depends on how many starts the run has had (its config history)."""
+    from arena.rundir import HISTORY, starts_recorded
+
+    learner, _ = listening
+    service = learner.service
+    incarnation, life = service._incarnation, service.life
+
+    def seed() -> int:  # actor 0's seed at the same incarnation
+        service._incarnation = incarnation
+        return service._hello({"actor": 0})["seed"]
+
+    first = seed()
+    assert seed() == first
+    assert starts_recorded(None) == 0 and starts_recorded(tmp_path) == 0
+    (tmp_path / HISTORY).write_text('{"update": 0}\n{"update": 25}\n')
+    assert starts_recorded(tmp_path) == 2
+    try:
+        service.life = 2
+        assert seed() != first
+    finally:
+        service.life = life
