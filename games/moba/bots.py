@@ -313,6 +313,19 @@ class _Scripted(Bot):
         plan.take(can_buy, buy)
         return obs, mask, v, plan
 
+    def _wave_target(self, v: _View, tanked: np.ndarray, untanked: np.ndarray, behind: float,
+                     home: float) -> np.ndarray:
+        """Where on the lane a pushing hero stands: `stand_off` before the enemy wave, else
+        `behind` the allied wave's front, else `home` short of mid; at a building its creeps
+        siege when no enemy wave is in the way; never inside an untanked building's range."""
+        a_front, has_a, e_front, has_e = self._wave_fronts(v)
+        siege_s = _row_min(v.es - self.cfg.hero_range + 1.0, v.enemy & v.building & tanked,
+                           np.inf)
+        s_target = np.where(has_e, e_front - self.stand_off,
+                            np.where(has_a, a_front - behind, self.mid_s - home))
+        s_target = np.where(np.isfinite(siege_s) & ~has_e, siege_s, s_target)
+        return np.minimum(s_target, self._danger_limit(v, untanked, 1.0))
+
     def _must_retreat(self, v: _View) -> np.ndarray:
         """Low HP: go home. The threshold rises towards `retreat_high` near the own base, so
         a hero that turned back keeps walking until it has healed (no state needed)."""
@@ -497,12 +510,7 @@ class PusherBot(_Scripted):
         k, ok = _pick(-v.ehp, ec)
         plan.take(ok, self.first_attack + k)
         # walk with the wave: into range of the enemy creeps, or up to the building it sieges
-        a_front, has_a, e_front, has_e = self._wave_fronts(v)
-        siege_s = _row_min(v.es - c.hero_range + 1.0, v.enemy & v.building & tanked, np.inf)
-        s_target = np.where(has_e, e_front - self.stand_off,
-                            np.where(has_a, a_front - 0.5, self.mid_s - 4.0))
-        s_target = np.where(np.isfinite(siege_s) & ~has_e, siege_s, s_target)
-        s_target = np.minimum(s_target, self._danger_limit(v, untanked, 1.0))
+        s_target = self._wave_target(v, tanked, untanked, behind=0.5, home=4.0)
         plan.take(np.ones(n, bool), _move_towards(v.me, self._lane_point(s_target)))
         return _legalize(plan.act, mask)
 
@@ -530,7 +538,6 @@ class TeamfighterBot(_Scripted):
 
     def act(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         obs, mask, v, plan = self._opening(obs, mask)
-        c = self.cfg
         n = obs.shape[0]
         plan.take(self._must_retreat(v), self.retreat)
         tanked = self._tanked(v)
@@ -563,12 +570,7 @@ class TeamfighterBot(_Scripted):
         ec = v.enemy & v.creep & v.attackable & v.in_range
         k, ok = _pick(-v.ehp, ec)
         plan.take(ok, self.first_attack + k)
-        a_front, has_a, e_front, has_e = self._wave_fronts(v)
-        siege_s = _row_min(v.es - c.hero_range + 1.0, v.enemy & v.building & tanked, np.inf)
-        s_target = np.where(has_e, e_front - self.stand_off,
-                            np.where(has_a, a_front - 1.0, self.mid_s - 6.0))
-        s_target = np.where(np.isfinite(siege_s) & ~has_e, siege_s, s_target)
-        s_target = np.minimum(s_target, self._danger_limit(v, untanked, 1.0))
+        s_target = self._wave_target(v, tanked, untanked, behind=1.0, home=6.0)
         # ... but never ahead of the group: the front hero waits for the others
         centre_s = centre.sum(axis=1) / _SQRT2
         s_target = np.where(count > 0, np.minimum(s_target, centre_s + self.lead), s_target)
