@@ -31,7 +31,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     and nothing is fsynced. Here the bytes go to a temporary file beside the checkpoint,
     are fsynced and renamed over it (`games.files.atomic_write_bytes`): a reader, or a
     resume after SIGKILL, sees the old file or the new one; a killed save leaves at most a
-    `.NAME.XXXXXXXX.tmp` beside it, which the next resume removes (arena/rundir.py)."""
+    `.NAME.<random>.tmp` beside it, which the next resume removes (arena/rundir.py)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
                         storage_options: Any | None = None) -> None:
