@@ -28,11 +28,10 @@ from agents.policy import RecurrentPolicy
 from arena.actors import ActorCollector, ActorService
 from arena.config import Config, config_from_dict, to_dict
 from arena.distributed import all_reduce_sum, broadcast_text, world_size
-from arena.league_link import ControlClient, PoolMirror, sync_league
-from arena.rundir import starts_recorded
 from arena.learn.networks import build_policy, group_module_key, pool_settings
 from arena.learn.surgery import arch_metadata, policy_arch
 from arena.learn.update import ppo_update
+from arena.league_link import ControlClient, PoolMirror, sync_league
 from arena.opponents import OpponentManager, pool_metrics
 from arena.rollout import (
     Collector,
@@ -42,6 +41,7 @@ from arena.rollout import (
     collection_vec,
     policy_groups,
 )
+from arena.rundir import starts_recorded
 from arena.transport import CurveKeys
 from games.registry import bot_anchors
 from games.vector import make_vec
