@@ -52,6 +52,7 @@ from games.moba.layout import (
     TOWER,
     MobaLayout,
 )
+from games.render import RenderError
 
 # ---- colours ---------------------------------------------------------------------------
 GROUND = (46, 58, 44)
@@ -80,8 +81,8 @@ def _team_index(team: str | int | None) -> int | None:
         return TEAM_NAMES.index(team)
     if isinstance(team, (int, np.integer)) and not isinstance(team, bool) and team in (0, 1):
         return int(team)
-    raise ValueError(
-        f"render_frame: team must be None (full view), 'radiant' or 'dire', got {team!r}")
+    raise RenderError(f"render_frame: the view (team) must be None (full view), 'radiant' or "
+                      f"'dire', got {team!r}")
 
 
 @lru_cache(maxsize=16)
