@@ -462,13 +462,22 @@ class ActorCollector:
         bots: dict[str, list[float]] = {}
         bytes0 = self.service.rollouts.bytes_received
         last_progress = time.monotonic()
-        while len(got) < self.need:
+        timeout_ms = 100
+        while True:
+            if len(got) >= self.need:
+                # Rollouts already waiting beyond this update's need are taken too, and the
+                # freshest `need` kept: otherwise every extra rollout (an actor granted one
+                # more while the learner waited, see `publish`) would stay queued for good and
+                # every later update would train on data one version older than it could.
+                timeout_ms = 0
             if self.service.supervisor is not None:
                 self.lost_rollouts += len(self.service.supervisor.check())
-            if time.monotonic() - self._last_publish > 1.0:
+            if timeout_ms and time.monotonic() - self._last_publish > 1.0:
                 self.publish(force=True)  # for actors that joined (or restarted) since
-            item = self.service.rollouts.receive(timeout_ms=100)
+            item = self.service.rollouts.receive(timeout_ms=timeout_ms)
             if item is None:
+                if timeout_ms == 0:
+                    break
                 if time.monotonic() - last_progress > self.timeout_s:
                     raise ActorError(f"no rollout from any actor for {self.timeout_s:g} s "
                                      f"(actors.timeout_s); actors connect to "
@@ -492,6 +501,10 @@ class ActorCollector:
                 b = bots.setdefault(name, [0.0, 0])
                 b[0] += score
                 b[1] += games
+        if len(got) > self.need:  # stable: among equally fresh ones, the first to arrive
+            keep = sorted(sorted(range(len(got)), key=staleness.__getitem__)[:self.need])
+            self.dropped_stale += len(got) - self.need
+            got, staleness = [got[i] for i in keep], [staleness[i] for i in keep]
         rollout = assemble_rollouts(got, self.spec, self.device)
         seconds = time.perf_counter() - t0
         rollout.seconds = seconds
@@ -598,11 +611,18 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
         version: int | None = None
         last_weights = time.monotonic()
         sent = 0
-        # Flow control: at most `per_version` rollouts per weights version, so actors never
-        # run far ahead of the learner and fill its queue with stale rollouts. The learner
-        # re-sends the current weights only while it waits for rollouts; that grants one more.
+        # Flow control: `per_version` rollouts per weights version, one rollout ahead: the
+        # first weights grant one more, so an actor collects its next rollout with the
+        # weights it has while the learner trains on its last one (staleness 1, collection
+        # and update overlap), and never runs further ahead to fill the learner's queue
+        # with stale rollouts. The learner re-sends the current weights while it waits for
+        # rollouts; that grants one more only to an actor idle for longer than its own
+        # collection takes (a rollout of it was lost, or the learner needs more than the
+        # actors' shares: an actor died), not to one that merely finished first.
         per_version = max(int(hello.get("rollouts_per_version", 1)), 1)
         credit = 0
+        idle_since = time.monotonic()  # when this actor last finished (or began waiting)
+        collect_seconds = 0.0
 
         def take_weights(timeout_ms: int) -> bool:
             """Load the newest weights if any came; False once the learner said stop."""
@@ -617,7 +637,11 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
             if v == STOP_VERSION:
                 return False
             last_weights = time.monotonic()
-            credit = max(credit, 1) if v == version else per_version
+            if v != version:  # never more than one rollout ahead
+                credit = per_version + 1 if version is None else \
+                    min(credit + per_version, per_version + 1)
+            elif credit == 0 and time.monotonic() - idle_since > max(1.0, collect_seconds):
+                credit = 1
             if v != version:
                 for g in groups:
                     policies[g.key].load_state_dict(group_weights(tensors, group_module_key(g.key)))
@@ -654,6 +678,7 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
                     return sent
             sent += 1
             credit -= 1
+            idle_since, collect_seconds = time.monotonic(), ro.seconds
         return sent
     finally:
         control.close()

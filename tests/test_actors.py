@@ -24,6 +24,7 @@ from arena.checkpoints import read_checkpoint
 from arena.config import load_config, to_dict
 from arena.learner import PPOLearner
 from arena.rollout import Collector
+from arena.rundir import TEMPORARY, stale_temporaries
 from arena.train import train
 from arena.transport import ChunkSender, CurveKeys, create_keys
 from arena.wire import WireError
@@ -113,7 +114,9 @@ def test_learner_killed_mid_run_resumes_with_league_and_its_actors_exit(tmp_path
     state = read_checkpoint(tmp_path / "r")["arena"]
     done = state["updates"]
     assert done >= 4
-    assert not [p for p in ckpts.iterdir() if p.suffix != ".ckpt"]  # no half-written files
+    # no half-written checkpoint: a kill during a save leaves only the save's temporary
+    # file beside it (which the resume removes)
+    assert all(p.suffix == ".ckpt" or TEMPORARY.match(p.name) for p in ckpts.iterdir())
     saved = [s["update"] for s in state["league"]["hero"]["snapshots"]]
     resume = subprocess.run([sys.executable, "-m", "arena", "train", "--resume",
                              str(tmp_path / "r"), f"trainer.max_updates={done + 2}"],
@@ -121,6 +124,7 @@ def test_learner_killed_mid_run_resumes_with_league_and_its_actors_exit(tmp_path
     assert resume.returncode == 0, resume.stderr[-2000:]
     after = read_checkpoint(tmp_path / "r")["arena"]
     assert after["updates"] == done + 2
+    assert not stale_temporaries(tmp_path / "r")
     assert after["agent_steps"] > state["agent_steps"]
     kept = [s["update"] for s in after["league"]["hero"]["snapshots"]]
     assert kept[:len(saved)] == saved and kept[-1] == done + 2  # the league went on
