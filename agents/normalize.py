@@ -107,7 +107,7 @@ class RunningMeanStd(nn.Module):
         """clip((x - mean) / sqrt(var + eps), -clip, clip), in x's dtype."""
         mean = self.mean.to(x.dtype)
         std = torch.sqrt(self.var + self.epsilon).to(x.dtype)
-        return torch.clamp((x - mean) / std, -clip, clip)
+        return (x - mean).div_(std).clamp_(-clip, clip)  # one new tensor, not three
 
 
 class ValueNorm(nn.Module):

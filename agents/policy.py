@@ -238,6 +238,13 @@ class RecurrentPolicy(nn.Module):
         rows = obs[..., lay.flat_dim:].unflatten(-1, (lay.num_entities, lay.entity_dim))
         return torch.cat([flat, self.entity_rms.normalize(rows).flatten(-2)], dim=-1)
 
+    @property
+    def reads_raw_obs(self) -> bool:
+        """Whether the encoder reads raw observations besides the normalised ones (the entity
+        encoder's presence flags): if not, a caller may normalise a batch once and pass
+        `normalized=True` to every forward over it."""
+        return isinstance(self.encoder, EntityEncoder)
+
     # ---- forward --------------------------------------------------------------------------
     def forward(self, obs: Tensor, state: State, episode_starts: Tensor,
                 action_masks: Tensor | None = None) -> tuple[Tensor, Tensor, State]:
@@ -245,9 +252,12 @@ class RecurrentPolicy(nn.Module):
         return self.forward_sequence(obs, state, episode_starts, action_masks)
 
     def forward_sequence(self, obs: Tensor, state: State, episode_starts: Tensor,
-                         action_masks: Tensor | None = None) -> tuple[Tensor, Tensor, State]:
+                         action_masks: Tensor | None = None, *, normalized: bool = False
+                         ) -> tuple[Tensor, Tensor, State]:
         """Replay a chunk: obs (T,N,D), state (h, c) at its start, episode_starts (T,N) bool,
         action_masks (T,N,A) bool or None -> logits (T,N,A) masked, values (T,N), final state.
+        `normalized`: obs is `normalize_obs` of the raw observations already (the learner
+        normalises a rollout once for all its epochs; only where not `reads_raw_obs`).
 
         The state of agent n is zeroed before step t wherever episode_starts[t, n] is True.
         The LSTM runs as one call per stretch of steps with no reset inside it, so a chunk
@@ -258,8 +268,10 @@ class RecurrentPolicy(nn.Module):
         T, N = obs.shape[:2]
         dtype = self.actor.weight.dtype
         raw = obs.to(dtype)
-        x = self.normalize_obs(raw)
-        x = self.encoder(x, raw)  # (T, N, hidden)
+        if normalized and self.reads_raw_obs:
+            raise ValueError("normalized=True: this policy's encoder reads the raw observations")
+        x = raw if normalized else self.normalize_obs(raw)
+        x = self.encoder(x, None if normalized else raw)  # (T, N, hidden)
         starts = episode_starts.to(torch.bool).reshape(T, N)
 
         if self.use_lstm:
@@ -307,12 +319,13 @@ class RecurrentPolicy(nn.Module):
         return action, dist.log_prob(action), dist.entropy(), value, new_state
 
     def evaluate_actions(self, obs: Tensor, state: State, episode_starts: Tensor,
-                         action_masks: Tensor | None, actions: Tensor
-                         ) -> tuple[Tensor, Tensor, Tensor]:
+                         action_masks: Tensor | None, actions: Tensor, *,
+                         normalized: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """For the learner: replay a chunk and score the stored actions.
 
         obs (T,N,D), actions (T,N) -> new_logprobs (T,N), entropy (T,N), new_values (T,N).
         """
-        logits, values, _ = self.forward_sequence(obs, state, episode_starts, action_masks)
+        logits, values, _ = self.forward_sequence(obs, state, episode_starts, action_masks,
+                                                  normalized=normalized)
         new_logprobs, entropy = logprobs_and_entropy(logits, actions)
         return new_logprobs, entropy, values

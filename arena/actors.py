@@ -611,14 +611,14 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
         version: int | None = None
         last_weights = time.monotonic()
         sent = 0
-        # Flow control: `per_version` rollouts per weights version, one rollout ahead: the
-        # first weights grant one more, so an actor collects its next rollout with the
-        # weights it has while the learner trains on its last one (staleness 1, collection
-        # and update overlap), and never runs further ahead to fill the learner's queue
-        # with stale rollouts. The learner re-sends the current weights while it waits for
-        # rollouts; that grants one more only to an actor idle for longer than its own
-        # collection takes (a rollout of it was lost, or the learner needs more than the
-        # actors' shares: an actor died), not to one that merely finished first.
+        # Flow control: `per_version` rollouts per weights version, and `actors.ahead` more
+        # at most: with 0 an actor waits for the weights its rollout trains (an update learns
+        # from its own policy's rollouts, as in-process); with 1 it collects its next rollout
+        # while the learner trains on its last one (collection and update overlap; staleness
+        # 1). Never further ahead: the learner's queue does not fill with stale rollouts.
+        # The learner re-sends the current weights while it waits for rollouts; that grants
+        # one more only to an actor idle for longer than its own collection takes (a rollout
+        # of it was lost, or an actor died), not to one that merely finished first.
         per_version = max(int(hello.get("rollouts_per_version", 1)), 1)
         credit = 0
         idle_since = time.monotonic()  # when this actor last finished (or began waiting)
@@ -637,9 +637,9 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
             if v == STOP_VERSION:
                 return False
             last_weights = time.monotonic()
-            if v != version:  # never more than one rollout ahead
-                credit = per_version + 1 if version is None else \
-                    min(credit + per_version, per_version + 1)
+            if v != version:  # never more than `actors.ahead` rollouts ahead
+                credit = per_version + cfg.actors.ahead if version is None else \
+                    min(credit + per_version, per_version + cfg.actors.ahead)
             elif credit == 0 and time.monotonic() - idle_since > max(1.0, collect_seconds):
                 credit = 1
             if v != version:

@@ -197,6 +197,10 @@ class ActorsConfig:
     num_envs: Optional[int] = None  # games per actor; None: game.num_envs
     rollouts_per_update: Optional[int] = None  # None: max(num_workers, 1)
     max_staleness: int = 4  # rollouts made with weights older than this many updates are dropped
+    # rollouts an actor may collect beyond its share of the newest weights: 0 keeps actors in
+    # step with the learner (an update trains on rollouts of its own weights, as in-process);
+    # 1 overlaps collection with the update at the price of one update of policy lag
+    ahead: int = 0
     queue: int = 16  # high-water mark of the learner's rollout queue (messages)
     timeout_s: float = 300.0  # no rollout (learner) or no weights (actor) for this long: stop
     threads: int = 1  # torch threads in each actor process
@@ -261,6 +265,8 @@ def _check(c: Config) -> None:
     need(a.rollouts_per_update is None or a.rollouts_per_update >= 1,
          "actors.rollouts_per_update", "None or an int >= 1", a.rollouts_per_update)
     need(a.max_staleness >= 0, "actors.max_staleness", "an int >= 0", a.max_staleness)
+    need(isinstance(a.ahead, int) and 0 <= a.ahead <= max(a.max_staleness, 0), "actors.ahead",
+         f"an int in 0..actors.max_staleness ({a.max_staleness})", a.ahead)
     need(a.queue >= 1, "actors.queue", "an int >= 1", a.queue)
     need(a.timeout_s > 0, "actors.timeout_s", "a positive number of seconds", a.timeout_s)
     need(a.threads >= 1, "actors.threads", "an int >= 1", a.threads)

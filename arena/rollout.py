@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.distributions import Categorical
 
 from arena.play.runner import group_rows, sample_actions, transitions
 from games.vector import RoleSpec, VecGame, VecStep, make_vec
@@ -315,8 +314,8 @@ class Collector:
                     buf["state_h"][t // T] = state[0] * keep
                     buf["state_c"][t // T] = state[1] * keep
                 logits, value, state = self._forward(g, obs, state, starts, mask)
-                dist = Categorical(logits=logits)  # the policy masked them already
-                action = sample_actions(dist.probs, self.generator, self.device)
+                logp = torch.log_softmax(logits, dim=-1)  # the policy masked them already
+                action = sample_actions(logp.exp(), self.generator, self.device)
                 trains = valid_now[:, g.slots].reshape(-1)
                 if self.opponents is not None:  # snapshot opponents act for their side
                     trains = trains & self.opponents.override(g, obs, mask, starts, action,
@@ -325,7 +324,7 @@ class Collector:
                 buf["obs"][t] = obs
                 buf["action_mask"][t] = mask
                 buf["actions"][t] = action
-                buf["logprobs"][t] = dist.log_prob(action)
+                buf["logprobs"][t] = logp.gather(-1, action.unsqueeze(-1)).squeeze(-1)
                 buf["values"][t] = value
                 buf["episode_starts"][t] = starts
                 buf["valid"][t] = torch.from_numpy(trains).to(self.device)

@@ -81,8 +81,13 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
             rest = x.shape[2:]
             return x.reshape(K, T, n, *rest).transpose(0, 1).reshape(T, K * n, *rest)
 
+        # Observations normalised once for every epoch (their statistics move only after
+        # the last one), where the encoder does not read the raw ones too.
+        obs = seq(d["obs"])
+        if not policies[g.key].reads_raw_obs:
+            obs = policies[g.key].normalize_obs(obs.to(policies[g.key].actor.weight.dtype))
         data[g.key] = {
-            "obs": seq(d["obs"]), "action_mask": seq(d["action_mask"]),
+            "obs": obs, "action_mask": seq(d["action_mask"]),
             "actions": seq(d["actions"]), "logprobs": seq(d["logprobs"]),
             "values": seq(values), "advantages": seq(advantages), "targets": seq(targets),
             "episode_starts": seq(d["episode_starts"]), "valid": seq(valid),
@@ -110,7 +115,8 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
                 mb = {k: (v[idx] if k in ("h0", "c0") else v[:, idx]) for k, v in d.items()}
                 new_logprobs, entropy, new_values = policies[g.key].evaluate_actions(
                     mb["obs"], (mb["h0"], mb["c0"]), mb["episode_starts"],
-                    mb["action_mask"], mb["actions"])
+                    mb["action_mask"], mb["actions"],
+                    normalized=not policies[g.key].reads_raw_obs)
                 loss, m = ppo_loss(
                     new_logprobs, mb["logprobs"], entropy, new_values, mb["values"],
                     mb["advantages"], mb["targets"], mb["valid"], clip_coef=p.clip_coef,
