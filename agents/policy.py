@@ -216,16 +216,18 @@ class RecurrentPolicy(nn.Module):
         """
         if self.obs_rms is None:
             return
-        if valid is not None:
-            obs = obs[valid.bool()]
         obs = obs.reshape(-1, self.obs_dim)
+        mask = None if valid is None else valid.reshape(-1).bool()
         lay = self.entity_layout
         if lay is None or self.entity_rms is None:
-            self.obs_rms.update(obs, reduce)
+            self.obs_rms.update(obs, reduce, mask=mask)
             return
-        self.obs_rms.update(obs[:, :lay.flat_dim], reduce)
+        self.obs_rms.update(obs[:, :lay.flat_dim], reduce, mask=mask)
         rows = obs[:, lay.flat_dim:].reshape(-1, lay.entity_dim)
-        self.entity_rms.update(rows[rows[:, 0] > 0.5], reduce)
+        present = rows[:, 0] > 0.5
+        if mask is not None:
+            present &= mask.repeat_interleave(lay.num_entities)
+        self.entity_rms.update(rows, reduce, mask=present)
 
     def normalize_obs(self, obs: Tensor) -> Tensor:
         """Standardise and clip raw observations (..., D) with the running statistics."""
