@@ -180,6 +180,28 @@ def test_malformed_and_stale_rollouts_are_dropped_and_counted(listening):
     sender.close()
 
 
+def test_rollouts_beyond_an_updates_need_do_not_queue_up(listening):
+    """Rollouts already waiting when an update has what it needs are taken as well and the
+    freshest kept: an older extra must not stay queued, or every later update would train
+    on data one version older than it could (the drift a pause used to cause)."""
+    learner, good = listening
+    service, coll = learner.service, learner.collector
+    host = service.endpoint.rsplit(":", 1)[0]
+    sender = ChunkSender(zmq.Context.instance(),
+                         f"{host}:{service.rollouts.address.rsplit(':', 1)[1]}")
+    arrays = rollout_arrays(good)
+    learner.updates = 20
+    dropped = coll.dropped_stale
+    for version in (18, 20, 19):  # need is 1: the one of version 20 trains
+        sender.send({"actor": 1, "version": version, "seconds": 1.0, "bots": {}}, arrays)
+    time.sleep(0.5)  # all three are at the learner
+    coll.collect()
+    assert coll.metrics()["actors/staleness_max"] == 0.0
+    assert coll.dropped_stale - dropped == 2
+    assert service.rollouts.receive(timeout_ms=200) is None  # none left for the next update
+    sender.close()
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_rollout_decoder_raises_only_wire_errors_under_fuzzing(listening, data):
