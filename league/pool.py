@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -78,6 +79,9 @@ def pfsp_weights(win_rates: np.ndarray, weighting: str = "hard", p: float = 2.0)
     f = (1.0 - x) ** p if weighting == "hard" else x * (1.0 - x)
     f = f + PFSP_FLOOR
     return f / f.sum()
+
+
+SNAPSHOT_FILE = re.compile(r"snapshot-(\d{6,})\.safetensors")
 
 
 def snapshot_file(snapshot_id: int) -> str:
@@ -263,6 +267,12 @@ class OpponentPool:
             snapshots = [s for s in snapshots if s.file not in missing]
         self._snapshots, self._next_id = snapshots, next_id
         self._cache.clear()  # ids at or above next_id may be taken again by new snapshots
+        # Files of snapshots added after `state` was saved (a killed run resumed from an
+        # older checkpoint): no pool lists them and their ids will be given again.
+        for path in self.directory.glob("snapshot-*.safetensors"):
+            m = SNAPSHOT_FILE.fullmatch(path.name)
+            if m and int(m.group(1)) >= next_id:
+                path.unlink(missing_ok=True)
         self._retired.clear()
         self._archs.clear()
         self.save_index()

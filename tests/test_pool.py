@@ -230,8 +230,12 @@ def test_state_dict_round_trip(tmp_path):
     pool.record(0, 1.0)
     pool.record(1, 1.0)
     pool.add(weights(5), update=50, agent_steps=5000)
+    assert (tmp_path / "pool" / "snapshot-000003.safetensors").is_file()
     pool.load_state_dict(state)
     assert pool.snapshots == saved and pool.next_id == 3
+    # the file of the snapshot added after that state is gone with it (no pool lists it)
+    assert sorted(p.name for p in (tmp_path / "pool").glob("*.safetensors")) == \
+        [f"snapshot-00000{i}.safetensors" for i in range(3)]
     assert OpponentPool.open(tmp_path / "pool").snapshots == saved  # index written too
     # the next snapshot takes the same id an uninterrupted run would have given it
     assert pool.add(weights(6), update=40, agent_steps=4000).id == 3
