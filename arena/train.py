@@ -190,6 +190,18 @@ class UpdateCheckpoint(ModelCheckpoint):
         self._save_last_checkpoint(trainer, candidates)
         self._saved_update = update
         self._last_time = time.monotonic()
+        if trainer.is_global_zero:
+            self._remove_strays()
+
+    def _remove_strays(self) -> None:
+        """Remove `update-N.ckpt` files older than the newest `keep` that Lightning does not
+        track: a kill between writing a checkpoint and removing the oldest leaves one."""
+        tracked = {Path(p).resolve() for p in self.best_k_models}
+        files = sorted(Path(self.dirpath).glob("update-*.ckpt"),
+                       key=lambda p: (len(p.name), p.name))
+        for path in files[:max(len(files) - self.save_top_k, 0)]:
+            if path.resolve() not in tracked:
+                path.unlink(missing_ok=True)
 
 
 def _all_ranks_any(flag: bool, pl_module: Any) -> bool:
