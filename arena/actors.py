@@ -640,12 +640,11 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
             if v != version:  # never more than `actors.ahead` rollouts ahead
                 credit = per_version + cfg.actors.ahead if version is None else \
                     min(credit + per_version, per_version + cfg.actors.ahead)
-            elif credit == 0 and time.monotonic() - idle_since > max(1.0, collect_seconds):
-                credit = 1
-            if v != version:
                 for g in groups:
                     policies[g.key].load_state_dict(group_weights(tensors, group_module_key(g.key)))
                 version = v
+            elif credit == 0 and time.monotonic() - idle_since > max(1.0, collect_seconds):
+                credit = 1
             return True
 
         def alive() -> bool:
