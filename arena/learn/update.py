@@ -51,6 +51,7 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
     T = p.chunk_len
     K = L_ // T
     data: dict[str, dict[str, torch.Tensor]] = {}
+    prenormalized: dict[str, bool] = {}  # group key -> its rollout's obs normalised once
     ev_pred, ev_true = [], []
     for g in groups:
         d = ro.groups[g.key]
@@ -83,9 +84,11 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
 
         # Observations normalised once for every epoch (their statistics move only after
         # the last one), where the encoder does not read the raw ones too.
+        policy = policies[g.key]
+        prenormalized[g.key] = not policy.reads_raw_obs
         obs = seq(d["obs"])
-        if not policies[g.key].reads_raw_obs:
-            obs = policies[g.key].normalize_obs(obs.to(policies[g.key].actor.weight.dtype))
+        if prenormalized[g.key]:
+            obs = policy.normalize_obs(obs.to(policy.actor.weight.dtype))
         data[g.key] = {
             "obs": obs, "action_mask": seq(d["action_mask"]),
             "actions": seq(d["actions"]), "logprobs": seq(d["logprobs"]),
@@ -115,8 +118,7 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
                 mb = {k: (v[idx] if k in ("h0", "c0") else v[:, idx]) for k, v in d.items()}
                 new_logprobs, entropy, new_values = policies[g.key].evaluate_actions(
                     mb["obs"], (mb["h0"], mb["c0"]), mb["episode_starts"],
-                    mb["action_mask"], mb["actions"],
-                    normalized=not policies[g.key].reads_raw_obs)
+                    mb["action_mask"], mb["actions"], normalized=prenormalized[g.key])
                 loss, m = ppo_loss(
                     new_logprobs, mb["logprobs"], entropy, new_values, mb["values"],
                     mb["advantages"], mb["targets"], mb["valid"], clip_coef=p.clip_coef,
