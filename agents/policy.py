@@ -90,6 +90,77 @@ class MLPEncoder(nn.Module):
         return self.net(obs)
 
 
+
+def lstm_with_resets(lstm: nn.LSTM, x: Tensor, state: State, starts: Tensor, *,
+                     final_state: bool = True) -> tuple[Tensor, State | None]:
+    """Run `lstm` (one layer, time-major) over x (T, N, I) from `state` (h, c), each
+    (1, N, H), zeroing an agent's state before step t wherever starts[t, n] (t >= 1) is
+    True -> outputs (T, N, H) and the final (h, c) (None with final_state=False).
+
+    Why not one call per stretch between resets: in a minibatch of many agents nearly every
+    step has some agent starting an episode, and T calls of one step cost several times one
+    call of T steps (the per-call overhead dominates on CPU). Instead, every episode that
+    starts inside the chunk becomes an extra row, its steps shifted to start at 0 with a
+    zero state, and all rows run in one call of T steps; each output is read from the row
+    of the latest episode start at or before it. Exact: an LSTM's outputs depend only on
+    the state and inputs since its last reset. With more restarts than agents (very short
+    episodes) the extra rows would cost more than they save, so it falls back to one call
+    per stretch. The final state after a restart is the last step of a shifted row, which
+    one call does not return: those rows are replayed once more (one call per distinct
+    restart step) when `final_state` is asked for.
+    """
+    T, N = x.shape[:2]
+    restarts = starts[1:].nonzero() if T > 1 else None  # (R, 2): (t - 1, n), t-major
+    if restarts is None or restarts.shape[0] == 0:
+        out, new = lstm(x, state)
+        return out, (new[0].squeeze(0), new[1].squeeze(0)) if final_state else None
+    R = restarts.shape[0]
+    t0, rows = restarts[:, 0] + 1, restarts[:, 1]
+    if R > N:
+        h, c = state
+        cuts = [0, *sorted(set(t0.tolist())), T]
+        outs = []
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            keep = (~starts[a]).to(x.dtype).view(1, N, 1) if a else 1.0
+            out, (h, c) = lstm(x[a:b], (h * keep, c * keep))
+            outs.append(out)
+        return torch.cat(outs, dim=0), (h.squeeze(0), c.squeeze(0)) if final_state else None
+    dev = x.device
+    # inputs: column N + r holds x[t0_r + tau, rows_r] at step tau, zeros past the chunk
+    tau = torch.arange(T, device=dev).view(T, 1)
+    src_t = t0.view(1, R) + tau  # (T, R)
+    src = torch.where(src_t < T, src_t * N + rows.view(1, R), T * N)  # T * N: a zero row
+    flat = torch.cat([x.reshape(T * N, -1), x.new_zeros(1, x.shape[-1])])
+    shifted = flat.index_select(0, src.reshape(-1)).view(T, R, -1)
+    zeros = state[0].new_zeros(1, R, state[0].shape[-1])
+    out, (h_n, c_n) = lstm(torch.cat([x, shifted], dim=1),
+                           (torch.cat([state[0], zeros], dim=1), torch.cat([state[1], zeros], dim=1)))
+    # each (t, n) reads the row of its latest restart at or before t (its own row if none)
+    latest = torch.full((T, N), -1, dtype=torch.long, device=dev)
+    latest[t0, rows] = torch.arange(R, device=dev)
+    latest = torch.cummax(latest, dim=0).values  # restarts are numbered in time order
+    shifted_row = latest >= 0
+    lr = latest.clamp(min=0)
+    col = torch.where(shifted_row, N + lr, torch.arange(N, device=dev).view(1, N))
+    step = torch.where(shifted_row, tau - t0[lr], tau)
+    feats = out.reshape(T * (N + R), -1).index_select(0, (step * (N + R) + col).reshape(-1))
+    feats = feats.view(T, N, -1)
+    if not final_state:
+        return feats, None
+    h, c = h_n[0, :N], c_n[0, :N]
+    last = latest[-1]  # the restart each agent's final state continues from (-1: none)
+    moved = (last >= 0).nonzero().flatten()
+    if moved.numel():
+        h, c = h.clone(), c.clone()
+        starts_of = t0[last[moved]]
+        for s in sorted(set(starts_of.tolist())):
+            who = moved[starts_of == s]
+            z = state[0].new_zeros(1, who.numel(), state[0].shape[-1])
+            _, (hs, cs) = lstm(x[s:, who], (z, z))
+            h[who], c[who] = hs[0], cs[0]
+    return feats, (h, c)
+
+
 @dataclass(frozen=True)
 class EntityLayout:
     """How a flat observation splits: `flat_dim` global+self features, then entity rows.
@@ -254,16 +325,17 @@ class RecurrentPolicy(nn.Module):
         return self.forward_sequence(obs, state, episode_starts, action_masks)
 
     def forward_sequence(self, obs: Tensor, state: State, episode_starts: Tensor,
-                         action_masks: Tensor | None = None, *, normalized: bool = False
-                         ) -> tuple[Tensor, Tensor, State]:
+                         action_masks: Tensor | None = None, *, normalized: bool = False,
+                         final_state: bool = True) -> tuple[Tensor, Tensor, State | None]:
         """Replay a chunk: obs (T,N,D), state (h, c) at its start, episode_starts (T,N) bool,
         action_masks (T,N,A) bool or None -> logits (T,N,A) masked, values (T,N), final state.
         `normalized`: obs is `normalize_obs` of the raw observations already (the learner
         normalises a rollout once for all its epochs; only where not `reads_raw_obs`).
 
-        The state of agent n is zeroed before step t wherever episode_starts[t, n] is True.
-        The LSTM runs as one call per stretch of steps with no reset inside it, so a chunk
-        without episode starts after t = 0 costs a single (cuDNN) LSTM call.
+        The state of agent n is zeroed before step t wherever episode_starts[t, n] is True;
+        the LSTM runs as one (cuDNN/oneDNN) call whatever the resets (`lstm_with_resets`).
+        `final_state=False` (the learner, which discards it) returns None for the state and
+        spares the extra work an exact final state needs after a reset.
         """
         if obs.dim() != 3 or obs.shape[-1] != self.obs_dim:
             raise ValueError(f"obs must be (T, N, {self.obs_dim}), got {tuple(obs.shape)}")
@@ -278,17 +350,9 @@ class RecurrentPolicy(nn.Module):
 
         if self.use_lstm:
             h, c = (s.to(dtype).unsqueeze(0) for s in state)  # (1, N, H), in the params' dtype
-            # Split the chunk where any agent starts an episode; within a stretch, no resets.
-            # (T == 1, the actors' case, needs no look: no device-to-host sync per step.)
-            resets = [] if T == 1 else (starts[1:].any(dim=1).nonzero().flatten() + 1).tolist()
-            cuts = [0, *resets, T]
-            outs = []
-            for a, b in zip(cuts[:-1], cuts[1:]):
-                keep = (~starts[a]).to(dtype).view(1, N, 1)
-                out, (h, c) = self.lstm(x[a:b], (h * keep, c * keep))
-                outs.append(out)
-            feats = torch.cat(outs, dim=0) if len(outs) > 1 else outs[0]
-            new_state = (h.squeeze(0), c.squeeze(0))
+            keep = (~starts[0]).to(dtype).view(1, N, 1)
+            feats, new_state = lstm_with_resets(self.lstm, x, (h * keep, c * keep), starts,
+                                                final_state=final_state)
         else:
             feats = self.ff(x)
             new_state = self.initial_state(N, device=obs.device)
@@ -328,6 +392,6 @@ class RecurrentPolicy(nn.Module):
         obs (T,N,D), actions (T,N) -> new_logprobs (T,N), entropy (T,N), new_values (T,N).
         """
         logits, values, _ = self.forward_sequence(obs, state, episode_starts, action_masks,
-                                                  normalized=normalized)
+                                                  normalized=normalized, final_state=False)
         new_logprobs, entropy = logprobs_and_entropy(logits, actions)
         return new_logprobs, entropy, values

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agents.policy import (EntityEncoder, EntityLayout, RecurrentPolicy, mask_logits,
-                           masked_categorical)
+from agents.policy import (EntityEncoder, EntityLayout, RecurrentPolicy, lstm_with_resets,
+                           mask_logits, masked_categorical)
 from agents.ppo import ppo_loss
 
 OBS, ACT = 7, 5
@@ -92,6 +92,57 @@ def test_state_reset_at_episode_start():
     torch.testing.assert_close(new_state[0][start], fresh_state[0][start], rtol=0, atol=1e-6)
     torch.testing.assert_close(logits[~start], stale_logits[~start], rtol=0, atol=1e-6)
     assert not torch.allclose(logits[~start], fresh_logits[~start], atol=1e-6)  # history matters
+
+
+def _lstm_step_by_step(lstm, x, state, starts):
+    """The reference: one LSTM call per step, the state zeroed wherever an agent restarts."""
+    h, c = state
+    outs = []
+    for t in range(x.shape[0]):
+        keep = (~starts[t]).to(x.dtype).view(1, -1, 1) if t else 1.0
+        out, (h, c) = lstm(x[t:t + 1], (h * keep, c * keep))
+        outs.append(out)
+    return torch.cat(outs), (h[0], c[0])
+
+
+@pytest.mark.parametrize("pattern", ["sparse", "two_in_one_row", "last_step", "dense"])
+def test_lstm_with_resets_equals_step_by_step(pattern: str):
+    """One call with restarts as extra rows (and the per-stretch fallback for dense restarts)
+    gives the outputs, final state and gradients of stepping one step at a time."""
+    g = torch.Generator().manual_seed(3)
+    torch.manual_seed(3)
+    T, N, I, H = 9, 6, 4, 5
+    lstm = torch.nn.LSTM(I, H)
+    starts = torch.zeros(T, N, dtype=torch.bool)
+    if pattern == "sparse":
+        starts[3, 1] = starts[5, 4] = starts[3, 2] = True
+    elif pattern == "two_in_one_row":
+        starts[2, 0] = starts[6, 0] = starts[4, 3] = True
+    elif pattern == "last_step":
+        starts[T - 1, 5] = starts[1, 5] = True
+    else:
+        starts = torch.rand(T, N, generator=g) < 0.5
+    starts[0, 2] = True  # a start at t = 0 is the caller's (state masked before the call)
+    x = torch.randn(T, N, I, generator=g, requires_grad=True)
+    h0 = torch.randn(1, N, H, generator=g, requires_grad=True)
+    c0 = torch.randn(1, N, H, generator=g, requires_grad=True)
+    weights = torch.randn(T, N, H, generator=g)
+
+    def grads(fn):
+        out, (h, c) = fn()
+        total = (out * weights).sum() + h.pow(2).sum() + c.sum()
+        params = [x, h0, c0, *lstm.parameters()]
+        return out.detach(), h.detach(), c.detach(), torch.autograd.grad(total, params)
+
+    ref = grads(lambda: _lstm_step_by_step(lstm, x, (h0, c0), starts))
+    got = grads(lambda: lstm_with_resets(lstm, x, (h0, c0), starts))
+    for a, b in zip(ref[:3], got[:3]):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
+    for a, b in zip(ref[3], got[3]):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    out, none = lstm_with_resets(lstm, x, (h0, c0), starts, final_state=False)
+    assert none is None
+    torch.testing.assert_close(out.detach(), ref[0], rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("starts_kind", ["middle", "none", "every"])
