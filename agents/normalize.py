@@ -119,11 +119,14 @@ class RunningMeanStd(nn.Module):
         self.var.copy_(m2 / total)
         self.count.copy_(total)
 
-    def normalize(self, x: Tensor, clip: float = 5.0) -> Tensor:
-        """clip((x - mean) / sqrt(var + eps), -clip, clip), in x's dtype."""
+    def normalize(self, x: Tensor, clip: float = 5.0, out: Tensor | None = None) -> Tensor:
+        """clip((x - mean) / sqrt(var + eps), -clip, clip), in x's dtype; written into `out`
+        (x's shape, any strides of x) when given, e.g. to normalise and re-lay-out a batch
+        in one pass."""
         mean = self.mean.to(x.dtype)
         std = torch.sqrt(self.var + self.epsilon).to(x.dtype)
-        return (x - mean).div_(std).clamp_(-clip, clip)  # one new tensor, not three
+        y = x - mean if out is None else torch.sub(x, mean, out=out)
+        return y.div_(std).clamp_(-clip, clip)  # one new tensor, not three
 
 
 class ValueNorm(nn.Module):

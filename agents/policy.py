@@ -300,16 +300,19 @@ class RecurrentPolicy(nn.Module):
             present &= mask.repeat_interleave(lay.num_entities)
         self.entity_rms.update(rows, reduce, mask=present)
 
-    def normalize_obs(self, obs: Tensor) -> Tensor:
-        """Standardise and clip raw observations (..., D) with the running statistics."""
-        if self.obs_rms is None:
-            return obs
+    def normalize_obs(self, obs: Tensor, out: Tensor | None = None) -> Tensor:
+        """Standardise and clip raw observations (..., D) with the running statistics; into
+        `out` (obs's shape) when given."""
         lay = self.entity_layout
-        if lay is None or self.entity_rms is None:
-            return self.obs_rms.normalize(obs)
-        flat = self.obs_rms.normalize(obs[..., :lay.flat_dim])
-        rows = obs[..., lay.flat_dim:].unflatten(-1, (lay.num_entities, lay.entity_dim))
-        return torch.cat([flat, self.entity_rms.normalize(rows).flatten(-2)], dim=-1)
+        if self.obs_rms is not None and (lay is None or self.entity_rms is None):
+            return self.obs_rms.normalize(obs, out=out)
+        if self.obs_rms is None:
+            y = obs
+        else:
+            flat = self.obs_rms.normalize(obs[..., :lay.flat_dim])
+            rows = obs[..., lay.flat_dim:].unflatten(-1, (lay.num_entities, lay.entity_dim))
+            y = torch.cat([flat, self.entity_rms.normalize(rows).flatten(-2)], dim=-1)
+        return y if out is None else out.copy_(y)
 
     @property
     def reads_raw_obs(self) -> bool:

@@ -226,6 +226,9 @@ class Collector:
             raise ValueError(f"collector blocks {[(b0, b1) for _, b0, b1 in self.blocks]} must "
                              f"cover games 0..{vec.num_games} in order")
         self.groups = groups
+        # each group's columns of the (B, S) arrays: a view when it plays every slot
+        self._cols = {g.key: slice(None) if tuple(g.slots) == tuple(range(vec.num_slots))
+                      else list(g.slots) for g in groups}
         self.chunk_len = chunk_len
         self.num_chunks = num_chunks
         self.length = chunk_len * num_chunks
@@ -275,7 +278,8 @@ class Collector:
                 (torch.cat([p[2][0] for p in parts]), torch.cat([p[2][1] for p in parts])))
 
     def _group_view(self, step: VecStep, g: PolicyGroup):
-        starts = torch.from_numpy(self._episode_start[:, g.slots].reshape(-1).copy())
+        cols = self._cols[g.key]
+        starts = torch.from_numpy(self._episode_start[:, cols].reshape(-1).copy())
         return (group_rows(step.obs, g, self.device), group_rows(step.action_mask, g, self.device),
                 starts.to(self.device))
 
@@ -316,7 +320,7 @@ class Collector:
                 logits, value, state = self._forward(g, obs, state, starts, mask)
                 logp = torch.log_softmax(logits, dim=-1)  # the policy masked them already
                 action = sample_actions(logp.exp(), self.generator, self.device)
-                trains = valid_now[:, g.slots].reshape(-1)
+                trains = valid_now[:, self._cols[g.key]].reshape(-1)
                 if self.opponents is not None:  # snapshot opponents act for their side
                     trains = trains & self.opponents.override(g, obs, mask, starts, action,
                                                               self.generator)
@@ -328,7 +332,7 @@ class Collector:
                 buf["values"][t] = value
                 buf["episode_starts"][t] = starts
                 buf["valid"][t] = torch.from_numpy(trains).to(self.device)
-                self._actions[:, g.slots] = action.view(B, len(g.slots)).cpu().numpy()
+                self._actions[:, self._cols[g.key]] = action.view(B, len(g.slots)).cpu().numpy()
             step = vec.step(self._actions)
             env_rewards[t] = step.rewards
             events[t] = step.events
@@ -338,7 +342,7 @@ class Collector:
             truncated = agent_done & step.truncated
             for g in self.groups:
                 bufs[g.key]["agent_dones"][t] = torch.from_numpy(
-                    agent_done[:, g.slots].reshape(-1)).to(self.device)
+                    agent_done[:, self._cols[g.key]].reshape(-1)).to(self.device)
             if truncated.any():
                 self._bootstrap_truncated(step, truncated, bufs, t)
             np.copyto(self._alive, step.alive)

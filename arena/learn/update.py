@@ -86,9 +86,13 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
         # the last one), where the encoder does not read the raw ones too.
         policy = policies[g.key]
         prenormalized[g.key] = not policy.reads_raw_obs
-        obs = seq(d["obs"])
-        if prenormalized[g.key]:
-            obs = policy.normalize_obs(obs.to(policy.actor.weight.dtype))
+        if prenormalized[g.key]:  # normalised straight into the chunk layout: one pass
+            raw = d["obs"].reshape(K, T, n, -1).transpose(0, 1).to(policy.actor.weight.dtype)
+            obs = policy.normalize_obs(raw, out=torch.empty(raw.shape, dtype=raw.dtype,
+                                                            device=raw.device))
+            obs = obs.view(T, K * n, -1)
+        else:
+            obs = seq(d["obs"])
         data[g.key] = {
             "obs": obs, "action_mask": seq(d["action_mask"]),
             "actions": seq(d["actions"]), "logprobs": seq(d["logprobs"]),
@@ -115,7 +119,8 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
                 idx = perms[g.key][i].to(dev)
                 if idx.numel() == 0:
                     continue
-                mb = {k: (v[idx] if k in ("h0", "c0") else v[:, idx]) for k, v in d.items()}
+                # index_select copies whole rows; about twice as fast as v[:, idx] on the CPU
+                mb = {k: v.index_select(0 if k in ("h0", "c0") else 1, idx) for k, v in d.items()}
                 new_logprobs, entropy, new_values = policies[g.key].evaluate_actions(
                     mb["obs"], (mb["h0"], mb["c0"]), mb["episode_starts"],
                     mb["action_mask"], mb["actions"], normalized=prenormalized[g.key])
