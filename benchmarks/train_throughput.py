@@ -1,7 +1,8 @@
 """Training throughput against an honest floor, and against a CleanRL-style baseline.
 
     python benchmarks/train_throughput.py [--settings moba,magent] [--warmup 3] [--updates 10]
-                                          [--baseline-seconds 150] [--actors 1,2] [key=value ...]
+                                          [--baseline-seconds 150] [--floor-repeats 3]
+                                          [--actors 1,2] [key=value ...]
 
 For each setting, side by side in one run:
 
@@ -11,9 +12,11 @@ For each setting, side by side in one run:
   doing the least work PPO needs on the same shapes, in plain PyTorch and not through the
   learner — one forward per collected step with action sampling, then update_epochs x
   num_minibatches of forward, backward and Adam over the rollout's chunks with a minimal
-  loss — for the agent-steps of a real rollout of the run. end to end / floor is the share
-  of time that goes into the network; everything else (game, copies, PPO bookkeeping,
-  Python) is the rest;
+  loss — for the agent-steps of a real rollout of the run, timed `--floor-repeats` times
+  before and `--floor-repeats` times after the end-to-end run (the median: these machines
+  drift in speed between minutes, and this meets the drift on both sides). end to end /
+  floor is the share of time that goes into the network; everything else (game, copies,
+  PPO bookkeeping, Python) is the rest;
 * magent: the shared CleanRL-style single-file LSTM PPO (../shared/bench/
   baseline_lstm_ppo.py) with the same settings, its steady agent-steps/s over the last two
   thirds of `--baseline-seconds`, and `nn_limit_shapes.py` for these shapes (its own plain
@@ -69,6 +72,8 @@ def floor_seconds(cfg, games: int) -> tuple[float, float]:
     from games.vector import make_vec
 
     p = cfg.ppo
+    if cfg.trainer.num_threads:  # as the learner runs (arena/learner.py setup)
+        torch.set_num_threads(cfg.trainer.num_threads)
     L, T = p.chunk_len * p.chunks_per_update, p.chunk_len
     gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (
         cfg.trainer.accelerator == "auto" and torch.cuda.is_available())
@@ -237,6 +242,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--updates", type=int, default=10)
     parser.add_argument("--baseline-seconds", type=float, default=150.0)
+    parser.add_argument("--floor-repeats", type=int, default=3,
+                        help="floor timings before and after the end-to-end run (median)")
     parser.add_argument("--actors", default="", metavar="N,...",
                         help="also measure the MOBA with this many actor processes, e.g. 1,2")
     parser.add_argument("overrides", nargs="*", help="config overrides for every setting")
@@ -244,9 +251,14 @@ def main() -> None:
     threads = torch.get_num_threads()
     for name in [s.strip() for s in args.settings.split(",") if s.strip()]:
         path, own = SETTINGS[name]
+        # the floor is timed before and after the end-to-end run and its median taken, so
+        # a shift in the machine's speed (these VMs drift by 10-20%) meets both sides
+        cfg = load_config(path, [*own, *args.overrides])
+        floors = [floor_seconds(cfg, cfg.game.num_envs) for _ in range(args.floor_repeats)]
         cfg, probe = end_to_end(path, [*own, *args.overrides], args.warmup, args.updates)
         e2e = probe.rate()
-        forward, update = floor_seconds(cfg, cfg.game.num_envs)
+        floors += [floor_seconds(cfg, cfg.game.num_envs) for _ in range(args.floor_repeats)]
+        forward, update = sorted(floors, key=sum)[len(floors) // 2]
         floor = probe.rollout_steps / (forward + update)
         g = cfg.game
         print(f"[{name}] {g.name} {dict(g.options)}, {g.num_envs} games, "
@@ -255,7 +267,8 @@ def main() -> None:
               f"torch threads {threads}")
         print(f"[{name}] end to end   {e2e:10,.0f} agent-steps/s  (over {args.updates} updates)")
         print(f"[{name}] floor        {floor:10,.0f} agent-steps/s  (forward {forward:.2f} s + "
-              f"update {update:.2f} s per {probe.rollout_steps:,} agent-steps, same modules)")
+              f"update {update:.2f} s per {probe.rollout_steps:,} agent-steps, same modules; "
+              f"median of {len(floors)}, {min(map(sum, floors)):.2f}-{max(map(sum, floors)):.2f} s)")
         target = 0.8 if name == "moba" else 0.7
         print(f"[{name}] ratio        {e2e / floor:10.2f}  (target >= {target})")
         print(f"[{name}] peak RSS     {peak_rss_mib():10,.0f} MiB (this process so far)",
