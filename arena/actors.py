@@ -37,6 +37,7 @@ import torch
 import zmq
 
 from arena.league_link import ActorError, ControlClient, PoolMirror, sync_league
+from arena.memory import keep_freed_memory
 from arena.rollout import TORCH_DTYPES, Rollout, RolloutSpec, join_dim
 from arena.transport import (
     ChunkReceiver,
@@ -546,6 +547,7 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
     from games.registry import UntrustedGameError
 
     torch.set_num_threads(threads)
+    keep_freed_memory()  # arena/memory.py: large tensors reuse freed memory
     context = zmq.Context()
     secure = CurveKeys(Path(keys)).client if keys else None
     def learner_gone() -> bool:  # a local actor's parent (the learner) died

@@ -29,6 +29,7 @@ from arena.actors import ActorCollector, ActorService
 from arena.config import Config, config_from_dict, to_dict
 from arena.distributed import all_reduce_sum, broadcast_text, world_size
 from arena.league_link import ControlClient, PoolMirror, sync_league
+from arena.memory import keep_freed_memory
 from arena.learn.networks import build_policy, group_module_key, pool_settings
 from arena.learn.surgery import arch_metadata, policy_arch
 from arena.learn.update import ppo_update
@@ -146,6 +147,7 @@ class PPOLearner(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         cfg = self.cfg
+        keep_freed_memory()  # arena/memory.py: large tensors reuse freed memory
         if cfg.trainer.num_threads:
             torch.set_num_threads(cfg.trainer.num_threads)
         rank, ranks = self.global_rank, world_size()

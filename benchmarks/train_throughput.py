@@ -248,6 +248,11 @@ def main() -> None:
                         help="also measure the MOBA with this many actor processes, e.g. 1,2")
     parser.add_argument("overrides", nargs="*", help="config overrides for every setting")
     args = parser.parse_args()
+    # as the learner does (arena/memory.py), so the floor timed before the run is timed
+    # with the same allocator settings as the run and the floor after it
+    from arena.memory import keep_freed_memory
+
+    keep_freed_memory()
     threads = torch.get_num_threads()
     for name in [s.strip() for s in args.settings.split(",") if s.strip()]:
         path, own = SETTINGS[name]
