@@ -25,21 +25,30 @@ CASES = {  # the settings the golden figures were recorded with
 }
 
 
-def fixed_rollout(name):
-    """Networks and one rollout, both fixed by the seeds."""
+def multinomial_sampler(probs, generator, device):
+    """How the collector drew actions when the golden figures were recorded (the rollout is
+    the update's input: the figures hold for that rollout, whatever the sampler is now)."""
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def fixed_rollout(name, monkeypatch=None):
+    """Networks and one rollout, both fixed by the seeds (and, with `monkeypatch`, drawn as
+    when the golden figures were recorded)."""
     path, overrides = CASES[name]
     torch.manual_seed(0)
     learner = PPOLearner(to_dict(load_config(path, overrides)))
     learner.setup("fit")
+    if monkeypatch is not None:
+        monkeypatch.setattr("arena.rollout.sample_actions", multinomial_sampler)
     return learner, learner.collector.collect()
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_the_pure_update_matches_the_recorded_update(name):
+def test_the_pure_update_matches_the_recorded_update(name, monkeypatch):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as when the figures were recorded
     try:
-        learner, ro = fixed_rollout(name)
+        learner, ro = fixed_rollout(name, monkeypatch)
         cfg = learner.cfg
         policies = {g.key: learner.policy_for(g.key) for g in learner.groups}
         norms = {g.key: learner.value_norms[group_module_key(g.key)] for g in learner.groups}
