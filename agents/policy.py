@@ -347,8 +347,15 @@ class RecurrentPolicy(nn.Module):
         raw = obs.to(dtype)
         if normalized and self.reads_raw_obs:
             raise ValueError("normalized=True: this policy's encoder reads the raw observations")
-        x = raw if normalized else self.normalize_obs(raw)
-        x = self.encoder(x, None if normalized else raw)  # (T, N, hidden)
+        if not raw.is_contiguous() and raw.transpose(0, 1).is_contiguous():
+            # a batch-first batch seen time-major (the learner's minibatches): the encoder
+            # reads it batch-first (it acts on each row alone), no copy of the observations
+            raw = raw.transpose(0, 1)
+            x = raw if normalized else self.normalize_obs(raw)
+            x = self.encoder(x, None if normalized else raw).transpose(0, 1)  # (T, N, hidden)
+        else:
+            x = raw if normalized else self.normalize_obs(raw)
+            x = self.encoder(x, None if normalized else raw)  # (T, N, hidden)
         starts = episode_starts.to(torch.bool).reshape(T, N)
 
         if self.use_lstm:

@@ -82,17 +82,21 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
             rest = x.shape[2:]
             return x.reshape(K, T, n, *rest).transpose(0, 1).reshape(T, K * n, *rest)
 
-        # Observations normalised once for every epoch (their statistics move only after
-        # the last one), where the encoder does not read the raw ones too.
+        # Observations chunk-major, (K*n, T, D): a minibatch's chunks are then whole
+        # contiguous blocks, gathered at memory speed (the largest copy of the update; the
+        # networks read the minibatch as its (T, N, D) transpose). Normalised once for
+        # every epoch (their statistics move only after the last one) in the same pass,
+        # where the encoder does not read the raw ones too.
         policy = policies[g.key]
         prenormalized[g.key] = not policy.reads_raw_obs
-        if prenormalized[g.key]:  # normalised straight into the chunk layout: one pass
-            raw = d["obs"].reshape(K, T, n, -1).transpose(0, 1).to(policy.actor.weight.dtype)
+        raw = d["obs"].reshape(K, T, n, -1).transpose(1, 2)  # (K, n, T, D), a view
+        if prenormalized[g.key]:
+            raw = raw.to(policy.actor.weight.dtype)
             obs = policy.normalize_obs(raw, out=torch.empty(raw.shape, dtype=raw.dtype,
                                                             device=raw.device))
-            obs = obs.view(T, K * n, -1)
         else:
-            obs = seq(d["obs"])
+            obs = raw.contiguous()
+        obs = obs.view(K * n, T, -1)
         data[g.key] = {
             "obs": obs, "action_mask": seq(d["action_mask"]),
             "actions": seq(d["actions"]), "logprobs": seq(d["logprobs"]),
@@ -131,10 +135,10 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
                 if idx.numel() == 0:
                     continue
                 # index_select copies whole rows; about twice as fast as v[:, idx] on the CPU
-                mb = {k: gather(g.key, k, v, 0 if k in ("h0", "c0") else 1, idx)
+                mb = {k: gather(g.key, k, v, 0 if k in ("h0", "c0", "obs") else 1, idx)
                       for k, v in d.items()}
                 new_logprobs, entropy, new_values = policies[g.key].evaluate_actions(
-                    mb["obs"], (mb["h0"], mb["c0"]), mb["episode_starts"],
+                    mb["obs"].transpose(0, 1), (mb["h0"], mb["c0"]), mb["episode_starts"],
                     mb["action_mask"], mb["actions"], normalized=prenormalized[g.key])
                 loss, m = ppo_loss(
                     new_logprobs, mb["logprobs"], entropy, new_values, mb["values"],
