@@ -90,7 +90,6 @@ class MLPEncoder(nn.Module):
         return self.net(obs)
 
 
-
 def lstm_with_resets(lstm: nn.LSTM, x: Tensor, state: State, starts: Tensor, *,
                      final_state: bool = True) -> tuple[Tensor, State | None]:
     """Run `lstm` (one layer, time-major) over x (T, N, I) from `state` (h, c), each

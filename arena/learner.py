@@ -29,10 +29,10 @@ from arena.actors import ActorCollector, ActorService
 from arena.config import Config, config_from_dict, to_dict
 from arena.distributed import all_reduce_sum, broadcast_text, world_size
 from arena.league_link import ControlClient, PoolMirror, sync_league
-from arena.memory import keep_freed_memory
 from arena.learn.networks import build_policy, group_module_key, pool_settings
 from arena.learn.surgery import arch_metadata, policy_arch
 from arena.learn.update import ppo_update
+from arena.memory import keep_freed_memory
 from arena.opponents import OpponentManager, pool_metrics
 from arena.rollout import (
     Collector,
