@@ -5,7 +5,7 @@ allocation of more than its mmap threshold (128 KiB, raised only to the size of 
 freed block) with fresh pages from the kernel and unmaps them on free. So every large tensor
 of every update - a rollout's buffers, its observations laid out for the epochs, the
 observation statistics' temporaries - is page-faulted in (and zeroed by the kernel) again
-each time it is made: about 40,000 page faults per update on the magent2 setting of
+each time it is made: about 40,000 page faults per update on the third-party setting of
 benchmarks/train_throughput.py, some 30 ms. Raising the mmap threshold and the trim
 threshold keeps freed memory in the process; from the second update on, the next tensor of
 a size reuses it (no page faults), as jemalloc or tcmalloc would. The cost: the process
