@@ -7,9 +7,9 @@ of every update - a rollout's buffers, its observations laid out for the epochs,
 observation statistics' temporaries - is page-faulted in (and zeroed by the kernel) again
 each time it is made: about 40,000 page faults per update on the third-party setting of
 benchmarks/train_throughput.py, some 30 ms. Raising the mmap threshold and the trim
-threshold keeps freed memory in the process; once the heap has grown (a few updates), the next tensor of
-a size reuses it (no page faults), as jemalloc or tcmalloc would. The cost: the process
-keeps the memory of its peak rather than handing it back between updates.
+threshold keeps freed memory in the process: once the heap has grown (a few updates), the
+next tensor of a size reuses it (no page faults), as jemalloc or tcmalloc would. The cost:
+the process keeps the memory of its peak rather than handing it back between updates.
 
 Left alone where the user chose: `ARENA_KEEP_FREED_MEMORY=0`, any `MALLOC_*_` or
 `GLIBC_TUNABLES` setting in the environment, and any C library other than glibc.
