@@ -105,17 +105,6 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
             "h0": d["state_h"].reshape(K * n, -1), "c0": d["state_c"].reshape(K * n, -1),
         }
 
-    # Minibatch rows are copied into buffers kept for the whole update, one per field and
-    # size: a new large tensor per minibatch costs its page faults again every time.
-    mb_buffers: dict[tuple, torch.Tensor] = {}
-
-    def gather(key: str, name: str, v: torch.Tensor, dim: int, idx: torch.Tensor) -> torch.Tensor:
-        shape = (*v.shape[:dim], idx.numel(), *v.shape[dim + 1:])
-        buf = mb_buffers.get((key, name, shape))
-        if buf is None:
-            buf = mb_buffers[key, name, shape] = v.new_empty(shape)
-        return torch.index_select(v, dim, idx, out=buf)
-
     opt = optimizer
     for group in opt.param_groups:
         group["lr"] = lr
@@ -135,7 +124,7 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
                 if idx.numel() == 0:
                     continue
                 # index_select copies whole rows; about twice as fast as v[:, idx] on the CPU
-                mb = {k: gather(g.key, k, v, 0 if k in ("h0", "c0", "obs") else 1, idx)
+                mb = {k: v.index_select(0 if k in ("h0", "c0", "obs") else 1, idx)
                       for k, v in d.items()}
                 new_logprobs, entropy, new_values = policies[g.key].evaluate_actions(
                     mb["obs"].transpose(0, 1), (mb["h0"], mb["c0"]), mb["episode_starts"],
