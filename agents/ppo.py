@@ -183,3 +183,23 @@ def chunk_minibatches(num_chunks: int, num_minibatches: int,
                          f"got {num_minibatches}")
     perm = torch.randperm(num_chunks, generator=generator)
     return list(torch.tensor_split(perm, num_minibatches))
+
+
+def chunks_to_replay(valid: Tensor, num_minibatches: int) -> Tensor | None:
+    """The chunks (columns of `valid`, (T, N)) worth replaying: those with at least one
+    valid step; None when that is every chunk.
+
+    A chunk where the agent never acted (dead, gone, not yet in the game, never on turn)
+    adds nothing to any loss, mean or metric, yet costs a full forward and backward: in
+    games where agents die for good (magent2 battles) that was half of all chunks. At
+    least `num_minibatches` chunks are kept (padding with skippable ones), so that every
+    minibatch, on every DDP rank, has something to replay.
+    """
+    live = valid.any(0)
+    if bool(live.all()):
+        return None
+    keep = torch.nonzero(live).squeeze(-1)
+    short = min(num_minibatches, live.numel()) - keep.numel()
+    if short > 0:
+        keep = torch.cat([keep, torch.nonzero(~live).squeeze(-1)[:short]]).sort().values
+    return keep

@@ -12,11 +12,11 @@ For each setting, side by side in one run:
   doing the least work PPO needs on the same shapes, in plain PyTorch and not through the
   learner — one forward per collected step with action sampling, then update_epochs x
   num_minibatches of forward, backward and Adam over the rollout's chunks with a minimal
-  loss — for the agent-steps of a real rollout of the run, timed `--floor-repeats` times
-  before and `--floor-repeats` times after the end-to-end run (the median: these machines
-  drift in speed between minutes, and this meets the drift on both sides). end to end /
-  floor is the share of time that goes into the network; everything else (game, copies,
-  PPO bookkeeping, Python) is the rest;
+  loss — for the agent-steps of a real rollout of the run, replaying as many chunks as the
+  run did (those with a step that trains: the run's mean `loss/replayed_chunks`), timed
+  2 x `--floor-repeats` times right after the end-to-end run (the median: these machines
+  drift in speed between minutes). end to end / floor is the share of time that goes into
+  the network; everything else (game, copies, PPO bookkeeping, Python) is the rest;
 * magent: the shared CleanRL-style single-file LSTM PPO (../shared/bench/
   baseline_lstm_ppo.py) with the same settings, its steady agent-steps/s over the last two
   thirds of `--baseline-seconds`, and `nn_limit_shapes.py` for these shapes (its own plain
@@ -61,10 +61,12 @@ SETTINGS = {
 
 
 # ---- the floor ---------------------------------------------------------------------------------
-def floor_seconds(cfg, games: int) -> tuple[float, float]:
+def floor_seconds(cfg, games: int, replayed: float = 1.0) -> tuple[float, float]:
     """(collection forward seconds, update seconds) of the least network work PPO needs for
     one rollout of `cfg` with `games` games: the config's own modules, plain PyTorch, on the
-    config's accelerator (CUDA when it says gpu/cuda) and precision (bf16 autocast)."""
+    config's accelerator (CUDA when it says gpu/cuda) and precision (bf16 autocast).
+    `replayed`: the share of the rollout's chunks that have a step to train on (the rest
+    add nothing to the loss; the run's `loss/replayed_chunks`)."""
     import contextlib
 
     from arena.learn.networks import build_policy
@@ -111,7 +113,7 @@ def floor_seconds(cfg, games: int) -> tuple[float, float]:
     batches = {}
     for k in policies:
         rows = obs[k].shape[0]
-        n = max(L // T * rows // p.num_minibatches, 1)
+        n = max(round(L // T * rows * replayed) // p.num_minibatches, 1)
         pick = torch.arange(n, device=dev) % rows
         batches[k] = (obs[k][pick].unsqueeze(0).expand(T, -1, -1).contiguous(),
                       masks[k][pick].unsqueeze(0).expand(T, -1, -1).contiguous(),
@@ -150,9 +152,12 @@ class Probe(Callback):
         self.warmup, self.updates = warmup, updates
         self.marks: list[tuple[float, int]] = []
         self.rollout_steps = 0
+        self.replayed: list[float] = []  # share of chunks replayed, per measured update
 
     def on_train_batch_end(self, trainer, learner, outputs, batch, batch_idx) -> None:
         self.marks.append((time.perf_counter(), learner.agent_steps))
+        if learner.updates > self.warmup:
+            self.replayed.append(learner.last_metrics.get("loss/replayed_chunks", 1.0))
         if learner.updates == self.warmup + self.updates:
             trainer.should_stop = True
             (_, s0), (_, s1) = self.marks[self.warmup - 1], self.marks[-1]
@@ -243,7 +248,7 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=10)
     parser.add_argument("--baseline-seconds", type=float, default=150.0)
     parser.add_argument("--floor-repeats", type=int, default=3,
-                        help="floor timings before and after the end-to-end run (median)")
+                        help="the floor is timed twice this many times (median)")
     parser.add_argument("--actors", default="", metavar="N,...",
                         help="also measure the MOBA with this many actor processes, e.g. 1,2")
     parser.add_argument("overrides", nargs="*", help="config overrides for every setting")
@@ -256,13 +261,12 @@ def main() -> None:
     threads = torch.get_num_threads()
     for name in [s.strip() for s in args.settings.split(",") if s.strip()]:
         path, own = SETTINGS[name]
-        # the floor is timed before and after the end-to-end run and its median taken, so
-        # a shift in the machine's speed (these VMs drift by 10-20%) meets both sides
-        cfg = load_config(path, [*own, *args.overrides])
-        floors = [floor_seconds(cfg, cfg.game.num_envs) for _ in range(args.floor_repeats)]
+        # the floor replays the share of chunks the run did, so it is timed after the run
         cfg, probe = end_to_end(path, [*own, *args.overrides], args.warmup, args.updates)
         e2e = probe.rate()
-        floors += [floor_seconds(cfg, cfg.game.num_envs) for _ in range(args.floor_repeats)]
+        replayed = float(np.mean(probe.replayed))
+        floors = [floor_seconds(cfg, cfg.game.num_envs, replayed)
+                  for _ in range(2 * args.floor_repeats)]
         forward, update = sorted(floors, key=sum)[len(floors) // 2]
         floor = probe.rollout_steps / (forward + update)
         g = cfg.game
@@ -273,7 +277,8 @@ def main() -> None:
         print(f"[{name}] end to end   {e2e:10,.0f} agent-steps/s  (over {args.updates} updates)")
         print(f"[{name}] floor        {floor:10,.0f} agent-steps/s  (forward {forward:.2f} s + "
               f"update {update:.2f} s per {probe.rollout_steps:,} agent-steps, same modules; "
-              f"median of {len(floors)}, {min(map(sum, floors)):.2f}-{max(map(sum, floors)):.2f} s)")
+              f"{replayed:.0%} of the chunks replayed as in the run; median of {len(floors)}, "
+              f"{min(map(sum, floors)):.2f}-{max(map(sum, floors)):.2f} s)")
         target = 0.8 if name == "moba" else 0.7
         print(f"[{name}] ratio        {e2e / floor:10.2f}  (target >= {target})")
         print(f"[{name}] peak RSS     {peak_rss_mib():10,.0f} MiB (this process so far)",

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from agents.normalize import RunningMeanStd, ValueNorm
-from agents.ppo import chunk_minibatches, compute_gae, explained_variance, ppo_loss
+from agents.ppo import (chunk_minibatches, chunks_to_replay, compute_gae, explained_variance,
+                        ppo_loss)
 
 f64 = torch.float64
 
@@ -227,6 +228,17 @@ def test_chunk_minibatches():
     assert all(torch.equal(x, y) for x, y in zip(mbs, again))
     with pytest.raises(ValueError):
         chunk_minibatches(2, 3, None)
+
+
+def test_chunks_to_replay_keeps_those_with_a_valid_step_and_enough_for_every_minibatch():
+    valid = torch.zeros(4, 6, dtype=torch.bool)  # (T, chunks)
+    valid[3, 1] = valid[0, 4] = valid[2, 5] = True
+    assert chunks_to_replay(valid, 2).tolist() == [1, 4, 5]
+    # fewer live chunks than minibatches: padded with skippable ones, in chunk order
+    assert chunks_to_replay(valid, 4).tolist() == [0, 1, 4, 5]
+    assert chunks_to_replay(valid, 9).tolist() == list(range(6))  # no more than there are
+    assert chunks_to_replay(torch.zeros(4, 3, dtype=torch.bool), 2).tolist() == [0, 1]
+    assert chunks_to_replay(torch.ones(4, 3, dtype=torch.bool), 2) is None  # all: no gather
 
 
 # ---- normalisers --------------------------------------------------------------------------

@@ -90,3 +90,49 @@ def test_a_rollout_with_nan_rewards_leaves_the_weights_alone():
     learner.collector.close()
     assert metrics["loss/skipped_updates"] == 1.0 and metrics["loss/optimizer_steps"] == 0.0
     assert all(torch.equal(v, before[k]) for k, v in learner.state_dict().items())
+
+
+def test_chunks_without_a_valid_step_are_not_replayed_and_change_nothing(monkeypatch):
+    """Chunks where the agent never acted are skipped (agents/ppo.chunks_to_replay): with
+    one minibatch of every chunk the update is the one that replays them all."""
+    path, overrides = CASES["simple_tag"]
+
+    def update(skip: bool):
+        torch.manual_seed(0)
+        learner = PPOLearner(to_dict(load_config(path, [*overrides, "ppo.update_epochs=1",
+                                                        "ppo.num_minibatches=1"])))
+        learner.setup("fit")
+        ro = learner.collector.collect()
+        learner.collector.close()
+        T = learner.cfg.ppo.chunk_len
+        for d in ro.groups.values():  # the first chunk of column 0, the second of column 1
+            d["valid"][:T, 0] = False
+            d["valid"][T:2 * T, 1] = False
+            d["obs"][:T, 0] = 1e3  # what an agent no longer in the game saw: never read
+        if not skip:
+            monkeypatch.setattr("arena.learn.update.chunks_to_replay", lambda valid, m: None)
+        cfg = learner.cfg
+        policies = {g.key: learner.policy_for(g.key) for g in learner.groups}
+        norms = {g.key: learner.value_norms[group_module_key(g.key)] for g in learner.groups}
+        shaped = learner.shaper(ro.env_rewards, ro.events, ro.alive, ro.ticks, 1.0)
+        opt = torch.optim.Adam(learner.parameters(), lr=cfg.ppo.lr, eps=1e-5)
+        metrics = ppo_update(learner.groups, policies, norms, ro, shaped["total"], opt,
+                             ppo=cfg.ppo, gamma=0.99, lr=cfg.ppo.lr,
+                             generator=torch.Generator().manual_seed(1))
+        monkeypatch.undo()
+        chunks = sum(d["valid"].shape[1] * 2 for d in ro.groups.values())
+        return metrics, learner.state_dict(), chunks, len(ro.groups)
+
+    skipped, state, chunks, groups = update(skip=True)
+    replayed, reference, _, _ = update(skip=False)
+    assert skipped["loss/replayed_chunks"] == pytest.approx((chunks - 2 * groups) / chunks)
+    assert replayed["loss/replayed_chunks"] == 1.0
+    for key in ("loss/policy_loss", "loss/value_loss", "loss/entropy", "loss/approx_kl",
+                "loss/clipfrac", "loss/grad_norm"):
+        assert skipped[key] == pytest.approx(replayed[key], rel=1e-5, abs=1e-7), key
+    moved = 0
+    for key, value in reference.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(state[key], value, rtol=1e-5, atol=1e-6)
+            moved += key.startswith("policies.")
+    assert moved

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.ppo import chunk_minibatches, compute_gae, explained_variance, ppo_loss
+from agents.ppo import (chunk_minibatches, chunks_to_replay, compute_gae, explained_variance,
+                        ppo_loss)
 
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 
@@ -53,6 +54,7 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
     data: dict[str, dict[str, torch.Tensor]] = {}
     prenormalized: dict[str, bool] = {}  # group key -> its rollout's obs normalised once
     ev_pred, ev_true = [], []
+    replayed = chunks = 0
     for g in groups:
         d = ro.groups[g.key]
         n = B * len(g.slots)
@@ -82,28 +84,40 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
             rest = x.shape[2:]
             return x.reshape(K, T, n, *rest).transpose(0, 1).reshape(T, K * n, *rest)
 
-        # Observations chunk-major, (K*n, T, D): a minibatch's chunks are then whole
+        # Only chunks with a step that trains are replayed (agents/ppo.chunks_to_replay).
+        # Observations chunk-major, (chunks, T, D): a minibatch's chunks are then whole
         # contiguous blocks, gathered at memory speed (the largest copy of the update; the
         # networks read the minibatch as its (T, N, D) transpose). Normalised once for
         # every epoch (their statistics move only after the last one) in the same pass,
         # where the encoder does not read the raw ones too.
         policy = policies[g.key]
         prenormalized[g.key] = not policy.reads_raw_obs
-        raw = d["obs"].reshape(K, T, n, -1).transpose(1, 2)  # (K, n, T, D), a view
+        keep = chunks_to_replay(seq(valid), p.num_minibatches)
+        replayed += K * n if keep is None else keep.numel()
+        chunks += K * n
+        raw = d["obs"].reshape(K, T, n, -1)
+        # (K, n, T, D) a view of the rollout, or (kept, T, D) gathered, chunk k*n+j being
+        # raw[k, :, j]
+        raw = raw.transpose(1, 2) if keep is None else raw[keep // n, :, keep % n]
         if prenormalized[g.key]:
-            raw = raw.to(policy.actor.weight.dtype)
-            obs = policy.normalize_obs(raw, out=torch.empty(raw.shape, dtype=raw.dtype,
-                                                            device=raw.device))
+            x = raw.to(policy.actor.weight.dtype)
+            # into a chunk-major tensor of our own: the gathered copy itself, where it is one
+            obs = policy.normalize_obs(x, out=x if keep is not None else torch.empty(
+                x.shape, dtype=x.dtype, device=x.device))
         else:
             obs = raw.contiguous()
-        obs = obs.view(K * n, T, -1)
-        data[g.key] = {
+        obs = obs.view(-1, T, obs.shape[-1])
+        fields = {
             "obs": obs, "action_mask": seq(d["action_mask"]),
             "actions": seq(d["actions"]), "logprobs": seq(d["logprobs"]),
             "values": seq(values), "advantages": seq(advantages), "targets": seq(targets),
             "episode_starts": seq(d["episode_starts"]), "valid": seq(valid),
             "h0": d["state_h"].reshape(K * n, -1), "c0": d["state_c"].reshape(K * n, -1),
         }
+        if keep is not None:
+            fields.update({k: v.index_select(0 if k in ("h0", "c0") else 1, keep)
+                           for k, v in fields.items() if k != "obs"})
+        data[g.key] = fields
 
     opt = optimizer
     for group in opt.param_groups:
@@ -174,6 +188,7 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
     metrics["loss/nonfinite_losses"] = float(nonfinite_losses)
     metrics["loss/explained_variance"] = explained_variance(torch.cat(ev_pred), torch.cat(ev_true))
     metrics["loss/epochs"] = float(epochs_done)
+    metrics["loss/replayed_chunks"] = replayed / max(chunks, 1)
     metrics["train/learning_rate"] = lr
     metrics["train/gamma"] = float(gamma)
     return metrics
