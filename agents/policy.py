@@ -91,7 +91,8 @@ class MLPEncoder(nn.Module):
 
 
 def lstm_with_resets(lstm: nn.LSTM, x: Tensor, state: State, starts: Tensor, *,
-                     final_state: bool = True) -> tuple[Tensor, State | None]:
+                     final_state: bool = True,
+                     needed: Tensor | None = None) -> tuple[Tensor, State | None]:
     """Run `lstm` (one layer, time-major) over x (T, N, I) from `state` (h, c), each
     (1, N, H), zeroing an agent's state before step t wherever starts[t, n] (t >= 1) is
     True -> outputs (T, N, H) and the final (h, c) (None with final_state=False).
@@ -107,6 +108,12 @@ def lstm_with_resets(lstm: nn.LSTM, x: Tensor, state: State, starts: Tensor, *,
     per stretch. The final state after a restart is the last step of a shifted row, which
     one call does not return: those rows are replayed once more (one call per distinct
     restart step) when `final_state` is asked for.
+
+    `needed` (T, N) bool, with final_state=False: the outputs that will be read (the
+    learner's valid steps); the others may be anything. A row whose first restart comes
+    before any needed output (an agent that was dead, or not yet in the game, until an
+    episode started mid-chunk) then needs no extra row: the row itself starts at the
+    restart, from a zero state.
     """
     T, N = x.shape[:2]
     restarts = starts[1:].nonzero() if T > 1 else None  # (R, 2): (t - 1, n), t-major
@@ -115,6 +122,33 @@ def lstm_with_resets(lstm: nn.LSTM, x: Tensor, state: State, starts: Tensor, *,
         return out, (new[0].squeeze(0), new[1].squeeze(0)) if final_state else None
     R = restarts.shape[0]
     t0, rows = restarts[:, 0] + 1, restarts[:, 1]
+    dev = x.device
+    tau = torch.arange(T, device=dev).view(T, 1)
+    source, state_in = x, state  # the extra rows read the chunk as it was
+    shift = None  # (N,): how many steps each row was moved forward (0: not moved)
+    if needed is not None and not final_state:
+        first = torch.full((N,), T, dtype=torch.long, device=dev).scatter_reduce(
+            0, rows, t0, "amin")
+        read_before = (needed.to(torch.bool) & (tau < first.view(1, N))).any(0)
+        moved = (first < T) & ~read_before
+        drop = moved[rows] & (t0 == first[rows])  # those restarts become their own rows
+        if bool(drop.any()):
+            shift = torch.where(moved, first, 0)
+            src_t = tau + shift.view(1, N)  # (T, N)
+            src = torch.where(src_t < T, src_t * N + torch.arange(N, device=dev), T * N)
+            flat = torch.cat([x.reshape(T * N, -1), x.new_zeros(1, x.shape[-1])])
+            x = flat.index_select(0, src.reshape(-1)).view(T, N, -1)
+            keep = (~moved).to(state[0].dtype).view(1, N, 1)
+            state = (state[0] * keep, state[1] * keep)
+            t0, rows = t0[~drop], rows[~drop]
+            R = t0.shape[0]
+    # each (t, n) with no extra row reads its own row, at the step it was moved to
+    own_step = tau.expand(T, N) if shift is None else (tau - shift.view(1, N)).clamp(min=0)
+    if R == 0:
+        out, _ = lstm(x, state)
+        return out.gather(0, own_step.unsqueeze(-1).expand(T, N, out.shape[-1])), None
+    if R > N and shift is not None:  # too many restarts left: per stretch, as it was
+        return lstm_with_resets(lstm, source, state_in, starts, final_state=False)
     if R > N:
         h, c = state
         cuts = [0, *sorted(set(t0.tolist())), T]
@@ -124,12 +158,10 @@ def lstm_with_resets(lstm: nn.LSTM, x: Tensor, state: State, starts: Tensor, *,
             out, (h, c) = lstm(x[a:b], (h * keep, c * keep))
             outs.append(out)
         return torch.cat(outs, dim=0), (h.squeeze(0), c.squeeze(0)) if final_state else None
-    dev = x.device
     # inputs: column N + r holds x[t0_r + tau, rows_r] at step tau, zeros past the chunk
-    tau = torch.arange(T, device=dev).view(T, 1)
     src_t = t0.view(1, R) + tau  # (T, R)
     src = torch.where(src_t < T, src_t * N + rows.view(1, R), T * N)  # T * N: a zero row
-    flat = torch.cat([x.reshape(T * N, -1), x.new_zeros(1, x.shape[-1])])
+    flat = torch.cat([source.reshape(T * N, -1), x.new_zeros(1, x.shape[-1])])
     shifted = flat.index_select(0, src.reshape(-1)).view(T, R, -1)
     zeros = state[0].new_zeros(1, R, state[0].shape[-1])
     out, (h_n, c_n) = lstm(torch.cat([x, shifted], dim=1),
@@ -141,7 +173,7 @@ def lstm_with_resets(lstm: nn.LSTM, x: Tensor, state: State, starts: Tensor, *,
     shifted_row = latest >= 0
     lr = latest.clamp(min=0)
     col = torch.where(shifted_row, N + lr, torch.arange(N, device=dev).view(1, N))
-    step = torch.where(shifted_row, tau - t0[lr], tau)
+    step = torch.where(shifted_row, tau - t0[lr], own_step)
     feats = out.reshape(T * (N + R), -1).index_select(0, (step * (N + R) + col).reshape(-1))
     feats = feats.view(T, N, -1)
     if not final_state:
@@ -328,7 +360,8 @@ class RecurrentPolicy(nn.Module):
 
     def forward_sequence(self, obs: Tensor, state: State, episode_starts: Tensor,
                          action_masks: Tensor | None = None, *, normalized: bool = False,
-                         final_state: bool = True) -> tuple[Tensor, Tensor, State | None]:
+                         final_state: bool = True, needed: Tensor | None = None,
+                         ) -> tuple[Tensor, Tensor, State | None]:
         """Replay a chunk: obs (T,N,D), state (h, c) at its start, episode_starts (T,N) bool,
         action_masks (T,N,A) bool or None -> logits (T,N,A) masked, values (T,N), final state.
         `normalized`: obs is `normalize_obs` of the raw observations already (the learner
@@ -337,7 +370,9 @@ class RecurrentPolicy(nn.Module):
         The state of agent n is zeroed before step t wherever episode_starts[t, n] is True;
         the LSTM runs as one (cuDNN/oneDNN) call whatever the resets (`lstm_with_resets`).
         `final_state=False` (the learner, which discards it) returns None for the state and
-        spares the extra work an exact final state needs after a reset.
+        spares the extra work an exact final state needs after a reset; with it, `needed`
+        (T,N) bool marks the outputs that will be read (the others may be anything), which
+        spares the work of replaying agents before they joined (`lstm_with_resets`).
         """
         if obs.dim() != 3 or obs.shape[-1] != self.obs_dim:
             raise ValueError(f"obs must be (T, N, {self.obs_dim}), got {tuple(obs.shape)}")
@@ -361,7 +396,7 @@ class RecurrentPolicy(nn.Module):
             h, c = (s.to(dtype).unsqueeze(0) for s in state)  # (1, N, H), in the params' dtype
             keep = (~starts[0]).to(dtype).view(1, N, 1)
             feats, new_state = lstm_with_resets(self.lstm, x, (h * keep, c * keep), starts,
-                                                final_state=final_state)
+                                                final_state=final_state, needed=needed)
         else:
             feats = self.ff(x)
             new_state = self.initial_state(N, device=obs.device)
@@ -395,12 +430,15 @@ class RecurrentPolicy(nn.Module):
 
     def evaluate_actions(self, obs: Tensor, state: State, episode_starts: Tensor,
                          action_masks: Tensor | None, actions: Tensor, *,
-                         normalized: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+                         normalized: bool = False,
+                         valid: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """For the learner: replay a chunk and score the stored actions.
 
         obs (T,N,D), actions (T,N) -> new_logprobs (T,N), entropy (T,N), new_values (T,N).
+        `valid` (T,N) bool: the steps the loss reads; elsewhere the outputs may be anything.
         """
         logits, values, _ = self.forward_sequence(obs, state, episode_starts, action_masks,
-                                                  normalized=normalized, final_state=False)
+                                                  normalized=normalized, final_state=False,
+                                                  needed=valid)
         new_logprobs, entropy = logprobs_and_entropy(logits, actions)
         return new_logprobs, entropy, values

@@ -145,6 +145,61 @@ def test_lstm_with_resets_equals_step_by_step(pattern: str):
     torch.testing.assert_close(out.detach(), ref[0], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("pattern", ["joins", "joins_and_restarts", "mixed", "dense"])
+def test_lstm_with_resets_replays_only_the_needed_outputs(pattern: str):
+    """With `needed`, a row whose first restart comes before any needed output starts at
+    that restart instead of taking an extra row: the needed outputs and their gradients are
+    those of stepping one step at a time, and the LSTM runs on fewer rows."""
+    g = torch.Generator().manual_seed(5)
+    torch.manual_seed(5)
+    T, N, I, H = 9, 6, 4, 5
+    lstm = torch.nn.LSTM(I, H)
+    starts = torch.zeros(T, N, dtype=torch.bool)
+    needed = torch.ones(T, N, dtype=torch.bool)
+    if pattern in ("joins", "joins_and_restarts", "mixed"):
+        starts[3, 1] = True  # row 1: not in the game before step 3
+        needed[:3, 1] = False
+        starts[6, 4] = True  # row 4: joins at the last steps
+        needed[:6, 4] = False
+        needed[7:, 0] = False  # row 0: gone at the end (nothing to do with restarts)
+    if pattern == "joins_and_restarts":
+        starts[7, 1] = True  # and row 1 starts another episode later: an extra row
+    if pattern == "mixed":
+        starts[5, 2] = True  # row 2 acts before its restart: an extra row
+        needed[:2, 2] = False
+    if pattern == "dense":
+        starts = torch.rand(T, N, generator=g) < 0.5
+        needed = torch.rand(T, N, generator=g) < 0.5
+    x = torch.randn(T, N, I, generator=g, requires_grad=True)
+    h0 = torch.randn(1, N, H, generator=g, requires_grad=True)
+    c0 = torch.randn(1, N, H, generator=g, requires_grad=True)
+    weights = torch.randn(T, N, H, generator=g) * needed.unsqueeze(-1)
+    rows = []
+    lstm.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[1]))
+
+    def grads(fn):
+        out = fn()
+        total = (out * weights).sum()
+        return out.detach(), torch.autograd.grad(total, [x, h0, c0, *lstm.parameters()],
+                                                 allow_unused=True)
+
+    ref_out, ref_grads = grads(lambda: _lstm_step_by_step(lstm, x, (h0, c0), starts)[0])
+    rows.clear()
+    plain = lstm_with_resets(lstm, x, (h0, c0), starts, final_state=False)[0]
+    plain_rows = sum(rows)
+    rows.clear()
+    out, got_grads = grads(lambda: lstm_with_resets(lstm, x, (h0, c0), starts,
+                                                    final_state=False, needed=needed)[0])
+    torch.testing.assert_close(out[needed], ref_out[needed], rtol=0, atol=1e-6)
+    torch.testing.assert_close(plain.detach(), ref_out, rtol=0, atol=1e-6)
+    for a, b in zip(ref_grads, got_grads):
+        b = torch.zeros_like(a) if b is None else b
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    extra = {"joins": 0, "joins_and_restarts": 1, "mixed": 1}
+    if pattern in extra:
+        assert sum(rows) == N + extra[pattern] < plain_rows
+
+
 @pytest.mark.parametrize("starts_kind", ["middle", "none", "every"])
 def test_forward_sequence_reproduces_steps(starts_kind: str):
     policy = make_policy()

@@ -142,7 +142,8 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
                       for k, v in d.items()}
                 new_logprobs, entropy, new_values = policies[g.key].evaluate_actions(
                     mb["obs"].transpose(0, 1), (mb["h0"], mb["c0"]), mb["episode_starts"],
-                    mb["action_mask"], mb["actions"], normalized=prenormalized[g.key])
+                    mb["action_mask"], mb["actions"], normalized=prenormalized[g.key],
+                    valid=mb["valid"])
                 loss, m = ppo_loss(
                     new_logprobs, mb["logprobs"], entropy, new_values, mb["values"],
                     mb["advantages"], mb["targets"], mb["valid"], clip_coef=p.clip_coef,
