@@ -16,7 +16,9 @@ For each setting, side by side in one run:
   run did (those with a step that trains: the run's mean `loss/replayed_chunks`), timed
   2 x `--floor-repeats` times right after the end-to-end run (the median: these machines
   drift in speed between minutes). end to end / floor is the share of time that goes into
-  the network; everything else (game, copies, PPO bookkeeping, Python) is the rest;
+  the network; everything else (game, copies, PPO bookkeeping, Python) is the rest. Where
+  the run skipped chunks, the floor that replays every chunk (as the baseline and
+  nn_limit_shapes.py do) is printed beside it, for reference;
 * magent: the shared CleanRL-style single-file LSTM PPO (../shared/bench/
   baseline_lstm_ppo.py) with the same settings, its steady agent-steps/s over the last two
   thirds of `--baseline-seconds`, and `nn_limit_shapes.py` for these shapes (its own plain
@@ -281,6 +283,12 @@ def main() -> None:
               f"{min(map(sum, floors)):.2f}-{max(map(sum, floors)):.2f} s)")
         target = 0.8 if name == "moba" else 0.7
         print(f"[{name}] ratio        {e2e / floor:10.2f}  (target >= {target})")
+        if replayed < 0.995:  # for reference: the floor of a PPO that replays every chunk
+            every = [floor_seconds(cfg, cfg.game.num_envs) for _ in range(args.floor_repeats)]
+            f_all, u_all = sorted(every, key=sum)[len(every) // 2]
+            print(f"[{name}]   every chunk replayed: floor {probe.rollout_steps / (f_all + u_all):,.0f} "
+                  f"agent-steps/s (update {u_all:.2f} s), end to end / it "
+                  f"{e2e * (f_all + u_all) / probe.rollout_steps:.2f}")
         print(f"[{name}] peak RSS     {peak_rss_mib():10,.0f} MiB (this process so far)",
               flush=True)
         if name == "magent":
