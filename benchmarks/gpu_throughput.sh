@@ -23,7 +23,7 @@ print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_de
 PY
 THREADS=$(nproc)
 for GAMES in 1024 4096; do
-    timeout 140 "$PY" benchmarks/train_throughput.py --settings moba --warmup 2 --updates 4 \
+    timeout 140 "$PY" benchmarks/train_throughput.py --settings moba --warmup 2 --updates 4 --floor-repeats 1 \
         trainer.accelerator=gpu trainer.devices=1 trainer.precision=bf16-mixed \
         game.num_envs=$GAMES game.threads=$THREADS league.snapshot_every=1000000 \
         watch.every=0 ppo.num_minibatches=4 || echo "[moba] $GAMES games: failed or timed out"
