@@ -9,8 +9,13 @@ import pytest
 import torch
 
 from agents.normalize import RunningMeanStd, ValueNorm
-from agents.ppo import (chunk_minibatches, chunks_to_replay, compute_gae, explained_variance,
-                        ppo_loss)
+from agents.ppo import (
+    chunk_minibatches,
+    chunks_to_replay,
+    compute_gae,
+    explained_variance,
+    ppo_loss,
+)
 
 f64 = torch.float64
 

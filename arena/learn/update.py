@@ -19,8 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.ppo import (chunk_minibatches, chunks_to_replay, compute_gae, explained_variance,
-                        ppo_loss)
+from agents.ppo import (
+    chunk_minibatches,
+    chunks_to_replay,
+    compute_gae,
+    explained_variance,
+    ppo_loss,
+)
 
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 
