@@ -185,21 +185,17 @@ def chunk_minibatches(num_chunks: int, num_minibatches: int,
     return list(torch.tensor_split(perm, num_minibatches))
 
 
-def chunks_to_replay(valid: Tensor, num_minibatches: int) -> Tensor | None:
-    """The chunks (columns of `valid`, (T, N)) worth replaying: those with at least one
-    valid step; None when that is every chunk.
+def chunks_to_replay(minibatch: Tensor, live: Tensor) -> Tensor:
+    """The chunks of `minibatch` (chunk indices) that have a valid step (`live`, one bool
+    per chunk); its first chunk alone when none has, so that every minibatch, on every DDP
+    rank, replays something (a chunk without a valid step adds exactly nothing).
 
-    A chunk where the agent never acted (dead, gone, not yet in the game, never on turn)
-    adds nothing to any loss, mean or metric, yet costs a full forward and backward: in
-    games where agents die for good (magent2 battles) that was half of all chunks. At
-    least `num_minibatches` chunks are kept (padding with skippable ones), so that every
-    minibatch, on every DDP rank, has something to replay.
+    A chunk where the agent never acted (dead, gone, not yet in the game, played by a
+    league opponent) adds nothing to any loss, mean or metric, yet costs a full forward and
+    backward: in games where agents die for good (magent2 battles) that is half of all
+    chunks late in a run. Filtering each minibatch drawn over all chunks, rather than
+    drawing minibatches over the live chunks only, keeps the minibatches PPO would have
+    drawn: the update is the one that replays every chunk, up to float rounding.
     """
-    live = valid.any(0)
-    if bool(live.all()):
-        return None
-    keep = torch.nonzero(live).squeeze(-1)
-    short = min(num_minibatches, live.numel()) - keep.numel()
-    if short > 0:
-        keep = torch.cat([keep, torch.nonzero(~live).squeeze(-1)[:short]]).sort().values
-    return keep
+    kept = minibatch[live[minibatch]]
+    return kept if kept.numel() else minibatch[:1]

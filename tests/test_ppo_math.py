@@ -235,15 +235,12 @@ def test_chunk_minibatches():
         chunk_minibatches(2, 3, None)
 
 
-def test_chunks_to_replay_keeps_those_with_a_valid_step_and_enough_for_every_minibatch():
-    valid = torch.zeros(4, 6, dtype=torch.bool)  # (T, chunks)
-    valid[3, 1] = valid[0, 4] = valid[2, 5] = True
-    assert chunks_to_replay(valid, 2).tolist() == [1, 4, 5]
-    # fewer live chunks than minibatches: padded with skippable ones, in chunk order
-    assert chunks_to_replay(valid, 4).tolist() == [0, 1, 4, 5]
-    assert chunks_to_replay(valid, 9).tolist() == list(range(6))  # no more than there are
-    assert chunks_to_replay(torch.zeros(4, 3, dtype=torch.bool), 2).tolist() == [0, 1]
-    assert chunks_to_replay(torch.ones(4, 3, dtype=torch.bool), 2) is None  # all: no gather
+def test_chunks_to_replay_keeps_the_chunks_with_a_valid_step_in_minibatch_order():
+    live = torch.tensor([False, True, False, False, True, True])
+    assert chunks_to_replay(torch.tensor([5, 0, 1, 3]), live).tolist() == [5, 1]
+    # none with a valid step: the first chunk alone (the minibatch still replays something)
+    assert chunks_to_replay(torch.tensor([3, 0, 2]), live).tolist() == [3]
+    assert chunks_to_replay(torch.tensor([4, 1]), live).tolist() == [4, 1]
 
 
 # ---- normalisers --------------------------------------------------------------------------

@@ -60,6 +60,7 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
     prenormalized: dict[str, bool] = {}  # group key -> its rollout's obs normalised once
     ev_pred, ev_true = [], []
     replayed = chunks = 0
+    live: dict[str, torch.Tensor] = {}  # group key -> (K*n,) bool: the chunk has a valid step
     for g in groups:
         d = ro.groups[g.key]
         n = B * len(g.slots)
@@ -89,40 +90,33 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
             rest = x.shape[2:]
             return x.reshape(K, T, n, *rest).transpose(0, 1).reshape(T, K * n, *rest)
 
-        # Only chunks with a step that trains are replayed (agents/ppo.chunks_to_replay).
-        # Observations chunk-major, (chunks, T, D): a minibatch's chunks are then whole
+        # Observations chunk-major, (K*n, T, D): a minibatch's chunks are then whole
         # contiguous blocks, gathered at memory speed (the largest copy of the update; the
         # networks read the minibatch as its (T, N, D) transpose). Normalised once for
         # every epoch (their statistics move only after the last one) in the same pass,
         # where the encoder does not read the raw ones too.
         policy = policies[g.key]
         prenormalized[g.key] = not policy.reads_raw_obs
-        keep = chunks_to_replay(seq(valid), p.num_minibatches)
-        replayed += K * n if keep is None else keep.numel()
-        chunks += K * n
-        raw = d["obs"].reshape(K, T, n, -1)
-        # (K, n, T, D) a view of the rollout, or (kept, T, D) gathered, chunk k*n+j being
-        # raw[k, :, j]
-        raw = raw.transpose(1, 2) if keep is None else raw[keep // n, :, keep % n]
+        raw = d["obs"].reshape(K, T, n, -1).transpose(1, 2)  # (K, n, T, D), a view
         if prenormalized[g.key]:
-            x = raw.to(policy.actor.weight.dtype)
-            # into a chunk-major tensor of our own: the gathered copy itself, where it is one
-            obs = policy.normalize_obs(x, out=x if keep is not None else torch.empty(
-                x.shape, dtype=x.dtype, device=x.device))
+            raw = raw.to(policy.actor.weight.dtype)
+            obs = policy.normalize_obs(raw, out=torch.empty(raw.shape, dtype=raw.dtype,
+                                                            device=raw.device))
         else:
             obs = raw.contiguous()
-        obs = obs.view(-1, T, obs.shape[-1])
-        fields = {
+        obs = obs.view(K * n, T, -1)
+        data[g.key] = {
             "obs": obs, "action_mask": seq(d["action_mask"]),
             "actions": seq(d["actions"]), "logprobs": seq(d["logprobs"]),
             "values": seq(values), "advantages": seq(advantages), "targets": seq(targets),
             "episode_starts": seq(d["episode_starts"]), "valid": seq(valid),
             "h0": d["state_h"].reshape(K * n, -1), "c0": d["state_c"].reshape(K * n, -1),
         }
-        if keep is not None:
-            fields.update({k: v.index_select(0 if k in ("h0", "c0") else 1, keep)
-                           for k, v in fields.items() if k != "obs"})
-        data[g.key] = fields
+        # chunks with a valid step (on the CPU, where the minibatches are drawn): only
+        # those are replayed (agents/ppo.chunks_to_replay)
+        live[g.key] = data[g.key]["valid"].any(0).cpu()
+        replayed += int(live[g.key].sum())
+        chunks += K * n
 
     opt = optimizer
     for group in opt.param_groups:
@@ -139,9 +133,10 @@ def ppo_update(groups: Sequence[Any], policies: Mapping[str, Any], value_norms: 
             total = torch.zeros((), device=dev)
             for g in groups:
                 d = data[g.key]
-                idx = perms[g.key][i].to(dev)
+                idx = perms[g.key][i]
                 if idx.numel() == 0:
                     continue
+                idx = chunks_to_replay(idx, live[g.key]).to(dev)
                 # index_select copies whole rows; about twice as fast as v[:, idx] on the CPU
                 mb = {k: v.index_select(0 if k in ("h0", "c0", "obs") else 1, idx)
                       for k, v in d.items()}
