@@ -192,7 +192,7 @@ def chunks_to_replay(minibatch: Tensor, live: Tensor) -> Tensor:
 
     A chunk where the agent never acted (dead, gone, not yet in the game, played by a
     league opponent) adds nothing to any loss, mean or metric, yet costs a full forward and
-    backward: in games where agents die for good (magent2 battles) that is half of all
+    backward: where agents die for good (battles of many soldiers) that is half of all
     chunks late in a run. Filtering each minibatch drawn over all chunks, rather than
     drawing minibatches over the live chunks only, keeps the minibatches PPO would have
     drawn: the update is the one that replays every chunk, up to float rounding.
