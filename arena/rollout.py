@@ -376,7 +376,7 @@ class Collector:
         from the LSTM state they reached; the game has already reset, so the observation
         comes from the step's `final_obs`."""
         for g in self.groups:
-            rows = truncated[:, g.slots].reshape(-1)
+            rows = truncated[:, self._cols[g.key]].reshape(-1)
             if not rows.any():
                 continue
             no_start = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
