@@ -117,6 +117,9 @@ class PPOLearner(L.LightningModule):
         self.last_metrics: dict[str, float] = {}
         self.win_rates: dict[str, float] = {}  # latest evaluation against scripted bots
         self._updates_at_start = 0
+        # seconds spent in periodic work that pauses training (evaluation, GIFs), added by
+        # those callbacks (arena/learn/callbacks.Periodic); the progress line leaves it out
+        self.paused_seconds = 0.0
         self.run_dir: Path | None = None  # set by arena.train; the league pool lives there
         self.pools: dict[str, OpponentPool] = {}
         self.service = None  # arena.actors.ActorService: actors, or the league for other ranks

@@ -48,6 +48,7 @@ from arena.config import (
     to_flat_dict,
     to_yaml,
 )
+from arena.learn.callbacks import Evaluation, LeagueSnapshots, MatchGifs, Periodic
 from arena.rundir import (
     CHECKPOINT_DIR,
     RunDirError,
@@ -67,8 +68,11 @@ RUN_DIR_ENV = "ARENA_RUN_DIR"  # rank 0's run directory, inherited by the ranks 
 class UpdateProgress(ProgressBar):
     """One line per update (at most every `interval` seconds): updates, rate, ETA, win rates.
 
-    The rate and the ETA are recent: over the updates of the last `window` seconds (at least
-    the last one), so start-up and compilation do not drag them down for the whole run."""
+    The rate is recent and of training alone: over the updates of the last `window` seconds
+    (at least the last one), less the time periodic work paused training (evaluation, match
+    GIFs: arena/learn/callbacks.Periodic), so neither start-up and compilation nor an
+    evaluation drag it down. The ETA is the remaining updates at that pace plus the periodic
+    work still to come, each at its last duration."""
 
     def __init__(self, interval: float = 5.0, stream=None, window: float = 60.0) -> None:
         super().__init__()
@@ -78,7 +82,8 @@ class UpdateProgress(ProgressBar):
         self._enabled = True
         self._last = 0.0
         self._printed = 0
-        self._marks: collections.deque[tuple[float, int, int]] = collections.deque()
+        # (time, updates, agent-steps, paused seconds) at the end of recent updates
+        self._marks: collections.deque[tuple[float, int, int, float]] = collections.deque()
 
     def disable(self) -> None:
         self._enabled = False
@@ -95,8 +100,8 @@ class UpdateProgress(ProgressBar):
         marks = self._marks
         if not marks:  # the run's start (or resume) is the first mark
             marks.append((pl_module._t_start, pl_module._updates_at_start,
-                          pl_module._steps_at_start))
-        marks.append((now, done, pl_module.agent_steps))
+                          pl_module._steps_at_start, 0.0))
+        marks.append((now, done, pl_module.agent_steps, pl_module.paused_seconds))
         while len(marks) > 2 and now - marks[1][0] >= self.window:
             marks.popleft()
         if self._printed and now - self._last < self.interval and done < total:
@@ -104,10 +109,13 @@ class UpdateProgress(ProgressBar):
         self._last = now
         self._printed += 1
         m = pl_module.last_metrics
-        t0, u0, s0 = marks[0]
-        seconds = max(now - t0, 1e-9)
+        t0, u0, s0, p0 = marks[0]
+        seconds = max(now - t0 - (pl_module.paused_seconds - p0), 1e-9)
         rate = (pl_module.agent_steps - s0) / seconds
         eta = seconds / max(done - u0, 1) * (total - done)
+        for cb in getattr(trainer, "callbacks", ()):
+            if isinstance(cb, Periodic) and cb.last_seconds is not None:
+                eta += cb.remaining(done, total) * cb.last_seconds
         parts = [f"update {done}/{total}", f"{pl_module.agent_steps:,} agent-steps",
                  f"{rate:,.0f} agent-steps/s", f"ETA {_hms(eta)}"]
         evals = pl_module.win_rates
@@ -467,7 +475,6 @@ def train(cfg: Config, resume: Path | None = None, evaluator=None,
     config history. Raises ConfigError (or RunDirError) before writing anything when the
     config, the game, the trainer settings or the run directory are unusable, and
     TrainingStopped after a stop signal."""
-    from arena.learn.callbacks import Evaluation, LeagueSnapshots, MatchGifs
     from arena.play.evaluate import BotEvaluator
 
     warnings.filterwarnings("ignore", message=".*dataloader_iter.*")

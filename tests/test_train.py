@@ -283,7 +283,8 @@ def test_the_progress_line_shows_the_recent_rate_not_the_average_since_start(mon
     monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
     module = SimpleNamespace(cfg=SimpleNamespace(trainer=SimpleNamespace(max_updates=1000)),
                              updates=0, agent_steps=0, _t_start=0.0, _updates_at_start=0,
-                             _steps_at_start=0, last_metrics={}, win_rates={})
+                             _steps_at_start=0, last_metrics={}, win_rates={},
+                             paused_seconds=0.0)
     trainer = SimpleNamespace(is_global_zero=True)
     out = io.StringIO()
     bar = UpdateProgress(interval=0.0, stream=out, window=60.0)
@@ -297,6 +298,48 @@ def test_the_progress_line_shows_the_recent_rate_not_the_average_since_start(mon
     last = out.getvalue().strip().splitlines()[-1]
     assert "10,000 agent-steps/s" in last, last  # the average since start would be ~6,700
     assert "ETA 0:13:21" in last, last  # 801 updates left at 1 s each
+
+
+def test_the_progress_line_leaves_evaluation_pauses_out_of_the_rate_and_counts_them_in_the_eta(
+        monkeypatch):
+    """An evaluation of 150 s every 20 updates must not show a rate of a few agent-steps/s
+    for a minute afterwards (nor an ETA of hours); the evaluations still to come are in the
+    ETA at their last duration."""
+    import io
+    from types import SimpleNamespace
+
+    from arena.learn.callbacks import Evaluation
+    from arena.train import UpdateProgress
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
+    module = SimpleNamespace(cfg=SimpleNamespace(trainer=SimpleNamespace(max_updates=100)),
+                             updates=0, agent_steps=0, _t_start=0.0, _updates_at_start=0,
+                             _steps_at_start=0, last_metrics={}, win_rates={},
+                             paused_seconds=0.0, logger=None)
+
+    def evaluator(_):
+        clock["now"] += 150.0
+        return {"eval/win_rate_vs_random": 0.5}
+
+    evaluation = Evaluation(evaluator, every=20)
+    out = io.StringIO()
+    bar = UpdateProgress(interval=0.0, stream=out, window=60.0)
+    trainer = SimpleNamespace(is_global_zero=True, callbacks=[evaluation, bar])
+    lines = {}
+    for k in range(1, 26):  # 2 s per update of 10,000 agent-steps
+        clock["now"] += 2.0
+        module.updates, module.agent_steps = k, module.agent_steps + 10_000
+        for cb in trainer.callbacks:
+            cb.on_train_batch_end(trainer, module, None, None, 0)
+        lines[k] = out.getvalue().strip().splitlines()[-1]
+    for k in (19, 20, 21, 25):
+        assert "5,000 agent-steps/s" in lines[k], lines[k]
+    assert "ETA 0:02:42" in lines[19], lines[19]  # 81 updates at 2 s; no evaluation timed yet
+    # 80 updates at 2 s + 4 evaluations (40, 60, 80, 100) at 150 s
+    assert "ETA 0:12:40" in lines[20], lines[20]
+    assert "ETA 0:12:30" in lines[25], lines[25]  # 75 updates at 2 s + 4 at 150 s
+    assert module.paused_seconds == 150.0 and evaluation.last_seconds == 150.0
 
 
 def test_match_gif_settings_a_game_cannot_take_are_refused_before_training(capsys):

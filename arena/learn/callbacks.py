@@ -6,6 +6,7 @@ so a checkpoint holds the snapshot and ratings of its own update."""
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 import lightning as L
@@ -37,7 +38,30 @@ class LeagueSnapshots(Callback):
             pool.save_index()  # results against snapshots, on disk once per update
 
 
-class Evaluation(Callback):
+class Periodic(Callback):
+    """Work done every `every` updates that pauses training (an evaluation, a match GIF).
+
+    Its time is added to the learner's `paused_seconds`, so that the progress line's rate is
+    the training rate, not one that drops for a minute after each evaluation, and it keeps
+    its last duration, from which the progress line's ETA counts the pauses still to come."""
+
+    every: int = 0
+    last_seconds: float | None = None
+
+    def timed(self, pl_module: Any, work: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self.last_seconds = time.perf_counter() - t0
+            pl_module.paused_seconds += self.last_seconds
+
+    def remaining(self, done: int, total: int) -> int:
+        """Times this work still comes between update `done` (exclusive) and `total`."""
+        return total // self.every - done // self.every if self.every > 0 else 0
+
+
+class Evaluation(Periodic):
     """Every `every` updates, `evaluator(learner)` (arena/play/evaluate.py: win rates and a
     rating against the game's bots and league snapshots) on every rank alike; its metrics
     are logged at that update and shown on the progress line."""
@@ -47,7 +71,7 @@ class Evaluation(Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
         if self.every and pl_module.updates % self.every == 0:
-            pl_module.win_rates = self.evaluator(pl_module)
+            pl_module.win_rates = self.timed(pl_module, lambda: self.evaluator(pl_module))
             _log(pl_module, pl_module.win_rates)
 
     def teardown(self, trainer: L.Trainer, pl_module: Any, stage: str) -> None:
@@ -56,7 +80,7 @@ class Evaluation(Callback):
             close()
 
 
-class MatchGifs(Callback):
+class MatchGifs(Periodic):
     """Every `every` updates, on rank 0, `watcher(learner)` (arena/play/watch.py) logs one
     match of the latest policy to TensorBoard as an animation."""
 
@@ -65,4 +89,4 @@ class MatchGifs(Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
         if trainer.is_global_zero and pl_module.updates % self.every == 0:
-            _log(pl_module, self.watcher(pl_module))
+            _log(pl_module, self.timed(pl_module, lambda: self.watcher(pl_module)))
