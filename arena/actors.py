@@ -462,7 +462,7 @@ class ActorCollector:
         staleness: list[int] = []
         bots: dict[str, list[float]] = {}
         bytes0 = self.service.rollouts.bytes_received
-        last_progress = time.monotonic()
+        last_progress = waiting_since = time.monotonic()
         timeout_ms = 100
         while True:
             if len(got) >= self.need:
@@ -473,8 +473,13 @@ class ActorCollector:
                 timeout_ms = 0
             if self.service.supervisor is not None:
                 self.lost_rollouts += len(self.service.supervisor.check())
-            if timeout_ms and time.monotonic() - self._last_publish > 1.0:
-                self.publish(force=True)  # for actors that joined (or restarted) since
+            # Re-send the weights once this update has waited a second (for actors that
+            # joined or restarted since), never merely because the learner paused since it
+            # sent them (an evaluation): the rollout it waits for is here already, and the
+            # re-send would grant the idle actor one more of the old version, which would
+            # keep every later update one version stale.
+            if timeout_ms and time.monotonic() - max(self._last_publish, waiting_since) > 1.0:
+                self.publish(force=True)
             item = self.service.rollouts.receive(timeout_ms=timeout_ms)
             if item is None:
                 if timeout_ms == 0:

@@ -91,6 +91,29 @@ def _children(pid: int) -> list[int]:
     return [int(x) for x in out.split()]
 
 
+class Pause(Callback):
+    """A pause of the learner between updates, as an evaluation or a match GIF makes one."""
+
+    def __init__(self, at: int, seconds: float) -> None:
+        self.at, self.seconds = at, seconds
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if module.updates == self.at:
+            time.sleep(self.seconds)
+
+
+def test_a_pause_of_the_learner_does_not_put_actors_one_rollout_ahead(tmp_path):
+    """In lock-step (`actors.ahead=0`) every update trains on rollouts of its own weights,
+    also after the learner paused for longer than a rollout takes: its rollout is waiting
+    then, and re-sending the weights for it would grant the idle actor one more rollout of
+    the old version, one update stale for the rest of the run."""
+    cfg = load_config(None, [*SMALL, "actors.num_workers=1", "trainer.max_updates=6",
+                             "league.enabled=false", f"run.root={tmp_path}", "run.name=p"])
+    run = train(cfg, callbacks=[Pause(at=2, seconds=3.0)])
+    assert scalars(run, "actors/staleness_max") == [0.0] * 6
+    assert scalars(run, "actors/dropped_stale") == [0.0] * 6
+
+
 def test_learner_killed_mid_run_resumes_with_league_and_its_actors_exit(tmp_path):
     cmd = [sys.executable, "-m", "arena", "train", *SMALL, "actors.num_workers=1",
            "league.snapshot_every=2", "trainer.checkpoint_every=2", "trainer.max_updates=1000",
