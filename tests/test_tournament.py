@@ -25,6 +25,7 @@ from arena.play.players import (
 from arena.play.runner import BotSide, play_against, play_games
 from arena.play.tournament import Entrant, entrants_from, run_tournament, write_results
 from arena.train import train
+from games.vector import make_vec
 from league.ratings import BOT_ANCHORS
 
 SHORT = ["game.options.max_ticks=30", "game.num_envs=2", "ppo.chunk_len=10",
@@ -219,6 +220,50 @@ def test_bot_evaluation_keeps_its_interface():
     learner.pools = {}  # no league: the evaluator plays the bots only
     metrics = BotEvaluator(["random"], games=2, seed=0)(learner)
     assert set(metrics) >= {"eval/win_rate_vs_random", "eval/rating"}
+
+
+def test_an_evaluation_plays_all_its_references_in_one_batch():
+    """Every reference plays its own block of games, each team in turn, and the learner
+    makes one forward pass per step for the games of all of them, not one per reference."""
+    from arena.play.evaluate import bot_opponents, play_references
+
+    learner = untrained("game.options.max_ticks=20")
+    policy = learner.policy_for("hero")
+    rows, step = [], policy.step
+
+    def counting_step(obs, *args, **kwargs):
+        rows.append(len(obs))
+        return step(obs, *args, **kwargs)
+
+    seated = {}
+
+    def recording(name, make):
+        def side(vec):
+            inner = make(vec)
+            reset = inner.reset
+
+            def record(mine):
+                seated[name] = np.asarray(mine).copy()
+                reset(mine)
+            inner.reset = record
+            return inner
+        return name, side
+
+    policy.step = counting_step
+    opponents = [recording(n, f) for n, f in bot_opponents("moba", ["random", "pusher"], seed=0)]
+    scores = play_references(learner, opponents, games_per_side=2, seed=0)
+    team_size = 3
+    assert list(scores) == ["random", "pusher"] and all(s.shape == (4,) for s in scores.values())
+    assert set(rows) == {8 * team_size}  # 2 blocks x 4 games, one team each, in one call
+    assert len(rows) == 20  # one call per step (the games last their 20 ticks)
+    probe = make_vec("moba", 1, team_size=team_size)
+    slot_team = np.asarray(probe.slot_team)
+    probe.close()
+    for k, name in enumerate(["random", "pusher"]):
+        mine = seated[name]  # (games, slots): only its block, the team the learner is not
+        assert not mine[:4 * k].any() and not mine[4 * (k + 1):].any()
+        for b in range(4):
+            assert (mine[4 * k + b] == (slot_team != b % 2)).all()
 
 
 # ---- tournaments ------------------------------------------------------------------------------

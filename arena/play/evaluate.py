@@ -2,20 +2,25 @@
 
 The references are the game's scripted bots (games/registry.py: `random`, which every game
 has, and the bots a game registers), as OpenAI Five measured itself against fixed
-reference agents. Each evaluation plays a batch of fresh games per bot through the one
-policy runner (arena/play/runner.py): the learner plays team b % T of game b (so every team
-in turn), sampling from its policy with its own seeded generator; a draw counts half. The
-policy makes one forward pass per step for all the games of a bot.
+reference agents. An evaluation plays its references (the bots, then the league snapshots)
+side by side in one batch of fresh games through the one policy runner
+(arena/play/runner.py), a block of games per reference: the learner plays team b % T of the
+block's game b (so every team in turn), sampling from its policy with its own seeded
+generator; a draw counts half. The learner makes one forward pass per step for all the
+games of all references, and the game steps them all at once: references played one after
+another cost the learner a pass per reference per step, and the slowest reference's games
+set the length of the batch either way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from arena.play.runner import BotSide, PolicyRunner, play_against
+from arena.play.runner import BotSide, PolicyRunner, play_games
 from games.registry import bot_names, make_side_bots, parse_bot
 from games.vector import VecGame, make_vec
 
@@ -29,24 +34,49 @@ def _games(vec_teams: int, games: int) -> int:
 
 
 @torch.no_grad()
-def play_vs_bots(learner: PPOLearner, bots: list[str], games_per_side: int, seed: int,
-                 vecs: dict[str, VecGame] | None = None) -> dict[str, np.ndarray]:
-    """The learner's score per game (1 win, 0.5 draw, 0 loss) against each bot: T x
-    `games_per_side` games, game b with the learner as team b % T. `vecs` caches the game
-    batches between calls (bot name -> VecGame)."""
+def play_references(learner: PPOLearner, opponents: list[tuple[str, Callable[[VecGame], Any]]],
+                    games_per_side: int, seed: int,
+                    vecs: dict[int, VecGame] | None = None) -> dict[str, np.ndarray]:
+    """The learner's score per game (1 win, 0.5 draw, 0 loss) against each opponent, all
+    played in one batch: `opponents` are (name, side(vec)) with a side as
+    arena/play/runner.play_games takes it; opponent k plays the k-th block of T x
+    `games_per_side` games, game b of a block with the learner as team b % T. `vecs` caches
+    the game batches between calls (by their number of games)."""
+    if not opponents:
+        return {}
     cfg = learner.cfg
-    out = {}
-    for i, name in enumerate(bots):
-        vec = (vecs or {}).get(name)
-        if vec is None:
-            probe_teams = len(learner.team_names)
-            vec = make_vec(cfg.game.name, probe_teams * games_per_side, **cfg.game.options)
-            if vecs is not None:
-                vecs[name] = vec
-        me = PolicyRunner(vec, learner.groups, learner.policy_for, seed=seed, device=learner.device)
-        side = BotSide(vec, make_side_bots(cfg.game.name, name, vec, seed=seed + 1 + i))
-        out[name] = play_against(vec, me, side, seed=seed + 7919 * i)
-    return out
+    T = len(learner.team_names)
+    block = T * games_per_side
+    B = block * len(opponents)
+    vec = (vecs or {}).get(B)
+    if vec is None:
+        vec = make_vec(cfg.game.name, B, **cfg.game.options)
+        if vecs is not None:
+            vecs[B] = vec
+    seats = np.zeros((B, T), np.int64)
+    for k in range(len(opponents)):
+        seats[k * block:(k + 1) * block] = k + 1
+    seats[np.arange(B), np.arange(B) % block % T] = 0
+    me = PolicyRunner(vec, learner.groups, learner.policy_for, seed=seed, device=learner.device)
+    sides = [me, *(side(vec) for _, side in opponents)]
+    scores = play_games(vec, sides, seats, seed).scores(seats, 0)
+    return {name: scores[k * block:(k + 1) * block] for k, (name, _) in enumerate(opponents)}
+
+
+def bot_opponents(game: str, bots: list[str], seed: int
+                  ) -> list[tuple[str, Callable[[VecGame], Any]]]:
+    """The game's scripted `bots` as opponents of `play_references`, bot i seeded seed + 1 + i."""
+    return [(name, lambda vec, name=name, i=i: BotSide(vec, make_side_bots(game, name, vec,
+                                                                             seed=seed + 1 + i)))
+            for i, name in enumerate(bots)]
+
+
+def play_vs_bots(learner: PPOLearner, bots: list[str], games_per_side: int, seed: int,
+                 vecs: dict[int, VecGame] | None = None) -> dict[str, np.ndarray]:
+    """The learner's score per game against each bot: T x `games_per_side` games per bot,
+    game b of a bot's block with the learner as team b % T (play_references)."""
+    return play_references(learner, bot_opponents(learner.cfg.game.name, bots, seed),
+                           games_per_side, seed, vecs)
 
 
 class BotEvaluator:
@@ -68,46 +98,39 @@ class BotEvaluator:
         self.games = games
         self.seed = seed
         self.panel_every, self.panel_size = panel_every, panel_size
-        self._vecs: dict[str, VecGame] = {}
+        self._vecs: dict[int, VecGame] = {}
 
     def games_per_side(self, learner: PPOLearner) -> int:
         teams = max(len(learner.team_names), 1)
         return _games(teams, self.games) // teams
 
-    def play_snapshots(self, learner: PPOLearner) -> dict[int, np.ndarray]:
-        """The latest policy against the newest and a random older league snapshot, each
-        playing every team in turn (in a game of several roles a snapshot plays with all of
-        its roles' networks, frozen together)."""
+    def snapshot_opponents(self, learner: PPOLearner, seed: int
+                           ) -> list[tuple[str, Callable[[VecGame], Any]]]:
+        """The newest and a random older league snapshot, and the fixed panel, as opponents
+        of `play_references` named `snapshot-NNNN` (in a game of several roles a snapshot
+        plays with all of its roles' networks, frozen together)."""
         manager = None if learner.collector is None else learner.collector.opponents
         pools = list(learner.pools.values())
         if manager is None or not pools or not all(len(p) for p in pools):
-            return {}
+            return []
         # the main's own past (exploiters' snapshots are opponents, not progress marks)
         ids = set.intersection(*({s.id for s in p.snapshots if s.source == "main"}
                                  for p in pools))
         if not ids:
-            return {}
+            return []
         ids = sorted(ids)
         rng = np.random.default_rng(self.seed + learner.updates)
         picks = {ids[-1], ids[int(rng.integers(len(ids)))], *self.panel(ids)}
-        vec = self._vecs.get("snapshot")
-        if vec is None:
-            vec = self._vecs["snapshot"] = make_vec(
-                learner.cfg.game.name, len(learner.team_names) * self.games_per_side(learner),
-                **learner.cfg.game.options)
         role_of = {g.key: g.role.name for g in learner.groups}
-        out = {}
-        for snap_id in sorted(picks):
-            def frozen(key: str, snap_id: int = snap_id) -> Any:
+
+        def side(vec: VecGame, snap_id: int) -> PolicyRunner:
+            def frozen(key: str) -> Any:
                 return manager.models(snap_id, role_of[key])[key]
 
-            seed = self.seed + 1000 * learner.updates + 7 * snap_id
-            latest = PolicyRunner(vec, learner.groups, learner.policy_for, seed=seed,
-                                  device=learner.device)
-            past = PolicyRunner(vec, learner.groups, frozen, seed=seed + 1,
+            return PolicyRunner(vec, learner.groups, frozen, seed=seed + 7 * snap_id + 1,
                                 device=learner.device)
-            out[snap_id] = play_against(vec, latest, past, seed=seed)
-        return out
+
+        return [(f"snapshot-{i:04d}", lambda vec, i=i: side(vec, i)) for i in sorted(picks)]
 
     def panel(self, ids: list[int]) -> list[int]:
         """The fixed panel among snapshot ids: every `panel_every`-th, the newest
@@ -124,12 +147,14 @@ class BotEvaluator:
         was_training = learner.training
         learner.eval()
         try:
-            scores = play_vs_bots(learner, bots, self.games_per_side(learner),
-                                  self.seed + 1000 * learner.updates, vecs=self._vecs)
-            out = {f"eval/win_rate_vs_{name}": float(s.mean()) for name, s in scores.items()}
-            played = self.play_snapshots(learner)
+            seed = self.seed + 1000 * learner.updates
+            snapshots = self.snapshot_opponents(learner, seed)
+            scores = play_references(
+                learner, bot_opponents(learner.cfg.game.name, bots, seed) + snapshots,
+                self.games_per_side(learner), seed, vecs=self._vecs)
+            out = {f"eval/win_rate_vs_{name}": float(scores[name].mean()) for name in bots}
+            played = {int(name[len("snapshot-"):]): scores[name] for name, _ in snapshots}
             for snap_id, s in played.items():
-                scores[f"snapshot-{snap_id:04d}"] = s
                 out[f"eval/win_rate_vs_snapshot/{snap_id:04d}"] = float(s.mean())
             panel = self.panel(sorted(played))
             if panel:  # one curve against the fixed panel of past selves
@@ -138,6 +163,8 @@ class BotEvaluator:
                 out["eval/worst_vs_past_panel"] = float(min(played[i].mean() for i in panel))
         finally:
             learner.train(was_training)
+        if not scores:  # no bots to play and no snapshots yet
+            return out
         me = f"update-{learner.updates:06d}"
         table = learner.ratings
         table.add(me)
