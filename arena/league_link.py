@@ -11,6 +11,7 @@ requests with `arena.actors.ControlServer`.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import numpy as np
@@ -19,7 +20,7 @@ import zmq
 
 from arena.transport import Secure
 from arena.wire import WireError, decode, encode
-from league.pool import OpponentPool, arch_from_bytes, entries_from_state
+from league.pool import OpponentPool, PoolError, arch_from_bytes, entries_from_state
 
 
 class ActorError(RuntimeError):
@@ -104,6 +105,14 @@ class PoolMirror(OpponentPool):
             self._cache.clear()
             self._archs.clear()
         self._snapshots, self._next_id = snapshots, next_id
+
+    def load_state_dict(self, state: Mapping[str, Any], *, strict: bool = False) -> None:
+        """A resumed rank's mirror takes the checkpoint's index as rank 0's pool does; the
+        files are rank 0's (its pool checks them), none are here to check or remove."""
+        try:
+            self.sync(dict(state))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PoolError(f"{self.directory}: not a valid pool state ({exc})") from None
 
     def record(self, snapshot_id: int, latest_score: float) -> None:
         self.pending.append([self.role, int(snapshot_id), float(latest_score)])

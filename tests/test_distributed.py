@@ -85,3 +85,46 @@ def test_ddp_without_a_run_name_writes_one_run_directory(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = list(tmp_path.iterdir())
     assert run.name.startswith("memory-") and (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_surgery_on_resume_under_ddp(tmp_path):
+    """`arena train --resume RUN model.lstm_hidden=48 trainer.devices=2`: both ranks start
+    from the one transferred checkpoint (rank 1 computes the same transfer, writes nothing),
+    the run trains on with the wider networks, the surgery is recorded once, and rank 1's
+    league mirror takes the checkpoint's pool as it is (its files are rank 0's)."""
+    import json
+
+    import torch
+
+    from arena.checkpoints import read_checkpoint
+
+    small = ["game.options.team_size=1", "game.options.max_ticks=16", "game.num_envs=4",
+             "ppo.chunk_len=8", "ppo.chunks_per_update=2", "eval.every=0", "watch.every=0",
+             "model.hidden=32", "model.lstm_hidden=32", "trainer.num_threads=1",
+             "league.snapshot_every=1", f"run.root={tmp_path}", "run.name=s"]
+    first = subprocess.run([sys.executable, "-m", "arena", "train", *small,
+                            "trainer.max_updates=2"],
+                           capture_output=True, text=True, timeout=600, cwd=SCRIPT.parent.parent)
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = tmp_path / "s"
+    proc = subprocess.run([sys.executable, "-m", "arena", "train", "--resume", str(run),
+                           "model.lstm_hidden=48", "trainer.accelerator=cpu", "trainer.devices=2",
+                           "trainer.max_updates=4"],
+                          capture_output=True, text=True, timeout=600, cwd=SCRIPT.parent.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("run finished") == 1
+    assert "missing" not in proc.stderr, proc.stderr[-3000:]
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert checkpoints == ["last.ckpt", "surgery-000002.ckpt", "update-000002.ckpt",
+                           "update-000004.ckpt"]
+    state = read_checkpoint(run)
+    assert state["arena"]["updates"] == 4
+    assert [s["update"] for s in state["arena"]["surgeries"]] == [2]
+    lstm = [t for k, t in state["state_dict"].items() if k.endswith("lstm.weight_hh_l0")]
+    assert lstm and all(t.shape == (4 * 48, 48) for t in lstm)
+    assert all(torch.isfinite(t).all() for t in state["state_dict"].values()
+               if t.is_floating_point())
+    history = [json.loads(line) for line in (run / "config_history.jsonl").read_text().splitlines()]
+    assert [h["how"] for h in history] == ["new", "surgery"]
+    pool = json.loads((run / "league" / "hero" / "pool.json").read_text())
+    assert [s["update"] for s in pool["snapshots"]] == [1, 2, 3, 4]
