@@ -41,7 +41,8 @@ def play_references(learner: PPOLearner, opponents: list[tuple[str, Callable[[Ve
     played in one batch: `opponents` are (name, side(vec)) with a side as
     arena/play/runner.play_games takes it; opponent k plays the k-th block of T x
     `games_per_side` games, game b of a block with the learner as team b % T. `vecs` caches
-    the game batches between calls (by their number of games)."""
+    the batch between calls (by its number of games; one batch: a batch of another size,
+    once the league has more snapshots to play, replaces it)."""
     if not opponents:
         return {}
     cfg = learner.cfg
@@ -50,6 +51,10 @@ def play_references(learner: PPOLearner, opponents: list[tuple[str, Callable[[Ve
     B = block * len(opponents)
     vec = (vecs or {}).get(B)
     if vec is None:
+        if vecs:  # games of a third-party batch can hold much memory: one batch at a time
+            for old in vecs.values():
+                old.close()
+            vecs.clear()
         vec = make_vec(cfg.game.name, B, **cfg.game.options)
         if vecs is not None:
             vecs[B] = vec
