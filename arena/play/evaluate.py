@@ -58,10 +58,8 @@ def play_references(learner: PPOLearner, opponents: list[tuple[str, Callable[[Ve
         vec = make_vec(cfg.game.name, B, **cfg.game.options)
         if vecs is not None:
             vecs[B] = vec
-    seats = np.zeros((B, T), np.int64)
-    for k in range(len(opponents)):
-        seats[k * block:(k + 1) * block] = k + 1
-    seats[np.arange(B), np.arange(B) % block % T] = 0
+    seats = np.repeat(np.arange(1, len(opponents) + 1), block)[:, None].repeat(T, 1)
+    seats[np.arange(B), np.arange(B) % T] = 0  # a block holds whole rounds of T games
     me = PolicyRunner(vec, learner.groups, learner.policy_for, seed=seed, device=learner.device)
     sides = [me, *(side(vec) for _, side in opponents)]
     scores = play_games(vec, sides, seats, seed).scores(seats, 0)
