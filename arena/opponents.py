@@ -63,8 +63,10 @@ class OpponentManager:
         self.learner_team = np.zeros(B, np.int64)
         self.snapshot = np.full(B, -1, np.int64)  # per game: snapshot id, -1 = none
         self.bot = np.full(B, -1, np.int64)  # per game: index into bot_names, -1 = none
-        self.team_role = {int(t): vec.roles[int(vec.slot_role[np.flatnonzero(vec.slot_team == t)[0]])].name
-                          for t in teams}
+        # a team's roles (one unless its agents are of several kinds); all of a team's roles
+        # snapshot together under one id, so the first role's pool draws for the team
+        self.team_roles = {int(t): [vec.roles[int(r)].name for r in dict.fromkeys(
+            vec.slot_role[vec.slot_team == t].tolist())] for t in teams}
         self._models: OrderedDict[tuple[str, int], dict[str, RecurrentPolicy]] = OrderedDict()
         self._state: dict[str, State] = {}
         self.games_vs_snapshots = 0
@@ -106,7 +108,7 @@ class OpponentManager:
             learner_team = int(self.rng.integers(0, 2))
             self.learner_team[b] = learner_team
             self.snapshot[b] = self.bot[b] = self.live[b] = -1
-            pool = self.pools[self.team_role[1 - learner_team]]
+            pool = self.pools[self.team_roles[1 - learner_team][0]]
             agent = int(self.game_agent[b])
             if agent > 0:
                 exploiter = self.exploiters[agent - 1]
@@ -161,8 +163,8 @@ class OpponentManager:
                 self.exploiters[int(self.live[b]) - 1].record_main(score)
             elif snap >= 0:
                 self.games_vs_snapshots += 1
-                role = self.team_role[1 - int(self.learner_team[b])]
-                self.pools[role].record(snap, score)
+                for role in self.team_roles[1 - int(self.learner_team[b])]:
+                    self.pools[role].record(snap, score)
             elif self.bot[b] >= 0:
                 self.games_vs_bots += 1
                 result = self._bot_results[self.bot_names[int(self.bot[b])]]

@@ -335,9 +335,30 @@ def check_game(cfg: Config) -> None:
             raise ConfigError(f"game.options: game {cfg.game.name!r} refuses the options "
                               f"{dict(cfg.game.options)}: {message}") from None
         raise ConfigError(f"game.name: {message}") from None
-    close = getattr(probe, "close", None)
-    if callable(close):
-        close()
+    try:
+        teams = list(probe.team_names)
+        if cfg.league.enabled and len(teams) != 2:
+            raise ConfigError(
+                f"league.enabled: the league plays one team against another and needs a "
+                f"game of exactly two teams; {cfg.game.name!r} has {len(teams)}: "
+                f"{_team_listing(probe)}. Group its agents into two teams with "
+                f"game.options.teams (team -> agent-name prefix or list of prefixes, e.g. "
+                f"{{good: agent_, bad: [leader_, adversary_]}}), or set league.enabled=false "
+                f"to train every team by plain self-play")
+    finally:
+        close = getattr(probe, "close", None)
+        if callable(close):
+            close()
+
+
+def _team_listing(vec: Any, most: int = 4) -> str:
+    """The first `most` teams of `vec` with their agents, for an error message."""
+    members = [[a for a, t in zip(vec.slot_agents, vec.slot_team) if t == i]
+               for i in range(len(vec.team_names))]
+    shown = [f"{name} ({', '.join(m[:3])}{', ...' if len(m) > 3 else ''})"
+             for name, m in zip(vec.team_names[:most], members)]
+    more = len(vec.team_names) - most
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 
 
 def watcher(cfg: Config):

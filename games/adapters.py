@@ -52,6 +52,12 @@ def with_teams(env: Any, teams: TeamMap | None = None,
     )
 
 
+def agent_kind(agent: str) -> str:
+    """An agent's name without a final "_<digits>" index ("adversary_2" -> "adversary")."""
+    m = _INDEXED_NAME.fullmatch(agent)
+    return m.group(1) if m else agent
+
+
 def default_teams(possible_agents: Sequence[str]) -> dict[str, list[str]]:
     """Teams from agent names alone: agents grouped by the part of their name before a
     final "_<digits>" (a name without such an index is a group of its own), in order of
@@ -59,8 +65,7 @@ def default_teams(possible_agents: Sequence[str]) -> dict[str, list[str]]:
     """
     groups: dict[str, list[str]] = {}
     for agent in possible_agents:
-        m = _INDEXED_NAME.fullmatch(agent)
-        groups.setdefault(m.group(1) if m else agent, []).append(agent)
+        groups.setdefault(agent_kind(agent), []).append(agent)
     if len(groups) == 1 and len(possible_agents) > 1:
         return {agent: [agent] for agent in possible_agents}
     return groups

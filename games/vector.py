@@ -52,7 +52,9 @@ Three implementations:
   - Roles: one per team, except that teams whose agents all have identical observation
     and action spaces (hence the same mask-ness) share one role, named by joining their
     team names with "+" in team order ("red+blue" for magent2 battle or the memory game,
-    "player_0+player_1" for connect four; simple_tag gives "adversary" and "agent").
+    "player_0+player_1" for connect four; simple_tag gives "adversary" and "agent"; a
+    name over 64 characters becomes "<first team>..<last team>", e.g.
+    "omnivore_0..omnivore_494" for magent2 gather's 495 one-agent teams).
     `roles={team: role name}` overrides this: teams given the same role name share it
     (their spaces must agree), distinct names keep them apart. All agents of a role must
     have the same spaces.
@@ -80,7 +82,7 @@ Three implementations:
     that step survive (agents killed in that very step count too; they cannot be told
     apart). -1 on a tie.
   - Events: names given as `event_names=(...)`, else the env's `event_names` attribute,
-    else found by a probe: one extra instance is reset (seed 0) and stepped once with the
+    else found by a probe: the batch's first game is reset (seed 0) and stepped once with the
     first legal action of every agent (of the selected agent, turn-based), and the numeric
     keys of `infos[agent]["events"]` (reset and step infos, union in first-seen order)
     become `event_names`, fixed from then on (keys that show up only later are ignored).
@@ -121,10 +123,15 @@ from gymnasium import spaces
 from pettingzoo import AECEnv
 
 from games.actions import as_action_batch
+from games.adapters import agent_kind
 
 __all__ = ["AECVec", "ParallelVec", "RoleSpec", "VecGame", "VecStep", "make_vec"]
 
 MERGED_ROLE_SEP = "+"
+# a merged role name longer than this (many one-agent teams: magent2 gather's 495
+# omnivores) is shortened to "<first team>..<last team>": role names name league
+# directories and TensorBoard tags
+MAX_MERGED_ROLE_NAME = 64
 # game options that make_vec consumes itself instead of passing them to games.make
 VEC_OPTIONS = ("roles", "event_names", "outcome")
 
@@ -313,7 +320,6 @@ class _EnvVec(VecGame):
         self.outcome = _check_outcome(where, outcome)
         self.autoreset = bool(autoreset)
         self.name = name
-        self._make_kwargs = dict(kwargs)
         # make_vec builds the first game itself to see its kind; it is reused, not rebuilt
         env = games.make(name, **kwargs) if _first is None else _first
         self._check_kind(env)
@@ -347,15 +353,16 @@ class _EnvVec(VecGame):
         self._slot_spaces = sp
         team_slots = {t: [s for s in range(S) if self.slot_team[s] == i]
                       for t, i in team_index.items()}
-        role_of_team = self._assign_roles(where, team_slots, sp, roles)
+        role_of_slot = self._assign_roles(where, team_slots, sp, roles)
         role_names: list[str] = []
         for t in self.team_names:
-            if role_of_team[t] not in role_names:
-                role_names.append(role_of_team[t])
+            for s in team_slots[t]:
+                if role_of_slot[s] not in role_names:
+                    role_names.append(role_of_slot[s])
         self.roles = []
         self.slot_role = np.zeros(S, np.int64)
         for ri, rname in enumerate(role_names):
-            slots = tuple(s for s in range(S) if role_of_team[agent_team[possible[s]]] == rname)
+            slots = tuple(s for s in range(S) if role_of_slot[s] == rname)
             ref = sp[slots[0]]
             for s in slots:
                 if sp[s].obs_space != ref.obs_space or sp[s].act_space != ref.act_space:
@@ -473,7 +480,9 @@ class _EnvVec(VecGame):
 
     # -- shared rules -------------------------------------------------------------------
     def _assign_roles(self, where: str, team_slots: dict[str, list[int]],
-                      sp: list[_SlotSpace], roles: Mapping[str, str] | None) -> dict[str, str]:
+                      sp: list[_SlotSpace], roles: Mapping[str, str] | None) -> list[str]:
+        """The role name of every slot."""
+        S = len(sp)
         if roles is not None:
             if not isinstance(roles, Mapping):
                 raise ValueError(f"{where}: roles must be a dict team -> role name, got {roles!r}")
@@ -486,26 +495,44 @@ class _EnvVec(VecGame):
             bad = {t: r for t, r in roles.items() if not isinstance(r, str) or not r}
             if bad:
                 raise ValueError(f"{where}: role names must be non-empty strings, got {bad}")
-            return dict(roles)
-        # default: one role per team; teams with identical spaces share one role
-        def signature(t: str) -> tuple | None:
-            first = sp[team_slots[t][0]]
-            same = all(sp[s].obs_space == first.obs_space and sp[s].act_space == first.act_space
-                       for s in team_slots[t])
-            return (first.obs_space, first.act_space) if same else None
-
-        groups: list[list[str]] = []
-        for t in team_slots:
-            sig = signature(t)
-            for g in groups:
-                gsig = signature(g[0])
-                if sig is not None and gsig is not None and sig[0] == gsig[0] \
-                        and sig[1] == gsig[1]:
-                    g.append(t)
-                    break
-            else:
-                groups.append([t])
-        return {t: MERGED_ROLE_SEP.join(g) for g in groups for t in g}
+            out = [""] * S
+            for t, slots in team_slots.items():
+                for s in slots:
+                    out[s] = roles[t]
+            return out
+        # default: a team's agents of one kind (the same spaces) are a unit; units of
+        # different teams with the same spaces share one role
+        units: list[tuple[tuple, list[tuple[str, list[int]]]]] = []  # (spaces, [(team, slots)])
+        for t, slots in team_slots.items():
+            kinds: list[tuple[tuple, list[int]]] = []  # spaces are not hashable
+            for s in slots:
+                sig = (sp[s].obs_space, sp[s].act_space)
+                for ksig, members in kinds:
+                    if ksig[0] == sig[0] and ksig[1] == sig[1]:
+                        members.append(s)
+                        break
+                else:
+                    kinds.append((sig, [s]))
+            for sig, members in kinds:
+                for usig, parts in units:
+                    if usig[0] == sig[0] and usig[1] == sig[1] \
+                            and all(team != t for team, _ in parts):
+                        parts.append((t, members))
+                        break
+                else:
+                    units.append((sig, [(t, members)]))
+        mixed = {t for t, slots in team_slots.items()
+                 if sum(t == team for _, parts in units for team, _ in parts) > 1}
+        out = [""] * S
+        for _, parts in units:
+            # a team of several kinds names each unit by its agents' name without the index
+            names = [f"{t}-{agent_kind(self.slot_agents[members[0]])}" if t in mixed else t
+                     for t, members in parts]
+            name = merged_role_name(names)
+            for _, members in parts:
+                for s in members:
+                    out[s] = name
+        return out
 
     def _first_legal(self, s: int, o: Any) -> int:
         """The env's action for slot s's first legal move in observation `o` (0 unmasked)."""
@@ -516,23 +543,21 @@ class _EnvVec(VecGame):
         return act + self._slot_start[s]
 
     def _probe_event_names(self) -> tuple[str, ...]:
-        import games
-
-        probe = games.make(self.name, **self._make_kwargs)
+        """Probed on the batch's first game, which `reset` resets before anything plays:
+        a separate instance, closed at once, costs a game's construction, and closing one
+        instance can break the others (mpe2's close() quits pygame, which invalidates
+        the fonts every live instance draws its labels with)."""
         names: list[str] = []
-        try:
-            for infos in self._probe_infos(probe):
-                if not isinstance(infos, Mapping):
-                    continue
-                for info in infos.values():
-                    ev = info.get("events") if isinstance(info, Mapping) else None
-                    if isinstance(ev, Mapping):
-                        for k, v in ev.items():
-                            if isinstance(k, str) and isinstance(v, numbers.Real) \
-                                    and k not in names:
-                                names.append(k)
-        finally:
-            probe.close()
+        for infos in self._probe_infos(self.envs[0]):
+            if not isinstance(infos, Mapping):
+                continue
+            for info in infos.values():
+                ev = info.get("events") if isinstance(info, Mapping) else None
+                if isinstance(ev, Mapping):
+                    for k, v in ev.items():
+                        if isinstance(k, str) and isinstance(v, numbers.Real) \
+                                and k not in names:
+                            names.append(k)
         return tuple(names)
 
     def _episode_seed(self, b: int) -> int:
@@ -816,6 +841,15 @@ class AECVec(_EnvVec):
         raise ValueError(
             f"{self._where}: game {b}: agent_selection {env.agent_selection!r} is still "
             f"terminated or truncated after {len(self.slot_agents)} dead steps")
+
+
+def merged_role_name(teams: Sequence[str]) -> str:
+    """The name of a role shared by `teams`: their names joined with "+" in team order, or
+    "<first>..<last>" where that would be longer than MAX_MERGED_ROLE_NAME characters."""
+    name = MERGED_ROLE_SEP.join(teams)
+    if len(name) > MAX_MERGED_ROLE_NAME:
+        name = f"{teams[0]}..{teams[-1]}"
+    return name
 
 
 def _declared_entity_layout(where: str, env: Any, agent: str,

@@ -251,7 +251,7 @@ def test_an_evaluation_plays_all_its_references_in_one_batch():
 
     policy.step = counting_step
     opponents = [recording(n, f) for n, f in bot_opponents("moba", ["random", "pusher"], seed=0)]
-    scores = play_references(learner, opponents, games_per_side=2, seed=0)
+    scores = play_references(learner, opponents, games=4, seed=0)
     team_size = 3
     assert list(scores) == ["random", "pusher"] and all(s.shape == (4,) for s in scores.values())
     assert set(rows) == {8 * team_size}  # 2 blocks x 4 games, one team each, in one call

@@ -5,7 +5,8 @@ has, and the bots a game registers), as OpenAI Five measured itself against fixe
 reference agents. An evaluation plays its references (the bots, then the league snapshots)
 side by side in one batch of fresh games through the one policy runner
 (arena/play/runner.py), a block of games per reference: the learner plays team b % T of the
-block's game b (so every team in turn), sampling from its policy with its own seeded
+block's game b (so every team in turn; in a game of more teams than games, from a seat that
+moves with the evaluation's seed), sampling from its policy with its own seeded
 generator; a draw counts half. The learner makes one forward pass per step for all the
 games of all references, and the game steps them all at once: references played one after
 another cost the learner a pass per reference per step, and the slowest reference's games
@@ -29,25 +30,31 @@ if TYPE_CHECKING:
 
 
 def _games(vec_teams: int, games: int) -> int:
-    """At least `games`, a multiple of the number of teams (each team played equally)."""
-    return max(vec_teams, -(-games // vec_teams) * vec_teams)
+    """`games` rounded up to a multiple of the number of teams (each team played equally),
+    or `games` itself in a game of more teams than that (magent2 gather's 495 one-agent
+    teams): there, the learner's seats rotate from one evaluation to the next instead."""
+    if vec_teams > games:
+        return max(games, 1)
+    return -(-games // vec_teams) * vec_teams
 
 
 @torch.no_grad()
 def play_references(learner: PPOLearner, opponents: list[tuple[str, Callable[[VecGame], Any]]],
-                    games_per_side: int, seed: int,
+                    games: int, seed: int,
                     vecs: dict[int, VecGame] | None = None) -> dict[str, np.ndarray]:
     """The learner's score per game (1 win, 0.5 draw, 0 loss) against each opponent, all
     played in one batch: `opponents` are (name, side(vec)) with a side as
-    arena/play/runner.play_games takes it; opponent k plays the k-th block of T x
-    `games_per_side` games, game b of a block with the learner as team b % T. `vecs` caches
-    the batch between calls (by its number of games; one batch: a batch of another size,
-    once the league has more snapshots to play, replaces it)."""
+    arena/play/runner.play_games takes it; opponent k plays the k-th block of `games`
+    games, game j of a block with the learner as team (j + r) % T (r = 0 when `games` is a
+    multiple of the T teams, else seed % T, so that evaluations with different seeds seat
+    it at different teams). `vecs` caches the batch between calls (by its number of games;
+    one batch: a batch of another size, once the league has more snapshots to play,
+    replaces it)."""
     if not opponents:
         return {}
     cfg = learner.cfg
     T = len(learner.team_names)
-    block = T * games_per_side
+    block = int(games)
     B = block * len(opponents)
     vec = (vecs or {}).get(B)
     if vec is None:
@@ -58,8 +65,9 @@ def play_references(learner: PPOLearner, opponents: list[tuple[str, Callable[[Ve
         vec = make_vec(cfg.game.name, B, **cfg.game.options)
         if vecs is not None:
             vecs[B] = vec
+    r = 0 if block % T == 0 else seed % T
     seats = np.repeat(np.arange(1, len(opponents) + 1), block)[:, None].repeat(T, 1)
-    seats[np.arange(B), np.arange(B) % T] = 0  # a block holds whole rounds of T games
+    seats[np.arange(B), (np.arange(B) % block + r) % T] = 0
     me = PolicyRunner(vec, learner.groups, learner.policy_for, seed=seed, device=learner.device)
     sides = [me, *(side(vec) for _, side in opponents)]
     scores = play_games(vec, sides, seats, seed).scores(seats, 0)
@@ -79,7 +87,7 @@ def play_vs_bots(learner: PPOLearner, bots: list[str], games_per_side: int, seed
     """The learner's score per game against each bot: T x `games_per_side` games per bot,
     game b of a bot's block with the learner as team b % T (play_references)."""
     return play_references(learner, bot_opponents(learner.cfg.game.name, bots, seed),
-                           games_per_side, seed, vecs)
+                           len(learner.team_names) * games_per_side, seed, vecs)
 
 
 class BotEvaluator:
@@ -103,9 +111,8 @@ class BotEvaluator:
         self.panel_every, self.panel_size = panel_every, panel_size
         self._vecs: dict[int, VecGame] = {}
 
-    def games_per_side(self, learner: PPOLearner) -> int:
-        teams = max(len(learner.team_names), 1)
-        return _games(teams, self.games) // teams
+    def games_per_reference(self, learner: PPOLearner) -> int:
+        return _games(max(len(learner.team_names), 1), self.games)
 
     def snapshot_opponents(self, learner: PPOLearner, seed: int
                            ) -> list[tuple[str, Callable[[VecGame], Any]]]:
@@ -154,7 +161,7 @@ class BotEvaluator:
             snapshots = self.snapshot_opponents(learner, seed)
             scores = play_references(
                 learner, bot_opponents(learner.cfg.game.name, bots, seed) + snapshots,
-                self.games_per_side(learner), seed, vecs=self._vecs)
+                self.games_per_reference(learner), seed, vecs=self._vecs)
             out = {f"eval/win_rate_vs_{name}": float(scores[name].mean()) for name in bots}
             played = {int(name[len("snapshot-"):]): scores[name] for name, _ in snapshots}
             for snap_id, s in played.items():

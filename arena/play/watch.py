@@ -126,13 +126,15 @@ def watch(specs: list[str], game: MatchGame, out: Path, *, seed: int = 0,
 
     stream = sys.stderr if stream is None else stream
     render = renderer(game.name, view, scale)
+    players = [load_player(spec, game) for spec in specs]
+    for p in players:
+        check_fits(p, game)
+    # built after the players' checks, which build and close games of their own (closing
+    # one mpe2 game breaks the text drawing of every other live one)
     vec = make_rendering_vec(game.name, dict(game.options), render, autoreset=False)
     try:
         teams = list(vec.team_names)
         seats = seats_for(len(specs), teams)
-        players = [load_player(spec, game) for spec in specs]
-        for p in players:
-            check_fits(p, game)
         sides = [p.side(vec, seed=seed + 1 + m) for m, p in enumerate(players)]
         vec.reset(seed=seed)
         render.frame(vec)  # a game that cannot draw is refused before anything is shown
@@ -219,7 +221,6 @@ class MatchWatcher:
             options["max_ticks"] = max_ticks
         self.game, self.options = game, options
         self.rng = np.random.default_rng(seed)
-        self._vec: Any = None
 
     def check(self) -> None:
         """Build the game as it will be rendered (a RenderError if it cannot)."""
@@ -232,9 +233,15 @@ class MatchWatcher:
 
     @torch.no_grad()
     def __call__(self, learner: PPOLearner) -> dict[str, float]:
-        if self._vec is None:
-            self._vec = make_rendering_vec(self.game, self.options, self.render, autoreset=False)
-        vec = self._vec
+        # a game built for each match: one kept between matches could be broken by games
+        # closed meanwhile (closing an mpe2 game breaks the text drawing of every other)
+        vec = make_rendering_vec(self.game, self.options, self.render, autoreset=False)
+        try:
+            return self._play(learner, vec)
+        finally:
+            vec.close()
+
+    def _play(self, learner: PPOLearner, vec: Any) -> dict[str, float]:
         opponent, name = learner.policy_for, "latest"
         manager = getattr(learner.collector, "opponents", None)
         pools = [p for p in learner.pools.values() if len(p)]
