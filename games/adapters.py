@@ -9,17 +9,19 @@ same objects): `TeamParallelEnv` for a `ParallelEnv`, `TeamAECEnv` for a turn-ba
 run turn-based games, and would hide whose turn it is). `with_teams` picks the wrapper.
 
 Team maps: an explicit map of agent-name prefixes, e.g. magent2 battle
-`{"red": "red_", "blue": "blue_"}`, or none, and then `default_teams` groups agents by
-their name without the index (`red_0` -> `red`, `adversary_2` -> `adversary`); when that
+`{"red": "red_", "blue": "blue_"}`; else the game's own `teams` attribute where it has one
+(team -> agents, every agent in exactly one team: `declared_teams`); else `default_teams`
+groups agents by their name without the index (`red_0` -> `red`, `adversary_2` -> `adversary`); when that
 puts every agent into one team (connect four's `player_0`/`player_1`, poker's
 `player_*`), each agent is its own team: a game where all agents share a name is a game
 of each against each.
 
-Roles: Arena trains one network per role, and a role is a team. In a symmetric game
-(battle) both teams have identical spaces and could share weights; in an asymmetric one
-(mpe2 simple_tag: `adversary_*` predators vs `agent_*` prey) they cannot.
-`team_spaces_differ` tells which case a game is; `role_of(agent)` names the agent's
-role (its team). Agents within one team are expected to share spaces.
+Roles: Arena trains one network per role. In a symmetric game (battle) both teams have
+identical spaces and could share weights; in an asymmetric one (mpe2 simple_tag:
+`adversary_*` predators vs `agent_*` prey) they cannot. `team_spaces_differ` tells which
+case a game is; `role_of(agent)` names the agent's team. The batched games
+(games/vector.py) make a role of each kind of agent (its spaces) within a team, shared by
+the teams that have that kind.
 """
 
 from __future__ import annotations
@@ -56,6 +58,24 @@ def agent_kind(agent: str) -> str:
     """An agent's name without a final "_<digits>" index ("adversary_2" -> "adversary")."""
     m = _INDEXED_NAME.fullmatch(agent)
     return m.group(1) if m else agent
+
+
+def declared_teams(env: Any, possible_agents: Sequence[str]) -> dict[str, list[str]] | None:
+    """The game's own `teams` attribute (team -> agents), where it has one that puts every
+    possible agent in exactly one team; else None."""
+    declared = getattr(env, "teams", None)
+    if not isinstance(declared, Mapping) or not declared:
+        return None
+    teams: dict[str, list[str]] = {}
+    for team, members in declared.items():
+        if not isinstance(team, str) or isinstance(members, str) \
+                or not isinstance(members, Sequence) or not members:
+            return None
+        teams[team] = list(members)
+    listed = [a for members in teams.values() for a in members]
+    if sorted(listed) != sorted(possible_agents):
+        return None
+    return teams
 
 
 def default_teams(possible_agents: Sequence[str]) -> dict[str, list[str]]:
@@ -157,8 +177,10 @@ class _TeamInfo:
                 f"{type(self).__name__}: {env} has no possible_agents before reset(); "
                 "the team map needs them up front"
             )
-        self.teams = default_teams(possible) if teams is None else \
-            teams_from_prefixes(possible, teams)
+        if teams is not None:
+            self.teams = teams_from_prefixes(possible, teams)
+        else:
+            self.teams = declared_teams(env, possible) or default_teams(possible)
         self.agent_team = {
             agent: team for team, members in self.teams.items() for agent in members
         }

@@ -178,6 +178,21 @@ def test_default_teams_through_make():
     assert env.role_of("agent_0") == "agent" and env.team_spaces_differ
 
 
+def test_a_game_that_declares_its_teams_keeps_them():
+    from types import SimpleNamespace
+
+    from games.adapters import declared_teams
+
+    agents = ["red_leader_0", "red_soldier_0", "blue_leader_0", "blue_soldier_0"]
+    mine = {"red": agents[:2], "blue": agents[2:]}
+    assert declared_teams(SimpleNamespace(teams=mine), agents) == mine
+    # anything but a map that puts every agent in exactly one team is not a team map
+    for teams in (None, {}, ["red", "blue"], {"red": agents[:2]}, {"red": "red_leader_0"},
+                  {"red": agents[:2], "blue": agents[1:]}, {"red": agents, "blue": []}):
+        assert declared_teams(SimpleNamespace(teams=teams), agents) is None, teams
+    assert declared_teams(SimpleNamespace(), agents) is None
+
+
 def test_bad_team_map_through_make():
     with pytest.raises(ValueError, match=r"matching no team: \['blue_0', 'blue_1'\]"):
         games.make(BATTLE, teams={"red": "red_"}, map_size=12, max_cycles=5)

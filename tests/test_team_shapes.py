@@ -31,6 +31,8 @@ class Squads(ParallelEnv):
         self.possible_agents = [f"{t}_{kind}_{i}" for t in ("red", "blue")
                                 for kind, n in (("leader", 1), ("soldier", soldiers))
                                 for i in range(n)]
+        self.teams = {t: [a for a in self.possible_agents if a.startswith(t)]
+                      for t in ("red", "blue")}
         self.steps = steps
 
     def observation_space(self, agent):
@@ -68,6 +70,7 @@ class Crowd(Squads):
 
     def __init__(self, n: int = 40, steps: int = 4) -> None:
         self.possible_agents = [f"p_{i}" for i in range(n)]
+        self.teams = None
         self.steps = steps
 
     def observation_space(self, agent):
@@ -106,7 +109,7 @@ def config(tmp_path, game: str, *overrides: str):
 
 # ---- roles -------------------------------------------------------------------------------
 def test_a_team_of_several_kinds_gets_a_role_per_kind_shared_across_teams():
-    vec = make_vec(SQUADS, 2, teams={"red": "red_", "blue": "blue_"})
+    vec = make_vec(SQUADS, 2)  # the game's own teams attribute: red and blue
     try:
         assert [(r.name, r.obs_dim, r.num_actions, r.slots) for r in vec.roles] == [
             ("red-red_leader+blue-blue_leader", 3, 4, (0, 3)),
