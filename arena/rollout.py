@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from arena.play.runner import group_rows, sample_actions, transitions
+from arena.play.runner import HostStaging, group_rows, sample_actions, transitions
 from games.vector import RoleSpec, VecGame, VecStep, make_vec
 
 
@@ -233,6 +233,7 @@ class Collector:
         self.num_chunks = num_chunks
         self.length = chunk_len * num_chunks
         self.device = torch.device(device)
+        self._staging = HostStaging(self.device)  # pinned copies to a GPU
         self.seed = seed
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
         B, S = vec.num_games, vec.num_slots
@@ -280,7 +281,8 @@ class Collector:
     def _group_view(self, step: VecStep, g: PolicyGroup):
         cols = self._cols[g.key]
         starts = torch.from_numpy(self._episode_start[:, cols].reshape(-1).copy())
-        return (group_rows(step.obs, g, self.device), group_rows(step.action_mask, g, self.device),
+        return (group_rows(step.obs, g, self.device, self._staging, "obs"),
+                group_rows(step.action_mask, g, self.device, self._staging, "action_mask"),
                 starts.to(self.device))
 
     @torch.no_grad()
@@ -381,8 +383,9 @@ class Collector:
                 continue
             no_start = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
             _, value, _ = self._forward(
-                g, group_rows(step.final_obs, g, self.device), self._state[g.key], no_start,
-                group_rows(step.final_mask, g, self.device))
+                g, group_rows(step.final_obs, g, self.device, self._staging, "final_obs"),
+                self._state[g.key], no_start,
+                group_rows(step.final_mask, g, self.device, self._staging, "final_mask"))
             cut = torch.from_numpy(rows).to(self.device)
             bufs[g.key]["truncated"][t] = cut
             bufs[g.key]["final_values"][t] = torch.where(cut, value, 0.0)

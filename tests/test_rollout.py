@@ -134,3 +134,15 @@ def test_agents_that_leave_produce_no_training_data():
     other = np.arange(B) * len(g.slots) + list(g.slots).index(learner.slot_agents.index("red_0"))
     assert d["valid"][:, other].all()
     assert ro.active.sum() == B * (3 * 20 + 6)
+
+
+def test_host_staging_copies_nothing_on_the_cpu():
+    """Off the GPU a step's rows reach the network as a view of the game's own buffer; the
+    pinned buffers (and benchmarks/staging_check.py, which checks them) are for CUDA."""
+    from arena.play.runner import HostStaging
+
+    staging = HostStaging("cpu")
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    t = staging.to_device("obs", x)
+    assert not staging.pinned and t.data_ptr() == x.ctypes.data
+    assert torch.equal(staging.to_device("obs", x[:, [0, 2]]), torch.from_numpy(x[:, [0, 2]]))

@@ -24,16 +24,53 @@ from games.vector import VecGame, VecStep
 State = tuple[torch.Tensor, torch.Tensor]
 
 
+class HostStaging:
+    """Pinned host buffers for the per-step copies of game arrays to a CUDA device.
+
+    A copy from ordinary (pageable) memory to the GPU is synchronous: the driver stages it
+    through a pinned buffer of its own while the host waits. Copying into a pinned buffer of
+    ours and then to the device with non_blocking=True lets the host go on to queue the
+    forward pass behind the transfer. Each buffer is reused from step to step; before it is
+    overwritten, the event recorded after its last transfer is waited on, so a transfer
+    still in flight never reads a half-written buffer. On any other device this is a plain
+    copy: a CPU tensor is the step's own buffer (no copy at all where the layout allows)."""
+
+    def __init__(self, device: torch.device | str) -> None:
+        self.device = torch.device(device)
+        self.pinned = self.device.type == "cuda"
+        self._buffers: dict[str, tuple[torch.Tensor, Any]] = {}  # key -> (buffer, event)
+
+    def to_device(self, key: str, x: np.ndarray) -> torch.Tensor:
+        src = torch.from_numpy(np.ascontiguousarray(x))
+        if not self.pinned:
+            return src.to(self.device)
+        buf, done = self._buffers.get(key, (None, None))
+        if buf is None or buf.shape != src.shape or buf.dtype != src.dtype:
+            buf = torch.empty(src.shape, dtype=src.dtype, pin_memory=True)
+        elif done is not None:
+            done.synchronize()  # its last transfer has left the buffer
+        buf.copy_(src)
+        out = buf.to(self.device, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()  # on the current stream, behind the transfer
+        self._buffers[key] = (buf, done)
+        return out
+
+
 def group_rows(arrays: Mapping[str, np.ndarray], group: Any,
-               device: torch.device) -> torch.Tensor:
+               device: torch.device, staging: HostStaging | None = None,
+               name: str = "") -> torch.Tensor:
     """A step's per-role (B, n_role, X) array (obs, masks, final obs) as the (B * n, X)
-    rows of one policy group, game-major, on `device`."""
+    rows of one policy group, game-major, on `device` (through `staging`'s pinned buffer
+    `name`/group where one is given)."""
     x = arrays[group.role.name]
     if len(group.role_columns) != x.shape[1]:  # one agent's network: its column only
         x = x[:, group.role_columns]
+    x = x.reshape(-1, x.shape[-1])
+    if staging is not None:
+        return staging.to_device(f"{name}/{group.key}", x)
     # a group playing the whole role is a view of the step's buffer: no copy on the CPU
-    return torch.from_numpy(np.ascontiguousarray(x)).reshape(-1, x.shape[-1]).to(
-        device, non_blocking=True)
+    return torch.from_numpy(np.ascontiguousarray(x)).to(device, non_blocking=True)
 
 
 def transitions(alive_before: np.ndarray, step: VecStep) -> tuple[np.ndarray, np.ndarray]:
@@ -87,6 +124,7 @@ class PolicyRunner:
         self.generator = torch.Generator(device="cpu").manual_seed(int(seed))
         self._state: dict[str, State] = {}
         self._rows: dict[str, np.ndarray | None] = {}  # group rows played; None: all of them
+        self._staging = HostStaging(self.device)
 
     def reset(self, mine: np.ndarray | None = None) -> None:
         """Fresh LSTM states. `mine` (B, S) bool: the slots this side plays (fixed until the
@@ -105,7 +143,8 @@ class PolicyRunner:
         for g in self.groups:
             rows = self._rows.get(g.key)
             starts = np.ascontiguousarray(episode_start[:, g.slots]).reshape(-1)
-            obs, mask = group_rows(step.obs, g, dev), group_rows(step.action_mask, g, dev)
+            obs = group_rows(step.obs, g, dev, self._staging, "obs")
+            mask = group_rows(step.action_mask, g, dev, self._staging, "action_mask")
             if rows is not None:
                 if not len(rows):
                     continue
