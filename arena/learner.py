@@ -241,8 +241,9 @@ class PPOLearner(L.LightningModule):
         return next(g for g in self.groups if g.key == key)
 
     def open_pools(self, directory: Path) -> dict[str, OpponentPool]:
-        """One pool of past snapshots per role (both MOBA teams share the role "hero")."""
-        return {role: OpponentPool.open(directory / role, **pool_settings(self.cfg))
+        """One pool of past snapshots per role (both MOBA teams share the role "hero"); a
+        damaged index is rebuilt from the checkpoint a resumed run loads."""
+        return {role: OpponentPool.open(directory / role, recover=True, **pool_settings(self.cfg))
                 for role in sorted({g.role.name for g in self.groups})}
 
     def snapshot(self, agent: str = MAIN) -> None:

@@ -214,10 +214,15 @@ class OpponentPool:
 
     # ---- persistence -----------------------------------------------------------------------
     @classmethod
-    def open(cls, directory: str | Path, **kwargs: Any) -> OpponentPool:
+    def open(cls, directory: str | Path, *, recover: bool = False,
+             **kwargs: Any) -> OpponentPool:
         """The pool stored in `directory`; an empty pool if there is none yet.
 
-        The settings come from `kwargs` (the config), not from the stored index."""
+        The settings come from `kwargs` (the config), not from the stored index. Snapshots
+        whose file is gone are left out with a warning (the others still play). An index
+        that cannot be read raises PoolError, or with `recover` (a training run, whose
+        checkpoint holds the pool's state and puts it back on resume) warns and starts
+        from an empty index."""
         pool = cls(directory, **kwargs)
         if pool.directory.exists() and not pool.directory.is_dir():
             raise PoolError(f"{pool.directory}: not a directory, cannot hold a pool")
@@ -228,11 +233,19 @@ class OpponentPool:
             raw = index.read_bytes()
             snapshots, next_id = entries_from_state(json.loads(raw))
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise PoolError(f"{index}: not a valid pool index ({exc})") from None
+            message = f"{index}: not a valid pool index ({exc})"
+            if not recover:
+                raise PoolError(message) from None
+            warnings.warn(message + "; the pool starts from the state a resumed run's "
+                          "checkpoint holds", RuntimeWarning, stacklevel=2)
+            return pool
         missing = [s.file for s in snapshots if not (pool.directory / s.file).is_file()]
         if missing:
-            raise PoolError(f"{index} lists snapshot file(s) that are missing: "
-                            + ", ".join(str(pool.directory / m) for m in missing))
+            warnings.warn(f"{index} lists snapshot file(s) that are missing: "
+                          + ", ".join(str(pool.directory / m) for m in missing)
+                          + "; left out of the pool", RuntimeWarning, stacklevel=2)
+            snapshots = [s for s in snapshots if s.file not in missing]
+            raw = b""  # the index on disk is not this pool's: write it again at the next change
         pool._snapshots, pool._next_id = snapshots, next_id
         pool._written = raw
         return pool

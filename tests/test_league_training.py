@@ -1,6 +1,7 @@
 """The league inside training: opponents from the pool, who trains, results, resume."""
 
 import numpy as np
+import pytest
 
 from arena.checkpoints import read_checkpoint
 from arena.cli import main
@@ -82,6 +83,25 @@ def test_resume_keeps_pool_scores_and_training_state(tmp_path):
     # the latest also plays league snapshots (snapshot 0 is taken at update 2, before eval)
     assert [s.step for s in acc.Scalars("eval/win_rate_vs_snapshot/0000")][:1] == [2]
     assert any(name.startswith("snapshot-") for name in after)
+
+
+def test_a_run_resumes_past_a_damaged_pool_index_and_a_lost_snapshot(tmp_path):
+    """The pool's files are outside help: the checkpoint holds the pool's state, so a
+    resume rebuilds a damaged pool.json from it; a lost snapshot is left out, not fatal."""
+    overrides = [f"run.root={tmp_path}", "run.name=lg", "league.snapshot_every=1",
+                 "trainer.checkpoint_every=3", "trainer.max_updates=3", "eval.every=0",
+                 "watch.every=0"]
+    run = train(load_config(CONFIG_DIR / "default.yaml", [*SHORT, *overrides]))
+    hero = run / "league" / "hero"
+    (hero / "snapshot-000001.safetensors").unlink()
+    (hero / "pool.json").write_bytes(b"\x00" * 10)
+    with pytest.warns(RuntimeWarning) as seen:
+        assert main(["train", "--resume", str(run), "trainer.max_updates=5"]) == 0
+    said = " ".join(str(w.message) for w in seen)
+    assert "not a valid pool index" in said and "snapshot-000001.safetensors" in said
+    pool = OpponentPool.open(hero)
+    assert [s.update for s in pool.snapshots] == [1, 3, 4, 5]
+    assert read_checkpoint(run)["arena"]["updates"] == 5
 
 
 def test_gamma_follows_the_schedule(tmp_path):

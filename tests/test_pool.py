@@ -268,7 +268,7 @@ def test_errors_name_the_file(tmp_path):
             OpponentPool.open(tmp_path / "pool")
     index.write_text(good)
     (tmp_path / "pool" / pool.snapshots[1].file).unlink()
-    with pytest.raises(PoolError, match="snapshot-000001.safetensors"):
+    with pytest.warns(RuntimeWarning, match="snapshot-000001.safetensors"):  # named, left out
         OpponentPool.open(tmp_path / "pool")
     (tmp_path / "file").write_text("x")
     with pytest.raises(PoolError, match="not a directory"):
@@ -312,3 +312,28 @@ def test_record_checks_the_score(tmp_path):
     with pytest.raises(ValueError, match="latest_score"):
         pool.record(0, 2.0)
     assert pool.snapshots[0].games == 0
+
+
+def test_a_lost_snapshot_file_is_left_out_with_a_warning(tmp_path):
+    pool = filled(tmp_path, 3)
+    (pool.directory / pool.snapshots[1].file).unlink()
+    with pytest.warns(RuntimeWarning, match=r"snapshot-000001\.safetensors; left out"):
+        again = OpponentPool.open(tmp_path / "pool")
+    assert [s.id for s in again.snapshots] == [0, 2]
+    again.save_index()  # the index on disk lists what is there again
+    assert [s["id"] for s in json.loads(again.index_path.read_text())["snapshots"]] == [0, 2]
+    assert again.add(weights(9), update=40, agent_steps=4000).id == 3  # ids are not reused
+
+
+def test_a_damaged_index_is_an_error_unless_a_checkpoint_can_rebuild_it(tmp_path):
+    pool = filled(tmp_path, 2)
+    state = pool.state_dict()
+    pool.index_path.write_text("{not json")
+    with pytest.raises(PoolError, match=r"pool\.json: not a valid pool index"):
+        OpponentPool.open(tmp_path / "pool")
+    with pytest.warns(RuntimeWarning, match="starts from the state a resumed run's checkpoint"):
+        again = OpponentPool.open(tmp_path / "pool", recover=True)
+    assert len(again) == 0
+    again.load_state_dict(state)  # what a resume does with the checkpoint's pool state
+    assert [s.id for s in again.snapshots] == [0, 1]
+    assert json.loads(again.index_path.read_text())["next_id"] == 2
