@@ -49,11 +49,13 @@ Three implementations:
   "pettingzoo:pettingzoo.classic.connect_four_v3:env"): B instances of
   `games.make(name, **kwargs)` stepped in a Python loop. Rules for both:
 
-  - Roles: one per team, except that teams whose agents all have identical observation
-    and action spaces (hence the same mask-ness) share one role, named by joining their
-    team names with "+" in team order ("red+blue" for magent2 battle or the memory game,
-    "player_0+player_1" for connect four; simple_tag gives "adversary" and "agent"; a
-    name over 64 characters becomes "<first team>..<last team>", e.g.
+  - Roles: one per kind of agent (its observation and action spaces, hence mask-ness) in
+    each team, named by the team, or "<team>-<agent name without its index>" in a team
+    of several kinds (simple_world_comm's team {leadadversary_0, adversary_*} gives
+    "bad-leadadversary" and "bad-adversary"); the same kind in several teams is one role,
+    named by joining those names with "+" in team order ("red+blue" for magent2 battle or
+    the memory game, "player_0+player_1" for connect four; simple_tag gives "adversary"
+    and "agent"; a name over 64 characters becomes "<first>..<last>", e.g.
     "omnivore_0..omnivore_494" for magent2 gather's 495 one-agent teams).
     `roles={team: role name}` overrides this: teams given the same role name share it
     (their spaces must agree), distinct names keep them apart. All agents of a role must
