@@ -105,7 +105,8 @@ class GammaConfig:
 class LeagueConfig:
     """Opponents from past selves (league/pool.py): the latest policy with probability
     latest_prob, else a snapshot sampled by quality score (or PFSP). With bot_prob > 0
-    a game faces one of the scripted `bots` (MOBA only) instead, drawn uniformly."""
+    a game faces one of the game's scripted `bots` (`random` for any game) instead, drawn
+    uniformly. The league plays one team against another: a game of exactly two teams."""
 
     enabled: bool = True
     latest_prob: float = 0.8

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 def _games(vec_teams: int, games: int) -> int:
     """`games` rounded up to a multiple of the number of teams (each team played equally),
-    or `games` itself in a game of more teams than that (magent2 gather's 495 one-agent
-    teams): there, the learner's seats rotate from one evaluation to the next instead."""
+    or `games` itself in a game of more teams than that (hundreds of one-agent teams):
+    there, the learner's seats rotate from one evaluation to the next instead."""
     if vec_teams > games:
         return max(games, 1)
     return -(-games // vec_teams) * vec_teams

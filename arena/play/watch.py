@@ -129,8 +129,8 @@ def watch(specs: list[str], game: MatchGame, out: Path, *, seed: int = 0,
     players = [load_player(spec, game) for spec in specs]
     for p in players:
         check_fits(p, game)
-    # built after the players' checks, which build and close games of their own (closing
-    # one mpe2 game breaks the text drawing of every other live one)
+    # built after the players' checks, which build and close games of their own: closing
+    # a game can tear down what the others draw with (pygame, quit by one game's close)
     vec = make_rendering_vec(game.name, dict(game.options), render, autoreset=False)
     try:
         teams = list(vec.team_names)
@@ -234,7 +234,7 @@ class MatchWatcher:
     @torch.no_grad()
     def __call__(self, learner: PPOLearner) -> dict[str, float]:
         # a game built for each match: one kept between matches could be broken by games
-        # closed meanwhile (closing an mpe2 game breaks the text drawing of every other)
+        # closed meanwhile (pygame, which some games quit when one of them is closed)
         vec = make_rendering_vec(self.game, self.options, self.render, autoreset=False)
         try:
             return self._play(learner, vec)
