@@ -52,7 +52,7 @@ class HostStaging:
         buf.copy_(src)
         out = buf.to(self.device, non_blocking=True)
         done = torch.cuda.Event()
-        done.record()  # on the current stream, behind the transfer
+        done.record(torch.cuda.current_stream(self.device))  # behind the transfer
         self._buffers[key] = (buf, done)
         return out
 
