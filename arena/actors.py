@@ -614,7 +614,8 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
                                         device=torch.device("cpu"), bots=list(lg.bots),
                                         bot_prob=lg.bot_prob, game=cfg.game.name)
         collector = Collector(vec, policies, groups, cfg.ppo.chunk_len, cfg.ppo.chunks_per_update,
-                              seed=int(hello["seed"]), device="cpu", opponents=opponents)
+                              seed=int(hello["seed"]), device="cpu", opponents=opponents,
+                              overlap=cfg.game.overlap and cfg.game.threads > 1)
         version: int | None = None
         last_weights = time.monotonic()
         sent = 0

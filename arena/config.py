@@ -59,6 +59,10 @@ class GameConfig:
     # stepping in parallel: the MOBA's games on this many numba threads; any other game in
     # this many worker processes writing into shared memory (1: in the collector's process)
     threads: int = 1
+    # worker-process games (threads >= 2) only: one half of the games steps while the other
+    # is inferred, torch on one thread meanwhile (pays off with many games per core: on 2
+    # cores, magent2 battle collects 1.45x faster at 32 games, even at 8, slower at 4)
+    overlap: bool = False
 
 
 @dataclass
@@ -246,6 +250,8 @@ def _check(c: Config) -> None:
          + (f" ({blocker} is a file)" if blocker else ""), c.run.root)
     need(c.game.num_envs >= 1, "game.num_envs", "an int >= 1", c.game.num_envs)
     need(c.game.threads >= 1, "game.threads", "an int >= 1", c.game.threads)
+    need(not c.game.overlap or c.game.threads >= 2, "game.overlap",
+         "false unless game.threads >= 2 (the halves step in worker processes)", c.game.overlap)
     need(c.model.encoder in ("auto", "mlp", "entity"), "model.encoder", "auto, mlp or entity",
          c.model.encoder)
     for key in ("hidden", "lstm_hidden"):
@@ -304,6 +310,8 @@ def _check(c: Config) -> None:
         need(a.num_workers == 0 and not a.listen, "actors.num_workers",
              "0 (and actors.listen false) with league exploiters: all learning agents share "
              "the learner's in-process collection", a.num_workers)
+        need(not c.game.overlap, "game.overlap", "false with league exploiters (several "
+             "learning agents on one batch of games)", c.game.overlap)
         need(t.devices * t.num_nodes == 1, "trainer.devices",
              "1 (on one node) with league exploiters: they train in one process", t.devices)
         per = (lg.exploiter_games if lg.exploiter_games is not None

@@ -206,7 +206,7 @@ class PPOLearner(L.LightningModule):
             vec, live[MAIN], self.groups,
             chunk_len=cfg.ppo.chunk_len, num_chunks=cfg.ppo.chunks_per_update,
             seed=cfg.run.seed + 7919 * rank, device=self.device, opponents=opponents,
-            blocks=[(live[name], b0, b1) for name, b0, b1 in blocks])
+            blocks=[(live[name], b0, b1) for name, b0, b1 in blocks], overlap=cfg.game.overlap)
 
     def rollout_spec(self, games: int) -> RolloutSpec:
         p = self.cfg.ppo

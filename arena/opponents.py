@@ -197,18 +197,22 @@ class OpponentManager:
 
     @torch.no_grad()
     def override(self, g, obs: torch.Tensor, mask: torch.Tensor, starts: torch.Tensor,
-                 action: torch.Tensor, generator: torch.Generator) -> np.ndarray:
+                 action: torch.Tensor, generator: torch.Generator,
+                 games: slice = slice(None)) -> np.ndarray:
         """Replace the actions of opponent rows in snapshot and bot games (in place);
-        returns the (rows,) bool array of rows the learner trains on in this group."""
-        B = self.vec.num_games
+        returns the (rows,) bool array of rows the learner trains on in this group. The
+        rows are those of `games` (a collector that infers half of its games at a time)."""
+        games = slice(*games.indices(self.vec.num_games))
+        B = games.stop - games.start
         n = len(g.slots)
+        snapshot, bot, live = self.snapshot[games], self.bot[games], self.live[games]
         slot_team = np.asarray(self.vec.slot_team)[list(g.slots)]  # (n,)
-        other_side = slot_team[None, :] != self.learner_team[:, None]
-        opp_rows = ((self.snapshot[:, None] >= 0) & other_side).reshape(B * n)
-        bot_rows = ((self.bot[:, None] >= 0) & other_side).reshape(B * n)
-        live_rows = ((self.live[:, None] >= 0) & other_side).reshape(B * n)
+        other_side = slot_team[None, :] != self.learner_team[games, None]
+        opp_rows = ((snapshot[:, None] >= 0) & other_side).reshape(B * n)
+        bot_rows = ((bot[:, None] >= 0) & other_side).reshape(B * n)
+        live_rows = ((live[:, None] >= 0) & other_side).reshape(B * n)
         if bot_rows.any():
-            bots = np.repeat(self.bot, n)
+            bots = np.repeat(bot, n)
             for i in np.unique(bots[bot_rows]):
                 rows = np.flatnonzero(bot_rows & (bots == i))
                 idx = torch.from_numpy(rows).to(self.device)
@@ -216,22 +220,25 @@ class OpponentManager:
                 picks = bot_act(self.bots[self.bot_names[int(i)], g.role.name],
                                 obs[idx].cpu().numpy(), mask[idx].cpu().numpy(), agents)
                 action[idx] = torch.from_numpy(np.asarray(picks, np.int64)).to(action.device)
-        h, c = self._state[g.key]  # policy.step starts a row afresh with its episode
         plays: list[tuple[np.ndarray, RecurrentPolicy]] = []
         if opp_rows.any():
-            snaps = np.repeat(self.snapshot, n)
+            snaps = np.repeat(snapshot, n)
             for snap in np.unique(snaps[opp_rows]):
                 plays.append((opp_rows & (snaps == snap),
                               self.models(int(snap), g.role.name)[g.key]))
         if live_rows.any():
-            lives = np.repeat(self.live, n)
+            lives = np.repeat(live, n)
             for agent in np.unique(lives[live_rows]):
                 plays.append((live_rows & (lives == agent), self.live_models[int(agent)][g.key]))
+        h, c = self._state[g.key]  # policy.step starts a row afresh with its episode
+        w = max((policy.lstm_hidden for _, policy in plays), default=0)
+        if w > h.shape[1]:  # a snapshot from before a surgery may be narrower, or wider
+            h, c = (torch.nn.functional.pad(x, (0, w - x.shape[1])) for x in (h, c))
+            self._state[g.key] = (h, c)
+        h, c = h[games.start * n:games.stop * n], c[games.start * n:games.stop * n]  # views
         for rows, policy in plays:
             idx = torch.from_numpy(np.flatnonzero(rows)).to(self.device)
-            w = policy.lstm_hidden  # a snapshot from before a surgery may be narrower
-            if w > h.shape[1]:
-                h, c = (torch.nn.functional.pad(x, (0, w - x.shape[1])) for x in (h, c))
+            w = policy.lstm_hidden
             logits, _, (nh, nc) = policy.step(obs[idx], (h[idx, :w], c[idx, :w]),
                                               starts[idx], mask[idx])
             picks = sample_actions(torch.softmax(logits.float(), dim=-1), generator,
@@ -239,7 +246,6 @@ class OpponentManager:
             action[idx] = picks.to(action.device)
             h[idx], c[idx] = 0.0, 0.0
             h[idx, :w], c[idx, :w] = nh, nc
-        self._state[g.key] = (h, c)
         return ~(opp_rows | bot_rows | live_rows)
 
     # ---- logging -------------------------------------------------------------------------------

@@ -206,18 +206,36 @@ def concat_rollouts(rollouts: list[Rollout]) -> Rollout:
                    max(r.seconds for r in rollouts))
 
 
+@dataclass
+class _RolloutArrays:
+    """What one `Collector.collect` fills in, step by step."""
+
+    env_rewards: np.ndarray
+    events: np.ndarray
+    active: np.ndarray
+    alive: np.ndarray
+    ticks: np.ndarray
+    bufs: dict[str, dict[str, torch.Tensor]]
+    winners: list[np.ndarray] = field(default_factory=list)
+    lengths: list[np.ndarray] = field(default_factory=list)
+    games: list[np.ndarray] = field(default_factory=list)
+
+
 class Collector:
     """Steps `vec` with the policies and returns rollouts.
 
     `blocks`: several learning agents on one batched collection (league exploiters): each
     (policies, first game, end game) plays its contiguous block of games, so one step runs
-    every agent's networks on its own rows; None: `policies` play every game."""
+    every agent's networks on its own rows; None: `policies` play every game. `overlap`:
+    step one half of the games while the other is inferred (a ProcVec of 2+ workers)."""
 
     def __init__(self, vec: VecGame, policies: dict[str, torch.nn.Module],
                  groups: list[PolicyGroup], chunk_len: int, num_chunks: int, seed: int,
                  device: torch.device | str = "cpu", opponents=None,
-                 blocks: list[tuple[dict[str, torch.nn.Module], int, int]] | None = None) -> None:
+                 blocks: list[tuple[dict[str, torch.nn.Module], int, int]] | None = None,
+                 overlap: bool = False) -> None:
         self.vec = vec
+        self.overlap = overlap  # infer one half of the games while the other steps
         self.opponents = opponents  # arena.opponents.OpponentManager, or None: pure self-play
         self.policies = policies
         self.blocks = blocks or [(policies, 0, vec.num_games)]
@@ -265,9 +283,10 @@ class Collector:
         return step
 
     def _forward(self, g: PolicyGroup, obs: torch.Tensor, state, starts: torch.Tensor,
-                 mask: torch.Tensor):
-        """policy.step over all rows of group g, each block of games by its own agent."""
-        if len(self.blocks) == 1:
+                 mask: torch.Tensor, games: slice | None = None):
+        """policy.step over the rows of group g (of `games` only, where given: part of one
+        block's games), each block of games by its own agent."""
+        if len(self.blocks) == 1 or games is not None:
             return self.blocks[0][0][g.key].step(obs, state, starts, mask)
         n = len(g.slots)
         parts = []
@@ -278,84 +297,78 @@ class Collector:
         return (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]),
                 (torch.cat([p[2][0] for p in parts]), torch.cat([p[2][1] for p in parts])))
 
-    def _group_view(self, step: VecStep, g: PolicyGroup):
+    def _group_view(self, step: VecStep, g: PolicyGroup, games: slice = slice(None)):
+        """Group g's observations, masks and episode starts in `step` (whose arrays hold
+        the rows of `games`)."""
         cols = self._cols[g.key]
-        starts = torch.from_numpy(self._episode_start[:, cols].reshape(-1).copy())
+        starts = torch.from_numpy(self._episode_start[games][:, cols].reshape(-1).copy())
         return (group_rows(step.obs, g, self.device, self._staging, "obs"),
                 group_rows(step.action_mask, g, self.device, self._staging, "action_mask"),
                 starts.to(self.device))
 
+    def _halves(self) -> list[slice] | None:
+        """The two halves of the games, stepped in turn while the other is inferred, when
+        `overlap` was asked for and the batch can step part of its games (ProcVec)."""
+        if not self.overlap:
+            return None
+        if not hasattr(self.vec, "game_groups") or getattr(self.vec, "workers", 1) < 2:
+            raise ValueError("game.overlap: the batch cannot step part of its games while the "
+                             "rest is inferred; it needs a game stepped in worker processes "
+                             "(game.threads >= 2, any game but the MOBA, whose threads step "
+                             "all its games at once)")
+        if len(self.blocks) > 1:
+            raise ValueError("game.overlap: not with league exploiters (several learning "
+                             "agents on one batch)")
+        return self.vec.game_groups(2)
+
     @torch.no_grad()
     def collect(self) -> Rollout:
+        """One rollout. Plainly, each step infers every game, then steps them all. With
+        `overlap`, the games' halves alternate: half 0 steps in its worker processes while
+        half 1 is inferred and sent off, and so on (EnvPool's and PufferLib's overlap);
+        torch then runs on one thread, leaving the other cores to the games."""
         import time
 
         t0 = time.perf_counter()
+        halves = self._halves()
         if self._step is None:
             self._step = self._start()
-        vec, L, T = self.vec, self.length, self.chunk_len
+        vec, L = self.vec, self.length
         B, S = vec.num_games, vec.num_slots
         E = len(vec.event_names)
-        winners, lengths, games = [], [], []
         spec = RolloutSpec(L, self.num_chunks, B, S, E, tuple(
             (g.key, len(g.slots), g.role.obs_dim, g.role.num_actions,
              self._state[g.key][0].shape[-1]) for g in self.groups))
         shapes = spec.shapes()
-        env_rewards, events, active, alive, ticks = (
-            np.zeros(shapes[name][1], shapes[name][0]) for name in SHARED_FIELDS)
-        bufs = group_buffers(spec, self.device,
-                             tuple(n for n in GROUP_FIELDS if not n.startswith("last_")))
-        step = self._step
-        for t in range(L):
-            valid_now = step.next_active.copy()  # the buffer is overwritten by vec.step
-            alive_now = self._alive.copy()
-            active[t] = valid_now
-            alive[t] = alive_now
-            ticks[t] = self._ticks
-            for g in self.groups:
-                buf = bufs[g.key]
-                obs, mask, starts = self._group_view(step, g)
-                state = self._state[g.key]
-                if t % T == 0:
-                    keep = (~starts).unsqueeze(-1).to(state[0].dtype)
-                    buf["state_h"][t // T] = state[0] * keep
-                    buf["state_c"][t // T] = state[1] * keep
-                logits, value, state = self._forward(g, obs, state, starts, mask)
-                logp = torch.log_softmax(logits, dim=-1)  # the policy masked them already
-                action = sample_actions(logp.exp(), self.generator, self.device)
-                trains = valid_now[:, self._cols[g.key]].reshape(-1)
-                if self.opponents is not None:  # snapshot opponents act for their side
-                    trains = trains & self.opponents.override(g, obs, mask, starts, action,
-                                                              self.generator)
-                self._state[g.key] = state
-                buf["obs"][t] = obs
-                buf["action_mask"][t] = mask
-                buf["actions"][t] = action
-                buf["logprobs"][t] = logp.gather(-1, action.unsqueeze(-1)).squeeze(-1)
-                buf["values"][t] = value
-                buf["episode_starts"][t] = starts
-                buf["valid"][t] = torch.from_numpy(trains).to(self.device)
-                self._actions[:, self._cols[g.key]] = action.view(B, len(g.slots)).cpu().numpy()
-            step = vec.step(self._actions)
-            env_rewards[t] = step.rewards
-            events[t] = step.events
-            self._ticks += 1
-            done = step.dones
-            agent_done, self._episode_start = transitions(alive_now, step)
-            truncated = agent_done & step.truncated
-            for g in self.groups:
-                bufs[g.key]["agent_dones"][t] = torch.from_numpy(
-                    agent_done[:, self._cols[g.key]].reshape(-1)).to(self.device)
-            if truncated.any():
-                self._bootstrap_truncated(step, truncated, bufs, t)
-            np.copyto(self._alive, step.alive)
-            if done.any():
-                idx = np.flatnonzero(done)
-                games.append(idx)
-                winners.append(step.winners[idx].copy())
-                lengths.append(step.lengths[idx].copy())
-                self._ticks[idx] = 0
-                if self.opponents is not None:
-                    self.opponents.finish(idx, step.winners[idx])
+        run = _RolloutArrays(
+            *(np.zeros(shapes[name][1], shapes[name][0]) for name in SHARED_FIELDS),
+            group_buffers(spec, self.device,
+                          tuple(n for n in GROUP_FIELDS if not n.startswith("last_"))))
+        everything = slice(0, B)
+        if halves is None:
+            step = self._step
+            for t in range(L):
+                self._act(t, step, everything, run)
+                step = vec.step(self._actions)
+                self._after(t, step, everything, run)
+        else:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                for t in range(L):
+                    for h in halves:
+                        st = vec.view(h) if t == 0 else vec.wait(h)
+                        if t > 0:
+                            self._after(t - 1, st, h, run)
+                        self._act(t, st, h, run)
+                        vec.step_async(self._actions[h], h)
+                for h in halves:
+                    self._after(L - 1, vec.wait(h), h, run)
+            finally:
+                vec.wait()  # nothing left in flight, whatever happened
+                torch.set_num_threads(threads)
+            step = vec.view(everything)
+        bufs = run.bufs
         # bootstrap values after the last step
         for g in self.groups:
             obs, mask, starts = self._group_view(step, g)
@@ -364,29 +377,103 @@ class Collector:
             bufs[g.key]["last_episode_starts"] = starts
         self._step = step
         episodes = {
-            "winners": np.concatenate(winners) if winners else np.zeros(0, np.int64),
-            "lengths": np.concatenate(lengths) if lengths else np.zeros(0, np.int64),
-            "games": np.concatenate(games) if games else np.zeros(0, np.int64),
+            "winners": np.concatenate(run.winners) if run.winners else np.zeros(0, np.int64),
+            "lengths": np.concatenate(run.lengths) if run.lengths else np.zeros(0, np.int64),
+            "games": np.concatenate(run.games) if run.games else np.zeros(0, np.int64),
         }
-        agent_steps = int(active.sum())
-        return Rollout(bufs, env_rewards, events, active, ticks, alive, episodes, agent_steps,
-                       time.perf_counter() - t0)
+        agent_steps = int(run.active.sum())
+        return Rollout(bufs, run.env_rewards, run.events, run.active, run.ticks, run.alive,
+                       episodes, agent_steps, time.perf_counter() - t0)
+
+    def _act(self, t: int, step: VecStep, games: slice, run: _RolloutArrays) -> None:
+        """Step t's inference for `games` (`step` holds their rows): record what the
+        policies see and do, write their actions into `self._actions`."""
+        T = self.chunk_len
+        nb = games.stop - games.start
+        valid_now = step.next_active.copy()  # the buffer is overwritten by the game's step
+        alive_now = self._alive[games].copy()
+        run.active[t, games] = valid_now
+        run.alive[t, games] = alive_now
+        run.ticks[t, games] = self._ticks[games]
+        part = None if nb == self.vec.num_games else games
+        for g in self.groups:
+            buf = run.bufs[g.key]
+            n = len(g.slots)
+            rows = slice(games.start * n, games.stop * n)
+            obs, mask, starts = self._group_view(step, g, games)
+            h, c = self._state[g.key]
+            state = (h[rows], c[rows])
+            if t % T == 0:
+                keep = (~starts).unsqueeze(-1).to(state[0].dtype)
+                buf["state_h"][t // T, rows] = state[0] * keep
+                buf["state_c"][t // T, rows] = state[1] * keep
+            logits, value, (nh, nc) = self._forward(g, obs, state, starts, mask, part)
+            logp = torch.log_softmax(logits, dim=-1)  # the policy masked them already
+            action = sample_actions(logp.exp(), self.generator, self.device)
+            trains = valid_now[:, self._cols[g.key]].reshape(-1)
+            if self.opponents is not None:  # snapshot opponents act for their side
+                trains = trains & self.opponents.override(g, obs, mask, starts, action,
+                                                          self.generator, games)
+            if part is None:
+                self._state[g.key] = (nh, nc)
+            else:
+                h[rows], c[rows] = nh, nc
+            buf["obs"][t, rows] = obs
+            buf["action_mask"][t, rows] = mask
+            buf["actions"][t, rows] = action
+            buf["logprobs"][t, rows] = logp.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+            buf["values"][t, rows] = value
+            buf["episode_starts"][t, rows] = starts
+            buf["valid"][t, rows] = torch.from_numpy(trains).to(self.device)
+            self._actions[games][:, self._cols[g.key]] = \
+                action.view(nb, n).cpu().numpy()
+
+    def _after(self, t: int, step: VecStep, games: slice, run: _RolloutArrays) -> None:
+        """What step t of `games` gave (`step` holds their rows): rewards, events, ends of
+        agents' episodes (and the values at time-limit cuts), ends of games."""
+        run.env_rewards[t, games] = step.rewards
+        run.events[t, games] = step.events
+        self._ticks[games] += 1
+        done = step.dones
+        agent_done, self._episode_start[games] = transitions(run.alive[t, games], step)
+        truncated = agent_done & step.truncated
+        for g in self.groups:
+            n = len(g.slots)
+            run.bufs[g.key]["agent_dones"][t, games.start * n:games.stop * n] = \
+                torch.from_numpy(agent_done[:, self._cols[g.key]].reshape(-1)).to(self.device)
+        if truncated.any():
+            self._bootstrap_truncated(step, truncated, run.bufs, t, games)
+        self._alive[games] = step.alive
+        if done.any():
+            local = np.flatnonzero(done)
+            idx = local + games.start
+            run.games.append(idx)
+            run.winners.append(step.winners[local].copy())
+            run.lengths.append(step.lengths[local].copy())
+            self._ticks[idx] = 0
+            if self.opponents is not None:
+                self.opponents.finish(idx, step.winners[local])
 
     def _bootstrap_truncated(self, step: VecStep, truncated: np.ndarray,
-                             bufs: dict[str, dict[str, torch.Tensor]], t: int) -> None:
+                             bufs: dict[str, dict[str, torch.Tensor]], t: int,
+                             games: slice) -> None:
         """V(observation at the cut) for agents whose episode a time limit ended at step t,
         from the LSTM state they reached; the game has already reset, so the observation
-        comes from the step's `final_obs`."""
+        comes from the step's `final_obs` (`step` holds the rows of `games`)."""
+        part = None if games.stop - games.start == self.vec.num_games else games
         for g in self.groups:
-            rows = truncated[:, self._cols[g.key]].reshape(-1)
-            if not rows.any():
+            cut_rows = truncated[:, self._cols[g.key]].reshape(-1)
+            if not cut_rows.any():
                 continue
-            no_start = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
+            n = len(g.slots)
+            rows = slice(games.start * n, games.stop * n)
+            h, c = self._state[g.key]
+            no_start = torch.zeros(len(cut_rows), dtype=torch.bool, device=self.device)
             _, value, _ = self._forward(
                 g, group_rows(step.final_obs, g, self.device, self._staging, "final_obs"),
-                self._state[g.key], no_start,
-                group_rows(step.final_mask, g, self.device, self._staging, "final_mask"))
-            cut = torch.from_numpy(rows).to(self.device)
-            bufs[g.key]["truncated"][t] = cut
-            bufs[g.key]["final_values"][t] = torch.where(cut, value, 0.0)
+                (h[rows], c[rows]), no_start,
+                group_rows(step.final_mask, g, self.device, self._staging, "final_mask"), part)
+            cut = torch.from_numpy(cut_rows).to(self.device)
+            bufs[g.key]["truncated"][t, rows] = cut
+            bufs[g.key]["final_values"][t, rows] = torch.where(cut, value, 0.0)
 

@@ -336,6 +336,13 @@ def check_game(cfg: Config) -> None:
                               f"{dict(cfg.game.options)}: {message}") from None
         raise ConfigError(f"game.name: {message}") from None
     try:
+        from games.vector import AECVec, ParallelVec
+
+        if cfg.game.overlap and not isinstance(probe, (ParallelVec, AECVec)):
+            raise ConfigError(
+                f"game.overlap: {cfg.game.name!r} steps all its games at once on its own "
+                f"threads (game.threads), so there is no half to step while the other is "
+                f"inferred; set game.overlap=false")
         teams = list(probe.team_names)
         if cfg.league.enabled and len(teams) != 2:
             raise ConfigError(

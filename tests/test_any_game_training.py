@@ -79,3 +79,28 @@ def test_progress_against_a_fixed_panel_of_past_selves(tmp_path):
     assert last["eval/worst_vs_past_panel"] == min(members)
     assert last["eval/win_rate_vs_past_panel"] == np.mean(members)
     assert {"eval/win_rate_vs_snapshot/0001", "eval/win_rate_vs_snapshot/0002"} <= set(last)
+
+
+def test_overlapped_collection_plays_the_league_and_its_bots(tmp_path):
+    """game.overlap: the halves of the games step in turn in worker processes while the
+    other half is inferred; league snapshots and bots act in both halves, their results
+    reach the pool, and the workers are gone afterwards."""
+    import multiprocessing as mp
+
+    from league.pool import OpponentPool
+
+    probe = Metrics()
+    cfg = load_config(CONFIG_DIR / "simple_tag.yaml", [
+        f"run.root={tmp_path}", "run.name=tag", "game.num_envs=8", "game.threads=2",
+        "game.overlap=true", "game.options.max_cycles=6", "ppo.chunk_len=8",
+        "ppo.chunks_per_update=2", "ppo.update_epochs=1", "model.hidden=16",
+        "model.lstm_hidden=16", "trainer.max_updates=4", "eval.every=0",
+        "league.snapshot_every=1", "league.latest_prob=0.0", "league.bot_prob=0.3",
+        "league.bots=[random]"])
+    run = train(cfg, callbacks=[probe])
+    last = probe.seen[-1]
+    assert last["league/win_rate_vs_bot/random"] >= 0.0
+    for role in ("adversary", "agent"):
+        pool = OpponentPool.open(run / "league" / role)
+        assert sum(s.games for s in pool.snapshots) > 0
+    assert not [p for p in mp.active_children() if p.is_alive()]

@@ -30,6 +30,10 @@ def chunks(x, T):
     ("memory.yaml", ["game.num_envs=8"]),
     ("default.yaml", ["game.num_envs=4", "game.options.team_size=2", "ppo.chunk_len=8"]),
     ("default.yaml", ["game.num_envs=2", "game.options.team_size=1", "model.per_agent_weights=true"]),
+    # the games' halves stepped in turn while the other half is inferred
+    ("memory.yaml", ["game.num_envs=8", "game.threads=2", "game.overlap=true"]),
+    ("simple_tag.yaml", ["game.num_envs=4", "game.threads=2", "game.overlap=true",
+                         "game.options.max_cycles=12", "league.enabled=false"]),
 ])
 def test_replay_reproduces_collection_time_logprobs(config_file, overrides):
     learner = learner_for(config_file, *overrides)
@@ -146,3 +150,49 @@ def test_host_staging_copies_nothing_on_the_cpu():
     t = staging.to_device("obs", x)
     assert not staging.pinned and t.data_ptr() == x.ctypes.data
     assert torch.equal(staging.to_device("obs", x[:, [0, 2]]), torch.from_numpy(x[:, [0, 2]]))
+
+
+@pytest.mark.parametrize("config_file, overrides", [
+    ("simple_tag.yaml", ["game.options.max_cycles=12"]),  # time-limit cuts, two roles
+    ("connect_four.yaml", []),  # turn-based
+])
+def test_an_overlapped_rollout_is_what_its_games_make_of_its_actions(config_file, overrides):
+    """With game.overlap the games' halves step in turn while the other half is inferred.
+    Replaying the recorded actions in one in-process batch gives, step by step, the
+    observations, who acts, rewards, time-limit cuts and game ends the rollout recorded."""
+    from games.vector import make_vec
+
+    learner = learner_for(config_file, *overrides, "game.num_envs=6", "game.threads=2",
+                          "game.overlap=true", "league.enabled=false")
+    vec = learner.collector.vec
+    assert type(vec).__name__ == "ProcVec" and learner.collector.overlap
+    cfg = learner.cfg
+    replay = make_vec(cfg.game.name, 6, **cfg.game.options)
+    step = replay.reset(seed=learner.collector.seed)
+    actions = np.zeros((6, replay.num_slots), np.int64)
+    ended = cuts = 0
+    try:
+        for _ in range(2):
+            ended_before = ended
+            ro = learner.collector.collect()
+            d = {g.key: {k: v.numpy() for k, v in ro.groups[g.key].items()}
+                 for g in learner.groups}
+            for t in range(ro.active.shape[0]):
+                np.testing.assert_array_equal(ro.active[t], step.next_active)
+                for g in learner.groups:
+                    obs = step.obs[g.role.name][:, list(g.role_columns)]
+                    np.testing.assert_array_equal(d[g.key]["obs"][t],
+                                                  obs.reshape(-1, obs.shape[-1]))
+                    actions[:, list(g.slots)] = d[g.key]["actions"][t].reshape(6, len(g.slots))
+                step = replay.step(actions)
+                np.testing.assert_array_equal(ro.env_rewards[t], step.rewards)
+                for g in learner.groups:
+                    cut = step.truncated[:, list(g.slots)].reshape(-1)
+                    np.testing.assert_array_equal(d[g.key]["truncated"][t], cut)
+                ended += int(step.dones.sum())
+                cuts += int(step.truncated.sum())
+            assert len(ro.episodes["games"]) == ended - ended_before  # every game end, once
+        assert ended > 0 and (cuts > 0 or config_file == "connect_four.yaml")
+    finally:
+        replay.close()
+        learner.collector.close()
