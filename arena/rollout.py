@@ -364,8 +364,13 @@ class Collector:
                         vec.step_async(self._actions[h], h)
                 for h in halves:
                     self._after(L - 1, vec.wait(h), h, run)
+            except BaseException:
+                try:  # leave nothing in flight; the first error is the one to see
+                    vec.wait()
+                except Exception:
+                    pass
+                raise
             finally:
-                vec.wait()  # nothing left in flight, whatever happened
                 torch.set_num_threads(threads)
             step = vec.view(everything)
         bufs = run.bufs

@@ -264,3 +264,27 @@ def test_workers_ignore_sigint_and_exit_with_their_parent(tmp_path):
     while any(map(running, pids)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(map(running, pids))
+
+
+def test_a_game_error_in_an_overlapped_collection_is_the_error_seen(clean_registry):  # noqa: F811
+    """While one half of the games steps and the other is inferred, a game that raises
+    comes back as its WorkerError (not as a later complaint about the closed batch), and
+    the collector's torch threads are as they were."""
+    import torch
+
+    from arena.config import CONFIG_DIR, load_config
+    from arena.learn.networks import build_policy
+    from arena.rollout import Collector, policy_groups
+
+    games.register("procvec_boom", BoomGame, "raises in one game")
+    cfg = load_config(CONFIG_DIR / "memory.yaml", ["model.hidden=8", "model.lstm_hidden=8"])
+    vec = make_vec("procvec_boom", 4, threads=2, fuse=3, length=8)  # game 3, second step
+    groups = policy_groups(vec, False)
+    policies = {g.key: build_policy(g.role, cfg) for g in groups}
+    collector = Collector(vec, policies, groups, chunk_len=4, num_chunks=1, seed=0,
+                          overlap=True)
+    threads = torch.get_num_threads()
+    with pytest.raises(WorkerError, match="game 3 .* raised KeyError"):
+        collector.collect()
+    assert torch.get_num_threads() == threads
+    no_children(vec, list(vec._procs))
