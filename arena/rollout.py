@@ -11,7 +11,9 @@ chunk from that state (truncated BPTT).
 
 Policies are organised in groups: one group per role (both MOBA teams share one), or one
 group per agent slot with `model.per_agent_weights`. The collector is the same code for
-in-process collection and (later) for actor processes.
+in-process collection and for actor processes. A step is `Collector._act` (inference) then
+`Collector._after` (what the games gave) over a slice of the games: all of them, or with
+`game.overlap` each half in turn while the other half steps in its worker processes.
 """
 
 from __future__ import annotations
