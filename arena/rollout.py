@@ -285,10 +285,10 @@ class Collector:
         return step
 
     def _forward(self, g: PolicyGroup, obs: torch.Tensor, state, starts: torch.Tensor,
-                 mask: torch.Tensor, games: slice | None = None):
-        """policy.step over the rows of group g (of `games` only, where given: part of one
-        block's games), each block of games by its own agent."""
-        if len(self.blocks) == 1 or games is not None:
+                 mask: torch.Tensor):
+        """policy.step over the rows of group g (of all games, or of part of them with one
+        block: overlap is refused with several), each block of games by its own agent."""
+        if len(self.blocks) == 1:
             return self.blocks[0][0][g.key].step(obs, state, starts, mask)
         n = len(g.slots)
         parts = []
@@ -402,7 +402,6 @@ class Collector:
         run.active[t, games] = valid_now
         run.alive[t, games] = alive_now
         run.ticks[t, games] = self._ticks[games]
-        part = None if nb == self.vec.num_games else games
         for g in self.groups:
             buf = run.bufs[g.key]
             n = len(g.slots)
@@ -414,14 +413,14 @@ class Collector:
                 keep = (~starts).unsqueeze(-1).to(state[0].dtype)
                 buf["state_h"][t // T, rows] = state[0] * keep
                 buf["state_c"][t // T, rows] = state[1] * keep
-            logits, value, (nh, nc) = self._forward(g, obs, state, starts, mask, part)
+            logits, value, (nh, nc) = self._forward(g, obs, state, starts, mask)
             logp = torch.log_softmax(logits, dim=-1)  # the policy masked them already
             action = sample_actions(logp.exp(), self.generator, self.device)
             trains = valid_now[:, self._cols[g.key]].reshape(-1)
             if self.opponents is not None:  # snapshot opponents act for their side
                 trains = trains & self.opponents.override(g, obs, mask, starts, action,
                                                           self.generator, games)
-            if part is None:
+            if nb == self.vec.num_games:
                 self._state[g.key] = (nh, nc)
             else:
                 h[rows], c[rows] = nh, nc
@@ -467,7 +466,6 @@ class Collector:
         """V(observation at the cut) for agents whose episode a time limit ended at step t,
         from the LSTM state they reached; the game has already reset, so the observation
         comes from the step's `final_obs` (`step` holds the rows of `games`)."""
-        part = None if games.stop - games.start == self.vec.num_games else games
         for g in self.groups:
             cut_rows = truncated[:, self._cols[g.key]].reshape(-1)
             if not cut_rows.any():
@@ -479,7 +477,7 @@ class Collector:
             _, value, _ = self._forward(
                 g, group_rows(step.final_obs, g, self.device, self._staging, "final_obs"),
                 (h[rows], c[rows]), no_start,
-                group_rows(step.final_mask, g, self.device, self._staging, "final_mask"), part)
+                group_rows(step.final_mask, g, self.device, self._staging, "final_mask"))
             cut = torch.from_numpy(cut_rows).to(self.device)
             bufs[g.key]["truncated"][t, rows] = cut
             bufs[g.key]["final_values"][t, rows] = torch.where(cut, value, 0.0)
