@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from arena.play.runner import HostStaging, group_rows, sample_actions, transitions
+from games.registry import vectorizer_path
 from games.vector import RoleSpec, VecGame, VecStep, make_vec
 
 
@@ -42,6 +43,8 @@ def collection_vec(cfg: Any, num_games: int) -> VecGame:
     """The games a collector steps: `num_games` of the config's game, stepped on
     `game.threads` threads (MOBA) or worker processes (any other game) when above 1."""
     extra = {"threads": cfg.game.threads} if cfg.game.threads > 1 else {}
+    if extra and cfg.game.overlap and vectorizer_path(cfg.game.name) is None:
+        extra["split"] = 2  # the overlap's halves: the same games whatever the threads
     return make_vec(cfg.game.name, num_games, **cfg.game.options, **extra)
 
 

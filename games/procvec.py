@@ -20,7 +20,9 @@ there too. Only tiny command tuples cross the per-worker `Pipe`: ("reset", seed)
 Overlap. `step(actions)` and `reset(seed)` block until every worker is done. To infer one
 part of the batch while another steps, use `step_async(actions, games)` and
 `wait(games)` with `games` a slice of whole workers' games, e.g. the halves
-`game_groups(2)` (needs W >= 2)::
+`game_groups(2)` (needs W >= 2). With `split=2` the workers are laid out so that the halves
+are games [0, B//2) and [B//2, B) whatever W is (so an overlapped collection, whose random
+draws follow its halves, gives the same rollouts with any number of workers)::
 
     h0, h1 = vec.game_groups(2)
     st = vec.reset(seed)
@@ -196,7 +198,13 @@ def _worker_main(conn: Any, index: int, lo: int, hi: int, name: str,
             _register_in_worker(registration)
             from games.vector import make_vec
 
-            vec = make_vec(name, hi - lo, game_offset=lo, **kwargs)
+            # The event names are probed on game 0 alone (worker 0's first game), as in one
+            # process: a probe plays a step, and a game whose reset does not undo all of it
+            # would then differ from the in-process batch. The others take worker 0's names
+            # when they attach.
+            defer = lo > 0 and kwargs.get("event_names") is None
+            vec = make_vec(name, hi - lo, game_offset=lo,
+                           **({**kwargs, "event_names": ()} if defer else kwargs))
             if "torch" in sys.modules:  # a game that uses torch: one thread per worker
                 sys.modules["torch"].set_num_threads(1)
             conn.send(("ready", {
@@ -221,7 +229,9 @@ def _worker_main(conn: Any, index: int, lo: int, hi: int, name: str,
                 elif cmd == "reset":
                     vec.reset(seed=msg[1])
                 elif cmd == "attach":
-                    _, shm_name, layout, B = msg
+                    _, shm_name, layout, B, event_names = msg
+                    if defer:
+                        vec._set_event_names(event_names)
                     shm = _SharedMemory(name=shm_name)
                     arrays = {k: a[lo:hi] for k, a in _views(shm.buf, layout, B).items()}
                     actions = arrays.pop(("actions", None))
@@ -286,7 +296,7 @@ class ProcVec(VecGame):
 
     def __init__(self, name: str, num_games: int, workers: int = 2, *,
                  context: str = "spawn", worker_env: Mapping[str, str] | None = None,
-                 **kwargs: Any) -> None:
+                 split: int = 1, **kwargs: Any) -> None:
         where = self._where = f"ProcVec({name!r})"
         B = _check_num_games(where, num_games)
         if name == "moba":
@@ -304,10 +314,21 @@ class ProcVec(VecGame):
                 f"{where}: a daemonic process cannot start worker processes; build the vec "
                 "with threads=1 there, or start this process with daemon=False")
         W = min(int(workers), B)
-        self.name, self.num_games, self.workers = name, B, W
+        if isinstance(split, bool) or not isinstance(split, numbers.Integral) \
+                or not 1 <= split <= W:
+            raise ValueError(f"{where}: split must be an int in 1..workers={W}, got {split!r}")
+        # `split` equal groups of games (k*B//split), each over its share of the workers
+        # (k*W//split, at most one per game), so that game_groups(split) are the same games
+        # whatever W is
+        bounds = [0]
+        for k in range(split):
+            g0, g1 = k * B // split, (k + 1) * B // split
+            w = min((k + 1) * W // split - k * W // split, g1 - g0)
+            bounds += [g0 + j * (g1 - g0) // w for j in range(1, w + 1)]
+        W = len(bounds) - 1
+        self.name, self.num_games, self.workers, self.split = name, B, W, split
         self.outcome = kwargs.get("outcome", "reward")
         self.autoreset = bool(kwargs.get("autoreset", True))
-        bounds = [k * B // W for k in range(W + 1)]
         self.game_slices = [slice(bounds[k], bounds[k + 1]) for k in range(W)]
         env = dict(DEFAULT_WORKER_ENV if worker_env is None else worker_env)
 
@@ -357,6 +378,8 @@ class ProcVec(VecGame):
         metas = self._collect(range(self.workers), "build its games")
         first = metas[0]
         for k, m in enumerate(metas[1:], 1):
+            if "event_names" not in kwargs:  # worker 0's, given to the others at attach
+                m = {**m, "event_names": first["event_names"]}
             if m != first:
                 diff = sorted(f for f in first if first[f] != m[f])
                 raise RuntimeError(f"{self._where}: worker {k} built games that differ from "
@@ -379,7 +402,7 @@ class ProcVec(VecGame):
         self._views: dict[tuple[int, int], VecStep] = {}
         self._step_result = self.view(slice(0, self.num_games))
         for conn in self._conns:
-            conn.send(("attach", shm.name, layout, self.num_games))
+            conn.send(("attach", shm.name, layout, self.num_games, self.event_names))
         self._pending.update(range(self.workers))
         self._collect(range(self.workers), "attach the shared memory")
 
@@ -443,11 +466,15 @@ class ProcVec(VecGame):
 
     def game_groups(self, parts: int = 2) -> list[slice]:
         """The games split into `parts` contiguous slices of whole workers (the halves of
-        an overlapped collector for parts=2); needs parts <= workers."""
+        an overlapped collector for parts=2); needs parts <= workers. With parts equal to
+        the `split` the vec was built with: games k*B//parts to (k+1)*B//parts."""
         if isinstance(parts, bool) or not isinstance(parts, numbers.Integral) \
                 or not 1 <= parts <= self.workers:
             raise ValueError(f"{self._where}.game_groups: parts must be an int in "
                              f"1..workers={self.workers}, got {parts!r}")
+        if parts == self.split:  # whole workers by construction
+            B = self.num_games
+            return [slice(k * B // parts, (k + 1) * B // parts) for k in range(parts)]
         cut = [k * self.workers // parts for k in range(parts + 1)]
         return [slice(self.game_slices[cut[i]].start, self.game_slices[cut[i + 1] - 1].stop)
                 for i in range(parts)]

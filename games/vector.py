@@ -115,6 +115,7 @@ Three implementations:
 from __future__ import annotations
 
 import abc
+import dataclasses
 import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -422,6 +423,15 @@ class _EnvVec(VecGame):
         self._episode = np.zeros(B, np.int64)
         self._over = np.zeros(B, bool)  # without autoreset: the game ended and sits still
         self._base_seed: int | None = None
+
+    def _set_event_names(self, names: Sequence[str]) -> None:
+        """Replace the event names (a games.procvec worker takes worker 0's, probed on game
+        0, before it binds its buffers); the event counters start again at zero."""
+        self.event_names = tuple(names)
+        self._event_index = {e: i for i, e in enumerate(self.event_names)}
+        self._events = np.zeros((self.num_games, self.num_slots, len(self.event_names)),
+                                np.float32)
+        self._step_result = dataclasses.replace(self._step_result, events=self._events)
 
     def _bind_buffers(self, buffers: VecStep) -> None:
         """Write every result into `buffers` from now on (arrays of this batch's shapes and
@@ -893,7 +903,8 @@ def make_vec(name: str, num_games: int, **kwargs: Any) -> VecGame:
     numba threads). For any other game, N > 1 gives a `games.procvec.ProcVec`: the same batch stepped in
     min(N, num_games) worker processes that write into shared memory, with exactly the
     in-process results per seed (and `step_async`/`wait` to step half the games while the
-    caller infers the other half); threads=1 keeps the in-process vec (for debugging).
+    caller infers the other half; `split=2` lays the workers out so that the halves are the
+    same games whatever their number); threads=1 keeps the in-process vec (for debugging).
     """
     from games.registry import resolve, vectorizer_path
 
@@ -907,10 +918,14 @@ def make_vec(name: str, num_games: int, **kwargs: Any) -> VecGame:
     threads = kwargs.pop("threads", 1)
     if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
         raise ValueError(f"{where}: threads must be an int >= 1, got {threads!r}")
+    split = kwargs.pop("split", 1)
     if threads > 1:
         from games.procvec import ProcVec
 
-        return ProcVec(name, num_games, workers=min(int(threads), num_games), **kwargs)
+        return ProcVec(name, num_games, workers=min(int(threads), num_games), split=split,
+                       **kwargs)
+    if split != 1:
+        raise ValueError(f"{where}: split={split!r} needs threads >= 2 (worker processes)")
     game_kwargs = {k: v for k, v in kwargs.items()
                    if k not in (*VEC_OPTIONS, "autoreset", "game_offset")}
     first = games.make(name, **game_kwargs)

@@ -182,6 +182,61 @@ class BoomGame(MemoryGame):
         return super().step(actions)
 
 
+class StickyGame(MemoryGame):
+    """The memory game, except that a reset also depends on how many steps the instance has
+    played in its life (as knights_archers_zombies' does): a step played before the first
+    reset (the event probe's) changes the game (module level: workers import it)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.lifetime = 0
+
+    def reset(self, seed=None, options=None):
+        return super().reset(seed=None if seed is None else seed + 1000 * self.lifetime,
+                             options=options)
+
+    def step(self, actions):
+        self.lifetime += 1
+        return super().step(actions)
+
+
+def test_a_game_whose_reset_remembers_the_probe_equals_in_process(clean_registry):  # noqa: F811
+    """The event names are probed by one step of game 0 only, as in one process; the other
+    workers take them from worker 0 and count the events in their own games."""
+    games.register("procvec_sticky", StickyGame, "reset remembers earlier steps")
+    kw = dict(length=2, num_cues=4)
+    for workers in (2, 3):
+        ref = make_vec("procvec_sticky", B, **kw)  # fresh: its games remember their steps
+        assert ref.event_names == ("correct",)  # probed
+        with make_vec("procvec_sticky", B, threads=workers, **kw) as vec:
+            assert vec.event_names == ref.event_names and vec.workers == workers
+            trace = lockstep(ref, vec, seed=5, steps=9, policy_seed=1)
+            assert trace[-1]["events"].shape == (B, vec.num_slots, 1)
+            assert sum(float(x["events"][2:].sum()) for x in trace) > 0  # counted past worker 0
+    # and the probe does change such a game: an unprobed batch of it plays otherwise
+    probed = make_vec("procvec_sticky", B, **kw)
+    unprobed = make_vec("procvec_sticky", B, event_names=("correct",), **kw)
+    a, b = copy_step(probed.reset(seed=5)), copy_step(unprobed.reset(seed=5))
+    assert not np.array_equal(a["obs/red+blue"][0], b["obs/red+blue"][0])
+    np.testing.assert_array_equal(a["obs/red+blue"][1:], b["obs/red+blue"][1:])
+
+
+def test_split_halves_are_the_same_games_whatever_the_workers():
+    for workers, slices in ((2, [(0, 2), (2, 5)]), (3, [(0, 2), (2, 3), (3, 5)]),
+                            (4, [(0, 1), (1, 2), (2, 3), (3, 5)]),
+                            (5, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)])):
+        with make_vec("memory", B, threads=workers, split=2, length=2) as vec:
+            assert [(s.start, s.stop) for s in vec.game_slices] == slices, workers
+            assert vec.game_groups(2) == [slice(0, 2), slice(2, 5)]
+    with make_vec("memory", B, threads=3, length=2) as vec:  # no split: sizes 1, 2, 2
+        assert [(s.start, s.stop) for s in vec.game_slices] == [(0, 1), (1, 3), (3, 5)]
+        assert vec.game_groups(2) == [slice(0, 1), slice(1, 5)]
+    with pytest.raises(ValueError, match=r"split must be an int in 1..workers=2, got 3"):
+        make_vec("memory", B, threads=2, split=3)
+    with pytest.raises(ValueError, match="split=2 needs threads >= 2"):
+        make_vec("memory", B, split=2)
+
+
 def test_worker_error_names_the_game_and_shuts_down(clean_registry):  # noqa: F811
     games.register("procvec_boom", BoomGame, "raises in one game")
     vec = make_vec("procvec_boom", B, threads=WORKERS, fuse=103, length=8)  # game 3

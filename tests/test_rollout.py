@@ -152,6 +152,30 @@ def test_host_staging_copies_nothing_on_the_cpu():
     assert torch.equal(staging.to_device("obs", x[:, [0, 2]]), torch.from_numpy(x[:, [0, 2]]))
 
 
+def test_an_overlapped_rollout_is_the_same_whatever_the_number_of_workers():
+    """The overlap's random draws follow its halves, so the halves are the same games
+    (0..B/2-1 and B/2..B-1) with 2, 3 or 4 worker processes: the same rollouts per seed."""
+    def rollouts(threads: int):
+        torch.manual_seed(0)  # the same initial networks (train() seeds them from run.seed)
+        learner = learner_for("simple_tag.yaml", "game.options.max_cycles=12",
+                              "game.num_envs=6", f"game.threads={threads}",
+                              "game.overlap=true", "league.enabled=false")
+        assert learner.collector.vec.game_groups(2) == [slice(0, 3), slice(3, 6)]
+        try:
+            return [learner.collector.collect() for _ in range(2)]
+        finally:
+            learner.collector.close()
+
+    first = rollouts(2)
+    for threads in (3, 4):
+        for a, b in zip(first, rollouts(threads)):
+            for key, fields in a.groups.items():
+                for name, value in fields.items():
+                    assert torch.equal(value, b.groups[key][name]), (threads, key, name)
+            np.testing.assert_array_equal(a.env_rewards, b.env_rewards)
+            np.testing.assert_array_equal(a.active, b.active)
+
+
 @pytest.mark.parametrize("config_file, overrides", [
     ("simple_tag.yaml", ["game.options.max_cycles=12"]),  # time-limit cuts, two roles
     ("connect_four.yaml", []),  # turn-based
