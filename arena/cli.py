@@ -479,6 +479,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as e:  # one clear line, no traceback
         message = str(e) or type(e).__name__
+        if not isinstance(e, (ValueError, RuntimeError, OSError)):
+            # not one of the errors Arena words itself (a KeyError from a game's own code):
+            # its type and where to see more
+            message = f"{type(e).__name__}: {message} (ARENA_DEBUG=1 shows the traceback)"
         print(f"{where}: error: {message}", file=sys.stderr)
         if os.environ.get("ARENA_DEBUG"):
             raise

@@ -110,6 +110,7 @@ class PPOLearner(L.LightningModule):
                              time_decay_ticks=cfg.reward.time_decay_ticks)
         self.updates = 0
         self.agent_steps = 0
+        self.failed_collecting = False  # the last error came from collection, not an update
         self.collector: Collector | None = None
         self._mb_generator = torch.Generator().manual_seed(cfg.run.seed + 1)
         self._t_start = time.perf_counter()
@@ -339,7 +340,15 @@ class PPOLearner(L.LightningModule):
 
     # ---- the update ----------------------------------------------------------------------
     def training_step(self, dataloader_iter):
-        rollout, _, _ = next(dataloader_iter)
+        try:
+            rollout, _, _ = next(dataloader_iter)
+        except StopIteration:
+            raise
+        except Exception:
+            # a game failed while the next rollout was collected: the weights, optimiser and
+            # league are still those of the last finished update (UpdateCheckpoint saves them)
+            self.failed_collecting = True
+            raise
         t_learn = time.perf_counter()
         metrics = self.ppo_update(rollout)
         learn_seconds = time.perf_counter() - t_learn

@@ -165,6 +165,7 @@ class UpdateCheckpoint(ModelCheckpoint):
                          save_top_k=keep, save_last=True, enable_version_counter=False,
                          every_n_epochs=0, save_on_train_epoch_end=False)
         self.every, self.max_updates, self.minutes = every, max_updates, minutes
+        self.saved_on_error: tuple[Path, int] | None = None  # (checkpoint, update)
         self._last_time = time.monotonic()
         self._saved_update = -1
 
@@ -181,6 +182,23 @@ class UpdateCheckpoint(ModelCheckpoint):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         self.save_now(trainer)  # a stop by trainer.max_time keeps its last update
+
+    def on_exception(self, trainer: L.Trainer, pl_module: Any, exception: BaseException) -> None:
+        """A game that fails while a rollout is collected (a worker process killed, a game's
+        own error) leaves the learner as its last finished update left it: checkpoint that,
+        so a resume loses nothing. Not after a failure inside an update (the weights may be
+        half-stepped), nor under DDP (the other ranks are not here to join the save)."""
+        self.saved_on_error = None
+        if not getattr(pl_module, "failed_collecting", False) or trainer.world_size != 1:
+            return
+        try:
+            self.save_now(trainer)
+        except Exception as exc:  # noqa: BLE001 - the game's error is the one to report
+            warnings.warn(f"could not checkpoint after the error: {type(exc).__name__}: {exc}",
+                          stacklevel=1)
+            return
+        if self.last_model_path:
+            self.saved_on_error = (Path(self.last_model_path), pl_module.updates)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         """Epochs mean nothing here: the one epoch ends only when training does."""
@@ -581,6 +599,13 @@ def train(cfg: Config, resume: Path | None = None, evaluator=None,
                         weights_only=True)
         except SIGTERMException:
             stop.requested = "SIGTERM"
+        except Exception:
+            if checkpoint_cb.saved_on_error is not None and trainer.is_global_zero:
+                path, update = checkpoint_cb.saved_on_error
+                print(f"saved {path} (update {update}) before stopping on the error below; "
+                      f"once it is fixed, continue with: arena train --resume {run_dir}",
+                      file=sys.stderr, flush=True)
+            raise
         finally:
             stop.uninstall()
             if surgery is not None and not is_launch_rank_zero():

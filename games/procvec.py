@@ -401,8 +401,9 @@ class ProcVec(VecGame):
         self._actions = self._arrays.pop(("actions", None))
         self._views: dict[tuple[int, int], VecStep] = {}
         self._step_result = self.view(slice(0, self.num_games))
-        for conn in self._conns:
-            conn.send(("attach", shm.name, layout, self.num_games, self.event_names))
+        for k in range(self.workers):
+            self._send(k, ("attach", shm.name, layout, self.num_games, self.event_names),
+                       "attach the shared memory")
         self._pending.update(range(self.workers))
         self._collect(range(self.workers), "attach the shared memory")
 
@@ -439,6 +440,19 @@ class ProcVec(VecGame):
             failures.sort(key=lambda e: (e.game is None, e.game or 0, e.worker))
             raise failures[0]
         return answers
+
+    def _send(self, k: int, msg: tuple, doing: str) -> None:
+        """Send worker k a command; a worker that is gone (killed, crashed) closes the vec
+        and raises a WorkerError, as when its answer does not come."""
+        try:
+            self._conns[k].send(msg)
+        except (BrokenPipeError, EOFError, OSError):
+            p = self._procs[k]
+            p.join(1.0)
+            self.close()
+            raise WorkerError(
+                f"{self._where}: worker {k} (games {self._games_text(k)}) died before it "
+                f"could {doing} (exit code {p.exitcode})", worker=k) from None
 
     def _games_text(self, k: int) -> str:
         sl = self.game_slices[k]
@@ -494,8 +508,8 @@ class ProcVec(VecGame):
         if self._pending:
             self.wait()
         base = _check_seed(type(self).__name__, seed)  # one seed for the whole batch
-        for conn in self._conns:
-            conn.send(("reset", base))
+        for k in range(self.workers):
+            self._send(k, ("reset", base), "reset")
         self._pending.update(range(self.workers))
         self._collect(range(self.workers), "reset")
         self._base_seed = base
@@ -531,7 +545,7 @@ class ProcVec(VecGame):
                 f"slot {s} ({self.slot_agents[s]!r}) is outside 0..{self._slot_n[s] - 1}")
         np.copyto(self._actions[sl], actions, casting="unsafe")
         for k in ks:
-            self._conns[k].send(("step",))
+            self._send(k, ("step",), "step")
             self._pending.add(k)
 
     def _check_actions_rows(self, actions: np.ndarray, n: int) -> np.ndarray:

@@ -343,3 +343,26 @@ def test_a_game_error_in_an_overlapped_collection_is_the_error_seen(clean_regist
         collector.collect()
     assert torch.get_num_threads() == threads
     no_children(vec, list(vec._procs))
+
+
+def test_a_killed_worker_is_named_whether_it_dies_before_or_during_a_step():
+    for before in (True, False):
+        vec = make_vec("memory", B, threads=WORKERS, length=3)
+        procs = list(vec._procs)
+        vec.reset(seed=0)
+        acts = np.zeros((B, vec.num_slots), np.int64)
+        if before:  # gone before the step is sent: the send itself fails
+            os.kill(procs[1].pid, signal.SIGKILL)
+            procs[1].join(10)
+            with pytest.raises(WorkerError, match=r"worker 1 \(games 2..4\) died before it "
+                                                  r"could step \(exit code -9\)"):
+                vec.step(acts)
+        else:  # killed while its games step: its answer never comes (or, had it answered
+            # first, the next step's command cannot be sent)
+            vec.step_async(acts)
+            os.kill(procs[1].pid, signal.SIGKILL)
+            with pytest.raises(WorkerError, match=r"worker 1 \(games 2..4\) died"):
+                vec.wait()
+                procs[1].join(10)
+                vec.step(acts)
+        no_children(vec, procs)

@@ -13,12 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
+from test_registry import clean_registry  # noqa: F401 - a fixture, used by name
 
+import games
 from arena.checkpoints import latest_in_run, read_checkpoint, recorded_update
 from arena.cli import main
 from arena.config import CONFIG_DIR, ConfigError, load_config
 from arena.learner import TrainingDiverged
 from arena.train import train
+from games.memory import MemoryGame
 
 MEMORY = str(CONFIG_DIR / "memory.yaml")
 FAST = ["game.num_envs=8", "ppo.update_epochs=1", "model.hidden=16", "model.lstm_hidden=16"]
@@ -324,3 +327,54 @@ def test_time_based_checkpoints_bound_what_a_kill_loses(tmp_path):
     names = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert names == ["last.ckpt", "update-000001.ckpt", "update-000002.ckpt",
                      "update-000003.ckpt"], names
+
+
+class FailsAfterSteps(MemoryGame):
+    """The memory game, except that an instance raises at its `fuse`-th step in its life
+    (module level: a worker process imports it by reference)."""
+
+    def __init__(self, fuse: int = 10**9, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.fuse, self.lifetime = fuse, 0
+
+    def step(self, actions):
+        self.lifetime += 1
+        if self.lifetime == self.fuse:
+            raise KeyError("the game broke")
+        return super().step(actions)
+
+
+def test_a_game_that_fails_while_collecting_leaves_its_last_update_saved(
+        tmp_path, capsys, clean_registry):  # noqa: F811
+    """A game's error while a rollout is collected stops the run with that error, after
+    checkpointing the last finished update (nothing is lost); the run resumes from it."""
+    games.register("fails_after", FailsAfterSteps, "raises after some steps")
+    length = 8 * 2  # memory.yaml: chunk_len x chunks_per_update steps per rollout
+    run = tmp_path / "f"
+    args = ["train", MEMORY, f"run.root={tmp_path}", "run.name=f", *FAST,
+            "game.name=fails_after", f"game.options.fuse={3 * length + 2}",
+            "trainer.max_updates=50", "trainer.checkpoint_every=1000",
+            "trainer.checkpoint_minutes=null"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "arena train: error: KeyError: 'the game broke' (ARENA_DEBUG=1" in err, err
+    assert f"saved {run / 'checkpoints' / 'last.ckpt'} (update 3)" in err
+    assert f"arena train --resume {run}" in err
+    assert recorded_update(run / "checkpoints" / "last.ckpt") == 3
+    assert main(["train", "--resume", str(run), "trainer.max_updates=5",
+                 "game.options.fuse=1000000000"]) == 0
+    assert read_checkpoint(run)["arena"]["updates"] == 5
+
+
+def test_an_error_inside_an_update_saves_nothing(tmp_path, capsys):
+    """An update that fails half-way may have stepped some weights: no checkpoint of it."""
+    class BrokenUpdate(Callback):
+        def on_train_start(self, trainer, module) -> None:
+            module.ppo_update = lambda rollout: (_ for _ in ()).throw(RuntimeError("bad step"))
+
+    cfg = load_config(MEMORY, [f"run.root={tmp_path}", "run.name=u", *FAST,
+                               "trainer.max_updates=5", "trainer.checkpoint_minutes=null"])
+    with pytest.raises(RuntimeError, match="bad step"):
+        train(cfg, callbacks=[BrokenUpdate()])
+    assert not (tmp_path / "u" / "checkpoints" / "last.ckpt").exists()
+    assert "saved" not in capsys.readouterr().err
