@@ -135,9 +135,10 @@ def lstm_with_resets(lstm: nn.LSTM, x: Tensor, state: State, starts: Tensor, *,
         if bool(drop.any()):
             shift = torch.where(moved, first, 0)
             src_t = tau + shift.view(1, N)  # (T, N)
-            src = torch.where(src_t < T, src_t * N + torch.arange(N, device=dev), T * N)
-            flat = torch.cat([x.reshape(T * N, -1), x.new_zeros(1, x.shape[-1])])
-            x = flat.index_select(0, src.reshape(-1)).view(T, N, -1)
+            # steps moved past the chunk's end are never read (the LSTM is causal): they
+            # repeat the row's last input rather than take a copy of x with a zero row
+            src = src_t.clamp(max=T - 1) * N + torch.arange(N, device=dev)
+            x = x.reshape(T * N, -1).index_select(0, src.reshape(-1)).view(T, N, -1)
             keep = (~moved).to(state[0].dtype).view(1, N, 1)
             state = (state[0] * keep, state[1] * keep)
             t0, rows = t0[~drop], rows[~drop]
@@ -158,11 +159,11 @@ def lstm_with_resets(lstm: nn.LSTM, x: Tensor, state: State, starts: Tensor, *,
             out, (h, c) = lstm(x[a:b], (h * keep, c * keep))
             outs.append(out)
         return torch.cat(outs, dim=0), (h.squeeze(0), c.squeeze(0)) if final_state else None
-    # inputs: column N + r holds x[t0_r + tau, rows_r] at step tau, zeros past the chunk
-    src_t = t0.view(1, R) + tau  # (T, R)
-    src = torch.where(src_t < T, src_t * N + rows.view(1, R), T * N)  # T * N: a zero row
-    flat = torch.cat([source.reshape(T * N, -1), x.new_zeros(1, x.shape[-1])])
-    shifted = flat.index_select(0, src.reshape(-1)).view(T, R, -1)
+    # inputs: column N + r holds x[t0_r + tau, rows_r] at step tau; past the chunk's end
+    # (never read: the LSTM is causal) the row's last input again
+    src_t = (t0.view(1, R) + tau).clamp(max=T - 1)  # (T, R)
+    src = src_t * N + rows.view(1, R)
+    shifted = source.reshape(T * N, -1).index_select(0, src.reshape(-1)).view(T, R, -1)
     zeros = state[0].new_zeros(1, R, state[0].shape[-1])
     out, (h_n, c_n) = lstm(torch.cat([x, shifted], dim=1),
                            (torch.cat([state[0], zeros], dim=1), torch.cat([state[1], zeros], dim=1)))
