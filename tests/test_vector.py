@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 from conftest import needs_magent2, needs_mpe2
 
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+from test_registry import clean_registry  # noqa: F401 - a fixture, used by name
+
 from games.memory import MemoryGame
 from games.moba import EVENT_NAMES, MobaEnv
 from games.moba.vec import MobaVec
@@ -435,3 +439,41 @@ def test_errors():
         vec.reset(seed=-1)
     with vec:
         pass
+
+
+class MisreportingGame(ParallelEnv):
+    """Two agents observing 3 plain values each; from the first step on, red observes one
+    value too many and blue one too few (the batch's total size is right)."""
+
+    metadata = {"name": "misreporting_v0"}
+
+    def __init__(self) -> None:
+        self.possible_agents = ["red_0", "blue_0"]
+        self.agents = []
+
+    def observation_space(self, agent):
+        return spaces.Box(0.0, 1.0, (3,), np.float32)
+
+    def action_space(self, agent):
+        return spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        self.agents = list(self.possible_agents)
+        return {a: np.zeros(3, np.float32) for a in self.agents}, {a: {} for a in self.agents}
+
+    def step(self, actions):
+        obs = {"red_0": np.ones(4, np.float32), "blue_0": np.ones(2, np.float32)}
+        zero = {a: 0.0 for a in self.agents}
+        return obs, zero, {a: False for a in self.agents}, {a: False for a in self.agents}, \
+            {a: {} for a in self.agents}
+
+
+def test_an_observation_of_the_wrong_size_is_named(clean_registry):  # noqa: F811
+    import games
+
+    games.register("misreporting", MisreportingGame, "observes the wrong sizes")
+    vec = make_vec("misreporting", 2)
+    vec.reset(seed=0)
+    with pytest.raises(ValueError, match=r"agent 'red_0' observation has 4 values, its "
+                                          r"space says 3"):
+        vec.step(np.zeros((2, 2), np.int64))
