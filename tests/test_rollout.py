@@ -220,3 +220,51 @@ def test_an_overlapped_rollout_is_what_its_games_make_of_its_actions(config_file
     finally:
         replay.close()
         learner.collector.close()
+
+
+@pytest.mark.parametrize("config_file, overrides", [
+    ("memory.yaml", ["game.num_envs=8"]),
+    ("default.yaml", ["game.num_envs=4", "game.options.team_size=2", "ppo.chunk_len=8",
+                      "game.options.max_ticks=12"]),
+    ("connect_four.yaml", ["game.num_envs=4"]),  # turn-based: most rows wait at each step
+    ("simple_tag.yaml", ["game.num_envs=4", "game.threads=2", "game.overlap=true",
+                         "game.options.max_cycles=12", "league.enabled=false"]),
+    ("default.yaml", ["league.bot_prob=0.0", "game.options.max_ticks=10",
+                      "game.options.team_size=1", "game.num_envs=8", "ppo.chunk_len=4",
+                      "league.main_exploiters=1", "league.league_exploiters=1",
+                      "league.exploiter_games=2"]),  # several learning agents' blocks
+])
+def test_the_fields_left_unzeroed_are_written_in_full(config_file, overrides, tmp_path,
+                                                      monkeypatch):
+    """The collector does not zero the buffers it fills at every step (arena.rollout.
+    EVERY_STEP_FIELDS): two collections from the same seed, one into buffers first filled
+    with ones and one into buffers filled with zeros, record the same rollout."""
+    import arena.rollout as R
+
+    real = R.group_buffers
+
+    def rollout_with(fill: int):
+        def prefilled(spec, device, fields=tuple(R.GROUP_FIELDS), unset=()):
+            bufs = real(spec, device, fields, unset)
+            for d in bufs.values():
+                for name in unset:
+                    d[name].fill_(fill)
+            return bufs
+
+        monkeypatch.setattr(R, "group_buffers", prefilled)
+        torch.manual_seed(0)
+        cfg = load_config(CONFIG_DIR / config_file, overrides)
+        learner = PPOLearner(to_dict(cfg))
+        learner.run_dir = tmp_path / f"fill{fill}"
+        learner.setup("fit")
+        try:
+            return [learner.collector.collect() for _ in range(2)]
+        finally:
+            learner.collector.close()
+
+    ones, zeros = rollout_with(1), rollout_with(0)
+    assert R.EVERY_STEP_FIELDS
+    for a, b in zip(ones, zeros):
+        for key, fields in a.groups.items():
+            for name in R.EVERY_STEP_FIELDS:
+                assert torch.equal(fields[name], b.groups[key][name]), (key, name)
