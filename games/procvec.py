@@ -418,9 +418,13 @@ class ProcVec(VecGame):
             except (EOFError, OSError):
                 p = self._procs[k]
                 p.join(1.0)
+                hint = "" if doing != "build its games" else (
+                    "; its own output above says why. A worker starts by importing the "
+                    "main script again: a script that builds the games at import needs "
+                    "`if __name__ == \"__main__\":` around that")
                 failures.append(WorkerError(
                     f"{self._where}: worker {k} (games {self._games_text(k)}) died while "
-                    f"trying to {doing} (exit code {p.exitcode})", worker=k))
+                    f"trying to {doing} (exit code {p.exitcode}){hint}", worker=k))
                 self._pending.discard(k)
                 continue
             self._pending.discard(k)

@@ -366,3 +366,15 @@ def test_a_killed_worker_is_named_whether_it_dies_before_or_during_a_step():
                 procs[1].join(10)
                 vec.step(acts)
         no_children(vec, procs)
+
+
+def test_a_script_without_the_main_guard_is_told_what_it_lacks(tmp_path):
+    script = tmp_path / "no_guard.py"
+    script.write_text("from games.vector import make_vec\n"
+                      "vec = make_vec('memory', 4, threads=2)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert out.returncode != 0
+    assert "died while trying to build its games" in out.stderr
+    assert 'needs `if __name__ == "__main__":`' in out.stderr
