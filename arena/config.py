@@ -250,8 +250,9 @@ def _check(c: Config) -> None:
          + (f" ({blocker} is a file)" if blocker else ""), c.run.root)
     need(c.game.num_envs >= 1, "game.num_envs", "an int >= 1", c.game.num_envs)
     need(c.game.threads >= 1, "game.threads", "an int >= 1", c.game.threads)
-    need(not c.game.overlap or c.game.threads >= 2, "game.overlap",
-         "false unless game.threads >= 2 (the halves step in worker processes)", c.game.overlap)
+    need(not c.game.overlap or (c.game.threads >= 2 and c.game.num_envs >= 2), "game.overlap",
+         "false unless game.threads >= 2 and game.num_envs >= 2 (two halves of the games, "
+         "stepped in worker processes)", c.game.overlap)
     need(c.model.encoder in ("auto", "mlp", "entity"), "model.encoder", "auto, mlp or entity",
          c.model.encoder)
     for key in ("hidden", "lstm_hidden"):

@@ -43,7 +43,8 @@ def collection_vec(cfg: Any, num_games: int) -> VecGame:
     """The games a collector steps: `num_games` of the config's game, stepped on
     `game.threads` threads (MOBA) or worker processes (any other game) when above 1."""
     extra = {"threads": cfg.game.threads} if cfg.game.threads > 1 else {}
-    if extra and cfg.game.overlap and vectorizer_path(cfg.game.name) is None:
+    if cfg.game.overlap and min(cfg.game.threads, num_games) >= 2 \
+            and vectorizer_path(cfg.game.name) is None:
         extra["split"] = 2  # the overlap's halves: the same games whatever the threads
     return make_vec(cfg.game.name, num_games, **cfg.game.options, **extra)
 
@@ -327,9 +328,9 @@ class Collector:
             return None
         if not hasattr(self.vec, "game_groups") or getattr(self.vec, "workers", 1) < 2:
             raise ValueError("game.overlap: the batch cannot step part of its games while the "
-                             "rest is inferred; it needs a game stepped in worker processes "
-                             "(game.threads >= 2, any game but the MOBA, whose threads step "
-                             "all its games at once)")
+                             "rest is inferred; it needs 2 or more games stepped in worker "
+                             "processes (game.threads >= 2 and 2+ games; any game but the "
+                             "MOBA, whose threads step all its games at once)")
         if len(self.blocks) > 1:
             raise ValueError("game.overlap: not with league exploiters (several learning "
                              "agents on one batch)")

@@ -268,3 +268,26 @@ def test_the_fields_left_unzeroed_are_written_in_full(config_file, overrides, tm
         for key, fields in a.groups.items():
             for name in R.EVERY_STEP_FIELDS:
                 assert torch.equal(fields[name], b.groups[key][name]), (key, name)
+
+
+def test_overlap_needs_two_games_in_worker_processes():
+    from arena.config import ConfigError
+    from arena.learn.networks import build_policy
+    from arena.rollout import Collector, collection_vec, policy_groups
+
+    for bad in (["game.threads=1"], ["game.threads=2", "game.num_envs=1"]):
+        with pytest.raises(ConfigError, match=r"game.overlap: expected false unless "
+                                              r"game.threads >= 2 and game.num_envs >= 2"):
+            load_config(CONFIG_DIR / "memory.yaml", ["game.overlap=true", *bad])
+    # a remote actor's own game count (actors.num_envs) can still be 1: the collector says so
+    cfg = load_config(CONFIG_DIR / "memory.yaml", ["game.overlap=true", "game.threads=2",
+                                                    "model.hidden=8", "model.lstm_hidden=8"])
+    vec = collection_vec(cfg, 1)
+    groups = policy_groups(vec, False)
+    policies = {g.key: build_policy(g.role, cfg) for g in groups}
+    collector = Collector(vec, policies, groups, chunk_len=4, num_chunks=1, seed=0, overlap=True)
+    try:
+        with pytest.raises(ValueError, match="needs 2 or more games stepped in worker processes"):
+            collector.collect()
+    finally:
+        collector.close()
