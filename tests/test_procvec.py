@@ -204,7 +204,7 @@ def test_a_game_whose_reset_remembers_the_probe_equals_in_process(clean_registry
     """The event names are probed by one step of game 0 only, as in one process; the other
     workers take them from worker 0 and count the events in their own games."""
     games.register("procvec_sticky", StickyGame, "reset remembers earlier steps")
-    kw = dict(length=2, num_cues=4)
+    kw = {"length": 2, "num_cues": 4}
     for workers in (2, 3):
         ref = make_vec("procvec_sticky", B, **kw)  # fresh: its games remember their steps
         assert ref.event_names == ("correct",)  # probed

@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import needs_magent2, needs_mpe2
-
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from test_registry import clean_registry  # noqa: F401 - a fixture, used by name
