@@ -416,15 +416,11 @@ class ProcVec(VecGame):
             try:
                 msg = self._conns[k].recv()
             except (EOFError, OSError):
-                p = self._procs[k]
-                p.join(1.0)
                 hint = "" if doing != "build its games" else (
                     "; its own output above says why. A worker starts by importing the "
                     "main script again: a script that builds the games at import needs "
                     "`if __name__ == \"__main__\":` around that")
-                failures.append(WorkerError(
-                    f"{self._where}: worker {k} (games {self._games_text(k)}) died while "
-                    f"trying to {doing} (exit code {p.exitcode}){hint}", worker=k))
+                failures.append(self._died(k, f"while trying to {doing}", hint))
                 self._pending.discard(k)
                 continue
             self._pending.discard(k)
@@ -451,12 +447,16 @@ class ProcVec(VecGame):
         try:
             self._conns[k].send(msg)
         except (BrokenPipeError, EOFError, OSError):
-            p = self._procs[k]
-            p.join(1.0)
+            err = self._died(k, f"before it could {doing}")
             self.close()
-            raise WorkerError(
-                f"{self._where}: worker {k} (games {self._games_text(k)}) died before it "
-                f"could {doing} (exit code {p.exitcode})", worker=k) from None
+            raise err from None
+
+    def _died(self, k: int, when: str, hint: str = "") -> WorkerError:
+        """The error for worker k, found gone `when` (its exit code once it is reaped)."""
+        p = self._procs[k]
+        p.join(1.0)
+        return WorkerError(f"{self._where}: worker {k} (games {self._games_text(k)}) died "
+                           f"{when} (exit code {p.exitcode}){hint}", worker=k)
 
     def _games_text(self, k: int) -> str:
         sl = self.game_slices[k]
