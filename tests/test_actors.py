@@ -217,7 +217,7 @@ def test_rollouts_beyond_an_updates_need_do_not_queue_up(listening):
     dropped = coll.dropped_stale
     for version in (18, 20, 19):  # need is 1: the one of version 20 trains
         sender.send({"actor": 1, "version": version, "seconds": 1.0, "bots": {}}, arrays)
-    time.sleep(0.5)  # all three are at the learner
+    time.sleep(1.5)  # all three are at the learner (one connection: in order)
     coll.collect()
     assert coll.metrics()["actors/staleness_max"] == 0.0
     assert coll.dropped_stale - dropped == 2

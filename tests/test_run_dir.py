@@ -230,14 +230,17 @@ def test_league_config_and_checkpoints_share_ordinary_permissions(league_run):
 @pytest.mark.parametrize("signame,code", [("SIGTERM", 143), ("SIGINT", 130)])
 def test_a_stop_signal_saves_the_update_and_says_how_to_resume(tmp_path, signame, code):
     run = tmp_path / "s"
-    proc = arena_process("train", MEMORY, f"run.root={tmp_path}", "run.name=s", *FAST,
-                         "trainer.max_updates=100000", "trainer.checkpoint_every=100000",
-                         "trainer.checkpoint_minutes=null")
-    # the first checkpoint is the signal's own: wait until training runs, then signal
-    wait_for(lambda: (run / "config_history.jsonl").is_file())
-    time.sleep(1.0)
-    proc.send_signal(getattr(signal, signame))
-    _, err = proc.communicate(timeout=120)
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stream:
+        proc = arena_process("train", MEMORY, f"run.root={tmp_path}", "run.name=s", *FAST,
+                             "trainer.max_updates=100000", "trainer.checkpoint_every=100000",
+                             "trainer.checkpoint_minutes=null", stderr=stream)
+        # the first checkpoint is the signal's own: wait until an update has finished (its
+        # progress line is printed), however slow the machine is, then signal
+        wait_for(lambda: "update 1/100000" in log.read_text())
+        proc.send_signal(getattr(signal, signame))
+        proc.wait(timeout=120)
+    err = log.read_text()
     assert proc.returncode == code, err
     assert f"stopped by {signame} at update" in err and f"--resume {run}" in err
     assert "of 100000; saved " in err
