@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.distributions import Categorical
@@ -116,79 +117,75 @@ def lstm_with_resets(lstm: nn.LSTM, x: Tensor, state: State, starts: Tensor, *,
     restart, from a zero state.
     """
     T, N = x.shape[:2]
-    restarts = starts[1:].nonzero() if T > 1 else None  # (R, 2): (t - 1, n), t-major
-    if restarts is None or restarts.shape[0] == 0:
+    # The bookkeeping is on (T, N) flags: numpy on one host copy of them (a handful of
+    # array operations of a microsecond each, and one device sync on a GPU, where the
+    # tensor version cost dozens of small kernels and several syncs per call)
+    s = starts.detach().to("cpu", torch.bool).numpy() if T > 1 else None
+    t0, rows = np.nonzero(s[1:]) if s is not None else (np.zeros(0, np.int64),) * 2
+    if t0.size == 0:
         out, new = lstm(x, state)
         return out, (new[0].squeeze(0), new[1].squeeze(0)) if final_state else None
-    R = restarts.shape[0]
-    t0, rows = restarts[:, 0] + 1, restarts[:, 1]
+    t0 = t0 + 1  # restarts (t0_r, rows_r) in time order
+    cuts = [0, *np.unique(t0).tolist(), T]  # the stretches between restarts
     dev = x.device
-    tau = torch.arange(T, device=dev).view(T, 1)
-    source, state_in = x, state  # the extra rows read the chunk as it was
-    shift = None  # (N,): how many steps each row was moved forward (0: not moved)
+    tau = np.arange(T).reshape(T, 1)
+    shift = np.zeros(N, np.int64)  # how many steps each row is moved forward (0: not moved)
     if needed is not None and not final_state:
-        first = torch.full((N,), T, dtype=torch.long, device=dev).scatter_reduce(
-            0, rows, t0, "amin")
-        read_before = (needed.to(torch.bool) & (tau < first.view(1, N))).any(0)
+        first = np.full(N, T)
+        np.minimum.at(first, rows, t0)
+        read_before = (needed.detach().to("cpu", torch.bool).numpy() & (tau < first)).any(0)
         moved = (first < T) & ~read_before
         drop = moved[rows] & (t0 == first[rows])  # those restarts become their own rows
-        if bool(drop.any()):
-            shift = torch.where(moved, first, 0)
-            src_t = tau + shift.view(1, N)  # (T, N)
-            # steps moved past the chunk's end are never read (the LSTM is causal): they
-            # repeat the row's last input rather than take a copy of x with a zero row
-            src = src_t.clamp(max=T - 1) * N + torch.arange(N, device=dev)
-            x = x.reshape(T * N, -1).index_select(0, src.reshape(-1)).view(T, N, -1)
-            keep = (~moved).to(state[0].dtype).view(1, N, 1)
-            state = (state[0] * keep, state[1] * keep)
-            t0, rows = t0[~drop], rows[~drop]
-            R = t0.shape[0]
-    # each (t, n) with no extra row reads its own row, at the step it was moved to
-    own_step = tau.expand(T, N) if shift is None else (tau - shift.view(1, N)).clamp(min=0)
-    if R == 0:
-        out, _ = lstm(x, state)
-        return out.gather(0, own_step.unsqueeze(-1).expand(T, N, out.shape[-1])), None
-    if R > N and shift is not None:  # too many restarts left: per stretch, as it was
-        return lstm_with_resets(lstm, source, state_in, starts, final_state=False)
-    if R > N:
+        shift = np.where(moved, first, 0)
+        t0, rows = t0[~drop], rows[~drop]
+    R = t0.size
+    if R > N:  # too many restarts left for extra rows: one call per stretch
         h, c = state
-        cuts = [0, *sorted(set(t0.tolist())), T]
         outs = []
         for a, b in zip(cuts[:-1], cuts[1:]):
             keep = (~starts[a]).to(x.dtype).view(1, N, 1) if a else 1.0
             out, (h, c) = lstm(x[a:b], (h * keep, c * keep))
             outs.append(out)
         return torch.cat(outs, dim=0), (h.squeeze(0), c.squeeze(0)) if final_state else None
-    # inputs: column N + r holds x[t0_r + tau, rows_r] at step tau; past the chunk's end
-    # (never read: the LSTM is causal) the row's last input again
-    src_t = (t0.view(1, R) + tau).clamp(max=T - 1)  # (T, R)
-    src = src_t * N + rows.view(1, R)
-    shifted = source.reshape(T * N, -1).index_select(0, src.reshape(-1)).view(T, R, -1)
-    zeros = state[0].new_zeros(1, R, state[0].shape[-1])
-    out, (h_n, c_n) = lstm(torch.cat([x, shifted], dim=1),
-                           (torch.cat([state[0], zeros], dim=1), torch.cat([state[1], zeros], dim=1)))
-    # each (t, n) reads the row of its latest restart at or before t (its own row if none)
-    latest = torch.full((T, N), -1, dtype=torch.long, device=dev)
-    latest[t0, rows] = torch.arange(R, device=dev)
-    latest = torch.cummax(latest, dim=0).values  # restarts are numbered in time order
-    shifted_row = latest >= 0
-    lr = latest.clamp(min=0)
-    col = torch.where(shifted_row, N + lr, torch.arange(N, device=dev).view(1, N))
-    step = torch.where(shifted_row, tau - t0[lr], own_step)
-    feats = out.reshape(T * (N + R), -1).index_select(0, (step * (N + R) + col).reshape(-1))
-    feats = feats.view(T, N, -1)
+    # One gather lays out every row's inputs: row n its own steps from shift[n], row N + r
+    # the steps of row rows[r] from t0[r]; steps moved past the chunk's end (never read:
+    # the LSTM is causal) repeat the row's last input.
+    src_t = np.concatenate([tau + shift, tau + t0], axis=1).clip(max=T - 1)  # (T, N + R)
+    src = src_t * N + np.concatenate([np.arange(N), rows])
+    inputs = x.reshape(T * N, -1).index_select(
+        0, torch.from_numpy(src.reshape(-1)).to(dev)).view(T, N + R, -1)
+    h, c = state
+    if shift.any():  # a moved row starts its episode at step 0, from a zero state
+        keep = torch.from_numpy(shift == 0).to(device=dev, dtype=h.dtype).view(1, N, 1)
+        h, c = h * keep, c * keep
+    if R:
+        zeros = h.new_zeros(1, R, h.shape[-1])
+        h, c = torch.cat([h, zeros], dim=1), torch.cat([c, zeros], dim=1)
+    out, (h_n, c_n) = lstm(inputs, (h, c))
+    # each (t, n) reads the row of its latest restart at or before t (its own row, at the
+    # step it was moved to, if none)
+    latest = np.full((T, N), -1)
+    latest[t0, rows] = np.arange(R)
+    latest = np.maximum.accumulate(latest, axis=0)  # restarts are numbered in time order
+    lr = latest.clip(min=0)
+    col = np.where(latest >= 0, N + lr, np.arange(N))
+    step = np.where(latest >= 0, tau - t0[lr] if R else 0, (tau - shift).clip(min=0))
+    read = torch.from_numpy((step * (N + R) + col).reshape(-1)).to(dev)
+    feats = out.reshape(T * (N + R), -1).index_select(0, read).view(T, N, -1)
     if not final_state:
         return feats, None
     h, c = h_n[0, :N], c_n[0, :N]
     last = latest[-1]  # the restart each agent's final state continues from (-1: none)
-    moved = (last >= 0).nonzero().flatten()
-    if moved.numel():
+    moved_rows = np.flatnonzero(last >= 0)
+    if moved_rows.size:
+        # the final state after a restart is the last step of a shifted row, which one
+        # call does not return: replay those rows once more, one call per restart step
         h, c = h.clone(), c.clone()
-        starts_of = t0[last[moved]]
-        for s in sorted(set(starts_of.tolist())):
-            who = moved[starts_of == s]
-            z = state[0].new_zeros(1, who.numel(), state[0].shape[-1])
-            _, (hs, cs) = lstm(x[s:, who], (z, z))
+        starts_of = t0[last[moved_rows]]
+        for s0 in np.unique(starts_of):
+            who = torch.from_numpy(moved_rows[starts_of == s0]).to(dev)
+            z = h.new_zeros(1, who.numel(), h.shape[-1])
+            _, (hs, cs) = lstm(x[int(s0):, who], (z, z))
             h[who], c[who] = hs[0], cs[0]
     return feats, (h, c)
 
