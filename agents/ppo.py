@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -46,36 +47,48 @@ def compute_gae(rewards: Tensor, values: Tensor, dones: Tensor, last_values: Ten
     not a terminal state), the value of the observation at the cut: it is bootstrapped
     instead of 0. None or 0 elsewhere: the end is terminal.
     """
+    # On the host, in numpy, whatever the tensors' device: a step is a handful of operations
+    # on N numbers, where a tensor operation's fixed cost (a few microseconds on the CPU, a
+    # kernel launch on a GPU) would be most of the time; the arrays are small.
+    dev, dtype = rewards.device, rewards.dtype
+    work = torch.float64 if dtype == torch.float64 else torch.float32
+
+    def host(x: Tensor, kind: torch.dtype = work) -> np.ndarray:
+        return x.detach().to("cpu", kind).numpy()
+
     T = rewards.shape[0]
-    dtype = rewards.dtype
-    values = values.to(dtype)
-    done_all = dones.to(torch.bool)
-    gamma = torch.as_tensor(gamma, dtype=dtype, device=rewards.device)
-    zeros = torch.zeros_like(rewards[0])
-    advantages = torch.zeros_like(rewards)
-    next_values = last_values.to(dtype)
+    rewards_, values_ = host(rewards), host(values)
+    done_all = host(dones, torch.bool)
+    acted_all = None if valid is None else host(valid, torch.bool)
+    finals = None if final_values is None else host(final_values)
+    gamma_ = (host(gamma) if isinstance(gamma, Tensor) else np.asarray(gamma)).astype(rewards_.dtype)
+    decay = (gamma_ * rewards_.dtype.type(gae_lambda)).astype(rewards_.dtype)
+    zeros = np.zeros_like(rewards_[0])
+    advantages = np.zeros_like(rewards_)
+    next_values = host(last_values)
     next_advantages = zeros
     pending = zeros  # rewards since the agent's next action (waiting steps)
     for t in reversed(range(T)):
-        # an episode that ends at t: nothing after t is bootstrapped (no host sync to ask)
-        boot = zeros if final_values is None else final_values[t].to(dtype)
-        next_values = torch.where(done_all[t], boot, next_values)
-        next_advantages = torch.where(done_all[t], zeros, next_advantages)
-        pending = torch.where(done_all[t], zeros, pending)
-        reward = pending + rewards[t]
-        delta = reward + gamma * next_values - values[t]
-        advantage = delta + gamma * gae_lambda * next_advantages
-        if valid is None:
+        # an episode that ends at t: nothing after t is bootstrapped
+        done = done_all[t]
+        boot = zeros if finals is None else finals[t]
+        next_values = np.where(done, boot, next_values)
+        next_advantages = np.where(done, zeros, next_advantages)
+        pending = np.where(done, zeros, pending)
+        reward = pending + rewards_[t]
+        delta = reward + gamma_ * next_values - values_[t]
+        advantage = delta + decay * next_advantages
+        if acted_all is None:
             advantages[t] = advantage
-            next_values, next_advantages, pending = values[t], advantage, zeros
+            next_values, next_advantages, pending = values_[t], advantage, zeros
         else:
-            acted = valid[t].to(torch.bool)
-            advantages[t] = torch.where(acted, advantage, zeros)
-            next_values = torch.where(acted, values[t], next_values)
-            next_advantages = torch.where(acted, advantage, next_advantages)
-            pending = torch.where(acted, zeros, reward)
-    returns = advantages + values
-    return advantages, returns
+            acted = acted_all[t]
+            advantages[t] = np.where(acted, advantage, zeros)
+            next_values = np.where(acted, values_[t], next_values)
+            next_advantages = np.where(acted, advantage, next_advantages)
+            pending = np.where(acted, zeros, reward)
+    returns = advantages + values_
+    return (torch.from_numpy(advantages).to(dev, dtype), torch.from_numpy(returns).to(dev, dtype))
 
 
 # ---- the PPO loss -------------------------------------------------------------------------
