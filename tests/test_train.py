@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import Callback
 from arena.checkpoints import CheckpointError, load_learner, read_checkpoint
 from arena.cli import main
 from arena.config import CONFIG_DIR, load_config
+from arena.rundir import TEMPORARY, stale_temporaries
 from arena.train import train
 from games.vector import make_vec
 
@@ -104,9 +105,12 @@ def test_resume_after_sigkill(tmp_path):
     assert (ckpts / "last.ckpt").is_file()
     done = read_checkpoint(tmp_path / "k")["arena"]["updates"]
     assert done >= 4
-    assert not [p for p in ckpts.iterdir() if p.suffix != ".ckpt"]  # no half-written files
+    # no half-written checkpoint: a kill during a save leaves only the save's temporary
+    # file beside it (which the resume removes)
+    assert all(p.suffix == ".ckpt" or TEMPORARY.match(p.name) for p in ckpts.iterdir())
     assert main(["train", "--resume", str(tmp_path / "k"), f"trainer.max_updates={done + 2}"]) == 0
     assert read_checkpoint(tmp_path / "k")["arena"]["updates"] == done + 2
+    assert not stale_temporaries(tmp_path / "k")
 
 
 def test_corrupt_and_foreign_checkpoints_are_refused(tmp_path, capsys):
