@@ -378,7 +378,7 @@ class ProcVec(VecGame):
         metas = self._collect(range(self.workers), "build its games")
         first = metas[0]
         for k, m in enumerate(metas[1:], 1):
-            if "event_names" not in kwargs:  # worker 0's, given to the others at attach
+            if kwargs.get("event_names") is None:  # worker 0's, given to the others at attach
                 m = {**m, "event_names": first["event_names"]}
             if m != first:
                 diff = sorted(f for f in first if first[f] != m[f])
