@@ -289,6 +289,17 @@ class StopOnSignal(Callback):
             self.stopped_at = pl_module.updates
             trainer.should_stop = True
 
+    def on_exception(self, trainer: L.Trainer, pl_module: Any, exception: BaseException) -> None:
+        """A SIGTERM that arrives after this callback's check but before the end of the
+        update (while later callbacks run) makes Lightning raise SIGTERMException there,
+        once the update is whole: checkpoint it, as the check would have at the next update.
+        Not under DDP, where that raise is not one decision shared by the ranks."""
+        if not isinstance(exception, SIGTERMException) or trainer.world_size != 1:
+            return
+        self.requested = self.requested or "SIGTERM"
+        self.checkpoint.save_now(trainer)
+        self.stopped_at = pl_module.updates
+
 
 def new_run_dir(cfg: Config) -> Path:
     """The directory of a new run: run.root/run.name (default <game>-<date>-<time>).

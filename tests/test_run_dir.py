@@ -20,7 +20,7 @@ from arena.checkpoints import latest_in_run, read_checkpoint, recorded_update
 from arena.cli import main
 from arena.config import CONFIG_DIR, ConfigError, load_config
 from arena.learner import TrainingDiverged
-from arena.train import train
+from arena.train import TrainingStopped, train
 from games.memory import MemoryGame
 
 MEMORY = str(CONFIG_DIR / "memory.yaml")
@@ -249,6 +249,33 @@ def test_a_stop_signal_saves_the_update_and_says_how_to_resume(tmp_path, signame
     assert recorded_update(run / "checkpoints" / "last.ckpt") == stopped
     assert main(["train", "--resume", str(run), f"trainer.max_updates={stopped + 2}"]) == 0
     assert read_checkpoint(run)["arena"]["updates"] == stopped + 2
+
+
+@pytest.mark.parametrize("at", [1, 2])
+def test_a_sigterm_after_the_stop_check_still_saves_that_update(tmp_path, at):
+    """The signal lands while the callbacks after the stop check run (here: the progress
+    line's place), where Lightning itself raises at the end of the update: the update is
+    still saved and the resume goes on from it."""
+    class TermAfterCheck(Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if pl_module.updates == at:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    cfg = load_config(MEMORY, [f"run.root={tmp_path}", "run.name=t", *FAST,
+                               "trainer.max_updates=50", "trainer.checkpoint_every=1000",
+                               "trainer.checkpoint_minutes=null"])
+    old = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(TrainingStopped) as stopped:
+            train(cfg, callbacks=[TermAfterCheck()])
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    run = tmp_path / "t"
+    assert stopped.value.exit_code == 143 and stopped.value.update == at
+    assert f"at update {at} of 50; saved " in str(stopped.value)
+    assert recorded_update(run / "checkpoints" / "last.ckpt") == at
+    assert main(["train", "--resume", str(run), f"trainer.max_updates={at + 2}"]) == 0
+    assert read_checkpoint(run)["arena"]["updates"] == at + 2
 
 
 def test_a_run_whose_steps_are_all_skipped_stops_with_an_error(tmp_path):
