@@ -13,12 +13,15 @@ For each setting, side by side in one run:
   learner — one forward per collected step with action sampling, then update_epochs x
   num_minibatches of forward, backward and Adam over the rollout's chunks with a minimal
   loss — for the agent-steps of a real rollout of the run, replaying as many chunks as the
-  run did (those with a step that trains: the run's mean `loss/replayed_chunks`), timed
-  2 x `--floor-repeats` times right after the end-to-end run (the median: these machines
-  drift in speed between minutes). end to end / floor is the share of time that goes into
-  the network; everything else (game, copies, PPO bookkeeping, Python) is the rest. Where
-  the run skipped chunks, the floor that replays every chunk (as the baseline and
-  nn_limit_shapes.py do) is printed beside it, for reference;
+  run did (those with a step that trains: that update's `loss/replayed_chunks`), timed
+  right after each measured update, for its rollout, its time left out of the next
+  update's: the two alternate, so the speed of these machines, which drifts from minute to
+  minute (the floor timed alone varied by a third between runs), drifts for both alike.
+  end to end / floor (total floor seconds / total seconds of the same updates) is the
+  share of time that goes into the network; everything else (game, copies, PPO
+  bookkeeping, Python) is the rest. Where the run skipped chunks, the floor that replays
+  every chunk (as the baseline and nn_limit_shapes.py do; `--floor-repeats` times after
+  the run, the median) is printed beside it, for reference;
 * magent: the shared CleanRL-style single-file LSTM PPO (../shared/bench/
   baseline_lstm_ppo.py) with the same settings, its steady agent-steps/s over the last two
   thirds of `--baseline-seconds`, and `nn_limit_shapes.py` for these shapes (its own plain
@@ -63,111 +66,140 @@ SETTINGS = {
 
 
 # ---- the floor ---------------------------------------------------------------------------------
-def floor_seconds(cfg, games: int, replayed: float = 1.0) -> tuple[float, float]:
-    """(collection forward seconds, update seconds) of the least network work PPO needs for
-    one rollout of `cfg` with `games` games: the config's own modules, plain PyTorch, on the
-    config's accelerator (CUDA when it says gpu/cuda) and precision (bf16 autocast).
-    `replayed`: the share of the rollout's chunks that have a step to train on (the rest
-    add nothing to the loss; the run's `loss/replayed_chunks`)."""
-    import contextlib
+class Floor:
+    """The least network work PPO needs for one rollout of `cfg` with `games` games: the
+    config's own modules, plain PyTorch, on the config's accelerator (CUDA when it says
+    gpu/cuda) and precision (bf16 autocast). Built once (and warmed up); `seconds()` times
+    one rollout's worth."""
 
-    from arena.learn.networks import build_policy
-    from arena.rollout import policy_groups
-    from games.vector import make_vec
+    def __init__(self, cfg, games: int) -> None:
+        import contextlib
 
-    p = cfg.ppo
-    if cfg.trainer.num_threads:  # as the learner runs (arena/learner.py setup)
-        torch.set_num_threads(cfg.trainer.num_threads)
-    L, T = p.chunk_len * p.chunks_per_update, p.chunk_len
-    gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (
-        cfg.trainer.accelerator == "auto" and torch.cuda.is_available())
-    dev = torch.device("cuda" if gpu else "cpu")
-    bf16 = str(cfg.trainer.precision).startswith("bf16")
-    autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if bf16 \
-        else contextlib.nullcontext
-    sync = torch.cuda.synchronize if gpu else (lambda: None)
-    vec = make_vec(cfg.game.name, games, **cfg.game.options)
-    try:
-        step = vec.reset(seed=0)
-        groups = policy_groups(vec, cfg.model.per_agent_weights)
-        policies = {g.key: build_policy(g.role, cfg).to(dev) for g in groups}
-        obs, masks = {}, {}
-        for g in groups:  # one real observation per row, reused at every step
-            o = step.obs[g.role.name][:, list(g.role_columns)]
-            m = step.action_mask[g.role.name][:, list(g.role_columns)]
-            obs[g.key] = torch.from_numpy(np.ascontiguousarray(o)).reshape(-1, o.shape[-1]).to(dev)
-            masks[g.key] = torch.from_numpy(np.ascontiguousarray(m)).reshape(-1, m.shape[-1]).to(dev)
-    finally:
-        vec.close()
-    params = [q for pol in policies.values() for q in pol.parameters()]
-    opt = torch.optim.Adam(params, lr=p.lr, eps=1e-5)
+        from arena.learn.networks import build_policy
+        from arena.rollout import policy_groups
+        from games.vector import make_vec
 
-    def collect() -> None:
-        with torch.no_grad(), autocast():
-            state = {k: pol.initial_state(obs[k].shape[0], dev) for k, pol in policies.items()}
-            for _ in range(L):
-                for k, pol in policies.items():
+        self.p = p = cfg.ppo
+        if cfg.trainer.num_threads:  # as the learner runs (arena/learner.py setup)
+            torch.set_num_threads(cfg.trainer.num_threads)
+        self.L, self.T = p.chunk_len * p.chunks_per_update, p.chunk_len
+        gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (
+            cfg.trainer.accelerator == "auto" and torch.cuda.is_available())
+        self.dev = dev = torch.device("cuda" if gpu else "cpu")
+        bf16 = str(cfg.trainer.precision).startswith("bf16")
+        self.autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if bf16 \
+            else contextlib.nullcontext
+        self.sync = torch.cuda.synchronize if gpu else (lambda: None)
+        vec = make_vec(cfg.game.name, games, **cfg.game.options)
+        try:
+            step = vec.reset(seed=0)
+            groups = policy_groups(vec, cfg.model.per_agent_weights)
+            self.policies = {g.key: build_policy(g.role, cfg).to(dev) for g in groups}
+            self.obs, self.masks = {}, {}
+            for g in groups:  # one real observation per row, reused at every step
+                o = step.obs[g.role.name][:, list(g.role_columns)]
+                m = step.action_mask[g.role.name][:, list(g.role_columns)]
+                self.obs[g.key] = torch.from_numpy(np.ascontiguousarray(o)).reshape(
+                    -1, o.shape[-1]).to(dev)
+                self.masks[g.key] = torch.from_numpy(np.ascontiguousarray(m)).reshape(
+                    -1, m.shape[-1]).to(dev)
+        finally:
+            vec.close()
+        params = [q for pol in self.policies.values() for q in pol.parameters()]
+        self.opt = torch.optim.Adam(params, lr=p.lr, eps=1e-5)
+        self._batches: dict[tuple[str, int], tuple] = {}
+        self.seconds()  # warm-up
+
+    def collect(self) -> None:
+        dev, obs, masks = self.dev, self.obs, self.masks
+        with torch.no_grad(), self.autocast():
+            state = {k: pol.initial_state(obs[k].shape[0], dev)
+                     for k, pol in self.policies.items()}
+            for _ in range(self.L):
+                for k, pol in self.policies.items():
                     starts = torch.zeros(obs[k].shape[0], dtype=torch.bool, device=dev)
                     logits, _, state[k] = pol.step(obs[k], state[k], starts, masks[k])
                     torch.multinomial(torch.softmax(logits.float(), -1), 1)
 
-    # a minibatch: (T, chunks, ...) of the recorded rows, as many chunks as PPO takes
-    batches = {}
-    for k in policies:
-        rows = obs[k].shape[0]
-        n = max(round(L // T * rows * replayed) // p.num_minibatches, 1)
-        pick = torch.arange(n, device=dev) % rows
-        batches[k] = (obs[k][pick].unsqueeze(0).expand(T, -1, -1).contiguous(),
-                      masks[k][pick].unsqueeze(0).expand(T, -1, -1).contiguous(),
-                      torch.zeros(T, n, dtype=torch.bool, device=dev), n)
+    def batch(self, k: str, replayed: float) -> tuple:
+        """A minibatch: (T, chunks, ...) of the recorded rows, as many chunks as PPO takes."""
+        rows = self.obs[k].shape[0]
+        n = max(round(self.L // self.T * rows * replayed) // self.p.num_minibatches, 1)
+        if (k, n) not in self._batches:
+            pick = torch.arange(n, device=self.dev) % rows
+            self._batches[k, n] = (
+                self.obs[k][pick].unsqueeze(0).expand(self.T, -1, -1).contiguous(),
+                self.masks[k][pick].unsqueeze(0).expand(self.T, -1, -1).contiguous(),
+                torch.zeros(self.T, n, dtype=torch.bool, device=self.dev), n)
+        return self._batches[k, n]
 
-    def update() -> None:
+    def update(self, replayed: float) -> None:
+        p, dev = self.p, self.dev
+        batches = {k: self.batch(k, replayed) for k in self.policies}
         for _ in range(p.update_epochs * p.num_minibatches):
             total = torch.zeros((), device=dev)
-            for k, pol in policies.items():
+            for k, pol in self.policies.items():
                 x, m, starts, n = batches[k]
-                with autocast():
+                with self.autocast():
                     logits, values, _ = pol.forward_sequence(x, pol.initial_state(n, dev),
                                                              starts, m)
                 total = total + logits.float().logsumexp(-1).mean() + values.float().pow(2).mean()
-            opt.zero_grad()
+            self.opt.zero_grad()
             total.backward()
-            opt.step()
+            self.opt.step()
 
-    collect(), update()  # warm-up
-    sync()
-    t0 = time.perf_counter()
-    collect()
-    sync()
-    t1 = time.perf_counter()
-    update()
-    sync()
-    return t1 - t0, time.perf_counter() - t1
+    def seconds(self, replayed: float = 1.0) -> tuple[float, float]:
+        """(collection forward seconds, update seconds) of one rollout. `replayed`: the
+        share of the rollout's chunks that have a step to train on (the rest add nothing to
+        the loss; the run's `loss/replayed_chunks`)."""
+        self.sync()
+        t0 = time.perf_counter()
+        self.collect()
+        self.sync()
+        t1 = time.perf_counter()
+        self.update(replayed)
+        self.sync()
+        return t1 - t0, time.perf_counter() - t1
 
 
-# ---- end to end ---------------------------------------------------------------------------------
+# ---- end to end, the floor timed between its updates ------------------------------------------
 class Probe(Callback):
-    """Marks (time, agent-steps) at every update; after the measured ones, records one
-    rollout's agent-steps and stops."""
+    """Times each of `updates` updates after `warmup`, and right after each one the floor
+    for that update's rollout (the share of chunks it replayed): the two alternate, so a
+    machine whose speed drifts from minute to minute drifts for both alike. The floor's
+    time is not counted in the next update's. After the measured updates, stops."""
 
-    def __init__(self, warmup: int, updates: int) -> None:
-        self.warmup, self.updates = warmup, updates
-        self.marks: list[tuple[float, int]] = []
-        self.rollout_steps = 0
-        self.replayed: list[float] = []  # share of chunks replayed, per measured update
+    def __init__(self, cfg, warmup: int, updates: int) -> None:
+        self.cfg, self.warmup, self.updates = cfg, warmup, updates
+        self.floor: Floor | None = None
+        self.since = 0.0  # when the update now running started (its clock)
+        self.steps_before = 0
+        # per measured update: (seconds, agent-steps, floor forward s, floor update s, replayed)
+        self.measured: list[tuple[float, int, float, float, float]] = []
 
     def on_train_batch_end(self, trainer, learner, outputs, batch, batch_idx) -> None:
-        self.marks.append((time.perf_counter(), learner.agent_steps))
-        if learner.updates > self.warmup:
-            self.replayed.append(learner.last_metrics.get("loss/replayed_chunks", 1.0))
-        if learner.updates == self.warmup + self.updates:
+        now = time.perf_counter()
+        if learner.updates == self.warmup:
+            self.floor = Floor(self.cfg, self.cfg.game.num_envs)  # built and warmed up here
+        elif learner.updates > self.warmup:
+            replayed = learner.last_metrics.get("loss/replayed_chunks", 1.0)
+            forward, update = self.floor.seconds(replayed)
+            self.measured.append((now - self.since, learner.agent_steps - self.steps_before,
+                                  forward, update, replayed))
+        if learner.updates >= self.warmup + self.updates:
             trainer.should_stop = True
-            (_, s0), (_, s1) = self.marks[self.warmup - 1], self.marks[-1]
-            self.rollout_steps = (s1 - s0) // self.updates
+        self.steps_before = learner.agent_steps
+        self.since = time.perf_counter()
 
-    def rate(self) -> float:
-        (t0, s0), (t1, s1) = self.marks[self.warmup - 1], self.marks[-1]
-        return (s1 - s0) / (t1 - t0)
+    def figures(self) -> dict[str, float]:
+        m = np.array(self.measured)
+        seconds, steps, forward, update = m[:, 0].sum(), m[:, 1].sum(), m[:, 2].sum(), m[:, 3].sum()
+        ratios = (m[:, 2] + m[:, 3]) / m[:, 0]
+        return {"e2e": steps / seconds, "floor": steps / (forward + update),
+                "forward": forward / len(m), "update": update / len(m),
+                "rollout_steps": steps / len(m), "replayed": float(m[:, 4].mean()),
+                "ratio": (forward + update) / seconds, "ratio_min": float(ratios.min()),
+                "ratio_max": float(ratios.max())}
 
 
 def end_to_end(path: Path, overrides: list[str], warmup: int, updates: int):
@@ -176,7 +208,7 @@ def end_to_end(path: Path, overrides: list[str], warmup: int, updates: int):
     with tempfile.TemporaryDirectory() as root:
         cfg = load_config(path, [f"run.root={root}", "run.name=throughput", "eval.every=0",
                                  f"trainer.max_updates={warmup + updates + 1}", *overrides])
-        probe = Probe(warmup, updates)
+        probe = Probe(cfg, warmup, updates)
         train(cfg, callbacks=[probe])
     return cfg, probe
 
@@ -250,45 +282,42 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=10)
     parser.add_argument("--baseline-seconds", type=float, default=150.0)
     parser.add_argument("--floor-repeats", type=int, default=3,
-                        help="the floor is timed twice this many times (median)")
+                        help="the every-chunk reference floor is timed this many times "
+                             "after the run (median)")
     parser.add_argument("--actors", default="", metavar="N,...",
                         help="also measure the MOBA with this many actor processes, e.g. 1,2")
     parser.add_argument("overrides", nargs="*", help="config overrides for every setting")
     args = parser.parse_args()
-    # as the learner does (arena/memory.py), so the floor timed before the run is timed
-    # with the same allocator settings as the run and the floor after it
+    # as the learner does (arena/memory.py), so the floor is timed with the allocator
+    # settings of the run
     from arena.memory import keep_freed_memory
 
     keep_freed_memory()
     threads = torch.get_num_threads()
     for name in [s.strip() for s in args.settings.split(",") if s.strip()]:
         path, own = SETTINGS[name]
-        # the floor replays the share of chunks the run did, so it is timed after the run
+        # the floor is timed after each measured update, for that update's rollout
         cfg, probe = end_to_end(path, [*own, *args.overrides], args.warmup, args.updates)
-        e2e = probe.rate()
-        replayed = float(np.mean(probe.replayed))
-        floors = [floor_seconds(cfg, cfg.game.num_envs, replayed)
-                  for _ in range(2 * args.floor_repeats)]
-        forward, update = sorted(floors, key=sum)[len(floors) // 2]
-        floor = probe.rollout_steps / (forward + update)
+        f = probe.figures()
         g = cfg.game
         print(f"[{name}] {g.name} {dict(g.options)}, {g.num_envs} games, "
               f"{cfg.ppo.chunk_len * cfg.ppo.chunks_per_update} steps per rollout, "
               f"{cfg.ppo.update_epochs} epochs x {cfg.ppo.num_minibatches} minibatches, "
               f"torch threads {threads}")
-        print(f"[{name}] end to end   {e2e:10,.0f} agent-steps/s  (over {args.updates} updates)")
-        print(f"[{name}] floor        {floor:10,.0f} agent-steps/s  (forward {forward:.2f} s + "
-              f"update {update:.2f} s per {probe.rollout_steps:,} agent-steps, same modules; "
-              f"{replayed:.0%} of the chunks replayed as in the run; median of {len(floors)}, "
-              f"{min(map(sum, floors)):.2f}-{max(map(sum, floors)):.2f} s)")
+        print(f"[{name}] end to end   {f['e2e']:10,.0f} agent-steps/s  (over {args.updates} updates)")
+        print(f"[{name}] floor        {f['floor']:10,.0f} agent-steps/s  (forward {f['forward']:.2f} s + "
+              f"update {f['update']:.2f} s per {f['rollout_steps']:,.0f} agent-steps, same modules; "
+              f"{f['replayed']:.0%} of the chunks replayed as in the run; timed after each "
+              f"update, for its rollout)")
         target = 0.8 if name == "moba" else 0.7
-        print(f"[{name}] ratio        {e2e / floor:10.2f}  (target >= {target})")
-        if replayed < 0.995:  # for reference: the floor of a PPO that replays every chunk
-            every = [floor_seconds(cfg, cfg.game.num_envs) for _ in range(args.floor_repeats)]
+        print(f"[{name}] ratio        {f['ratio']:10.2f}  (target >= {target}; per update "
+              f"{f['ratio_min']:.2f}-{f['ratio_max']:.2f})")
+        if f["replayed"] < 0.995:  # for reference: the floor of a PPO that replays every chunk
+            every = [probe.floor.seconds() for _ in range(args.floor_repeats)]
             f_all, u_all = sorted(every, key=sum)[len(every) // 2]
-            print(f"[{name}]   every chunk replayed: floor {probe.rollout_steps / (f_all + u_all):,.0f} "
+            print(f"[{name}]   every chunk replayed: floor {f['rollout_steps'] / (f_all + u_all):,.0f} "
                   f"agent-steps/s (update {u_all:.2f} s), end to end / it "
-                  f"{e2e * (f_all + u_all) / probe.rollout_steps:.2f}")
+                  f"{f['e2e'] * (f_all + u_all) / f['rollout_steps']:.2f} (timed after the run)")
         print(f"[{name}] peak RSS     {peak_rss_mib():10,.0f} MiB (this process so far)",
               flush=True)
         if name == "magent":
@@ -299,7 +328,7 @@ def main() -> None:
                 peak = "unknown" if rss is None else f"{rss:,.0f} MiB"
                 print(f"[{name}] baseline     {rate:10,.0f} agent-steps/s  (CleanRL-style "
                       f"LSTM PPO, {note}; peak RSS {peak})")
-                print(f"[{name}] vs baseline  {e2e / rate:10.2f}x (target >= 3)")
+                print(f"[{name}] vs baseline  {f['e2e'] / rate:10.2f}x (target >= 3)")
             from arena.rollout import policy_groups
             from games.vector import make_vec
 
@@ -312,8 +341,9 @@ def main() -> None:
     for n in [int(x) for x in args.actors.split(",") if x.strip()]:
         _, probe = end_to_end(SETTINGS["moba"][0], [f"actors.num_workers={n}", *args.overrides],
                               args.warmup, args.updates)
-        print(f"[moba] {n} actor process{'es' if n > 1 else ''}  {probe.rate():10,.0f} "
-              f"agent-steps/s", flush=True)
+        f = probe.figures()
+        print(f"[moba] {n} actor process{'es' if n > 1 else ''}  {f['e2e']:10,.0f} "
+              f"agent-steps/s (floor {f['floor']:,.0f}, ratio {f['ratio']:.2f})", flush=True)
 
 
 if __name__ == "__main__":
