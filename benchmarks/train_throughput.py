@@ -33,7 +33,10 @@ games, 128-step rollouts (8 chunks of 16), 4 epochs, 4 minibatches, MLP 128 + LS
 no league (the baseline has none). Targets on the 2-core dev machines (issue 11): moba
 >= 0.8 of its floor; magent >= 0.7 of its floor and >= 3x the baseline. `key=value`
 overrides apply to every setting (e.g. trainer.accelerator=gpu trainer.precision=bf16-mixed,
-game.threads=2). `--actors N,...` also measures the MOBA with N actor processes.
+game.threads=2). `--actors N,...` also measures each setting with N actor processes that
+collect the next rollout while the learner trains (`actors.ahead=1`: one update of policy
+lag, which the synchronous settings above do not have; the floor is then timed after the
+run, as the actors would share the cores with it between updates).
 """
 
 from __future__ import annotations
@@ -167,10 +170,15 @@ class Probe(Callback):
     """Times each of `updates` updates after `warmup`, and right after each one the floor
     for that update's rollout (the share of chunks it replayed): the two alternate, so a
     machine whose speed drifts from minute to minute drifts for both alike. The floor's
-    time is not counted in the next update's. After the measured updates, stops."""
+    time is not counted in the next update's. After the measured updates, stops.
+
+    With actor processes, which collect while the learner's callbacks run, a floor timed
+    there would share the cores with them: it is timed after the run instead
+    (`figures(repeats)`, the median of 2 x repeats)."""
 
     def __init__(self, cfg, warmup: int, updates: int) -> None:
         self.cfg, self.warmup, self.updates = cfg, warmup, updates
+        self.interleave = not cfg.actors.num_workers
         self.floor: Floor | None = None
         self.since = 0.0  # when the update now running started (its clock)
         self.steps_before = 0
@@ -179,11 +187,11 @@ class Probe(Callback):
 
     def on_train_batch_end(self, trainer, learner, outputs, batch, batch_idx) -> None:
         now = time.perf_counter()
-        if learner.updates == self.warmup:
+        if learner.updates == self.warmup and self.interleave:
             self.floor = Floor(self.cfg, self.cfg.game.num_envs)  # built and warmed up here
         elif learner.updates > self.warmup:
             replayed = learner.last_metrics.get("loss/replayed_chunks", 1.0)
-            forward, update = self.floor.seconds(replayed)
+            forward, update = self.floor.seconds(replayed) if self.interleave else (np.nan,) * 2
             self.measured.append((now - self.since, learner.agent_steps - self.steps_before,
                                   forward, update, replayed))
         if learner.updates >= self.warmup + self.updates:
@@ -191,8 +199,12 @@ class Probe(Callback):
         self.steps_before = learner.agent_steps
         self.since = time.perf_counter()
 
-    def figures(self) -> dict[str, float]:
+    def figures(self, repeats: int = 3) -> dict[str, float]:
         m = np.array(self.measured)
+        if not self.interleave:  # the floor after the run, for the mean share replayed
+            self.floor = self.floor or Floor(self.cfg, self.cfg.game.num_envs)
+            floors = [self.floor.seconds(float(m[:, 4].mean())) for _ in range(2 * repeats)]
+            m[:, 2:4] = sorted(floors, key=sum)[len(floors) // 2]
         seconds, steps, forward, update = m[:, 0].sum(), m[:, 1].sum(), m[:, 2].sum(), m[:, 3].sum()
         ratios = (m[:, 2] + m[:, 3]) / m[:, 0]
         return {"e2e": steps / seconds, "floor": steps / (forward + update),
@@ -285,7 +297,8 @@ def main() -> None:
                         help="the every-chunk reference floor is timed this many times "
                              "after the run (median)")
     parser.add_argument("--actors", default="", metavar="N,...",
-                        help="also measure the MOBA with this many actor processes, e.g. 1,2")
+                        help="also measure each setting with this many actor processes "
+                             "(actors.ahead=1), e.g. 1,2")
     parser.add_argument("overrides", nargs="*", help="config overrides for every setting")
     args = parser.parse_args()
     # as the learner does (arena/memory.py), so the floor is timed with the allocator
@@ -298,7 +311,7 @@ def main() -> None:
         path, own = SETTINGS[name]
         # the floor is timed after each measured update, for that update's rollout
         cfg, probe = end_to_end(path, [*own, *args.overrides], args.warmup, args.updates)
-        f = probe.figures()
+        f = probe.figures(args.floor_repeats)
         g = cfg.game
         print(f"[{name}] {g.name} {dict(g.options)}, {g.num_envs} games, "
               f"{cfg.ppo.chunk_len * cfg.ppo.chunks_per_update} steps per rollout, "
@@ -307,8 +320,9 @@ def main() -> None:
         print(f"[{name}] end to end   {f['e2e']:10,.0f} agent-steps/s  (over {args.updates} updates)")
         print(f"[{name}] floor        {f['floor']:10,.0f} agent-steps/s  (forward {f['forward']:.2f} s + "
               f"update {f['update']:.2f} s per {f['rollout_steps']:,.0f} agent-steps, same modules; "
-              f"{f['replayed']:.0%} of the chunks replayed as in the run; timed after each "
-              f"update, for its rollout)")
+              f"{f['replayed']:.0%} of the chunks replayed as in the run; "
+              + ("timed after each update, for its rollout)" if probe.interleave
+                 else "timed after the run: actors collect between updates)"))
         target = 0.8 if name == "moba" else 0.7
         print(f"[{name}] ratio        {f['ratio']:10.2f}  (target >= {target}; per update "
               f"{f['ratio_min']:.2f}-{f['ratio_max']:.2f})")
@@ -339,11 +353,14 @@ def main() -> None:
             print(f"[{name}] nn_limit     {nn_limit(grp.role.obs_dim, grp.role.num_actions, rows, threads)}",
                   flush=True)
     for n in [int(x) for x in args.actors.split(",") if x.strip()]:
-        _, probe = end_to_end(SETTINGS["moba"][0], [f"actors.num_workers={n}", *args.overrides],
-                              args.warmup, args.updates)
-        f = probe.figures()
-        print(f"[moba] {n} actor process{'es' if n > 1 else ''}  {f['e2e']:10,.0f} "
-              f"agent-steps/s (floor {f['floor']:,.0f}, ratio {f['ratio']:.2f})", flush=True)
+        for name in [s.strip() for s in args.settings.split(",") if s.strip()]:
+            path, own = SETTINGS[name]
+            cfg, probe = end_to_end(path, [*own, f"actors.num_workers={n}", "actors.ahead=1",
+                                           *args.overrides], args.warmup, args.updates)
+            f = probe.figures(args.floor_repeats)
+            print(f"[{name}] {n} actor process{'es' if n > 1 else ' '} (actors.ahead=1) "
+                  f"{f['e2e']:10,.0f} agent-steps/s, floor {f['floor']:,.0f} (timed after the "
+                  f"run), ratio {f['ratio']:.2f}", flush=True)
 
 
 if __name__ == "__main__":
