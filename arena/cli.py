@@ -40,6 +40,12 @@ class UsageError(Exception):
 
 
 # ---- arena train ------------------------------------------------------------------------
+def _rank_zero() -> bool:
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return rank_zero_only.rank == 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from arena.config import ConfigError
     from arena.train import TrainingStopped, check_only, main_train
@@ -54,11 +60,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except ConfigError as e:
         raise UsageError(str(e)) from None
     except TrainingStopped as e:
-        print(f"{PROG} train: {e}", file=sys.stderr, flush=True)
+        if _rank_zero():  # every rank stops alike; one line is enough
+            print(f"{PROG} train: {e}", file=sys.stderr, flush=True)
         return e.exit_code
-    from lightning.pytorch.utilities import rank_zero_only
-
-    if rank_zero_only.rank == 0:  # under DDP every rank returns here; one line is enough
+    if _rank_zero():  # under DDP every rank returns here; one line is enough
         print(f"run finished: {run_dir} ({_how_it_ended(run_dir)})")
     return 0
 

@@ -243,9 +243,12 @@ class StopOnSignal(Callback):
     """SIGINT or SIGTERM: finish the current update, checkpoint it, stop. A second SIGINT
     stops at once (the newest checkpoint stays; the unfinished update is lost).
 
-    SIGTERM is what SLURM and Kubernetes send before they preempt a job. Lightning also
-    handles SIGTERM (it raises SIGTERMException after the update); this handler runs beside
-    its own, so the checkpoint is written first."""
+    SIGTERM is what SLURM and Kubernetes send before they preempt a job. Every rank stops at
+    the same update: the ranks' flags are all-reduced after each update. Lightning's own
+    SIGTERM handling (the rank that got the signal raises SIGTERMException at the end of its
+    update, alone, and under DDP broadcasts from inside the handler) would leave the other
+    ranks waiting in a collective, or stop one update without its checkpoint; so once
+    training starts, this handler takes SIGTERM back from Lightning's."""
 
     def __init__(self, checkpoint: UpdateCheckpoint) -> None:
         self.checkpoint = checkpoint
@@ -254,15 +257,26 @@ class StopOnSignal(Callback):
         self._old: dict[int, Any] = {}
 
     def install(self) -> None:
+        """Before training (Lightning composes its SIGTERM handler with this one while it
+        sets up; see on_train_start)."""
+        handlers = {signal.SIGINT: self._handle, signal.SIGTERM: self._handle}
         if not is_launch_rank_zero():
-            # launched ranks share rank 0's terminal: they follow its decision, which is
-            # all-reduced at every update, instead of stopping on their own
-            self._old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            return
-        for signum in (signal.SIGINT, signal.SIGTERM):
+            # launched ranks share rank 0's terminal: on Ctrl-C they follow its decision,
+            # which is all-reduced at every update, instead of stopping on their own
+            handlers[signal.SIGINT] = signal.SIG_IGN
+        for signum, handler in handlers.items():
             try:
-                self._old[signum] = signal.signal(signum, self._handle)
+                self._old[signum] = signal.signal(signum, handler)
             except ValueError:  # not the main thread (e.g. called from a worker thread)
+                pass
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        """Lightning put its SIGTERM handler in front of this one when fit began: take it
+        back (Lightning's teardown restores the handler it found, this one)."""
+        if signal.SIGTERM in self._old:
+            try:
+                signal.signal(signal.SIGTERM, self._handle)
+            except ValueError:
                 pass
 
     def uninstall(self) -> None:
@@ -278,9 +292,11 @@ class StopOnSignal(Callback):
             os._exit(130)
         if self.requested is None:
             self.requested = name
-            print(f"\narena train: {name} received: finishing this update, then saving a "
-                  f"checkpoint" + (" (Ctrl-C again stops at once)" if signum == signal.SIGINT
-                                   else ""), file=sys.stderr, flush=True)
+            if is_launch_rank_zero():  # one line per run, not one per rank
+                print(f"\narena train: {name} received: finishing this update, then saving a "
+                      f"checkpoint" + (" (Ctrl-C again stops at once)"
+                                       if signum == signal.SIGINT else ""),
+                      file=sys.stderr, flush=True)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if _all_ranks_any(self.requested is not None or trainer.received_sigterm, pl_module):
@@ -288,17 +304,6 @@ class StopOnSignal(Callback):
             self.checkpoint.save_now(trainer)
             self.stopped_at = pl_module.updates
             trainer.should_stop = True
-
-    def on_exception(self, trainer: L.Trainer, pl_module: Any, exception: BaseException) -> None:
-        """A SIGTERM that arrives after this callback's check but before the end of the
-        update (while later callbacks run) makes Lightning raise SIGTERMException there,
-        once the update is whole: checkpoint it, as the check would have at the next update.
-        Not under DDP, where that raise is not one decision shared by the ranks."""
-        if not isinstance(exception, SIGTERMException) or trainer.world_size != 1:
-            return
-        self.requested = self.requested or "SIGTERM"
-        self.checkpoint.save_now(trainer)
-        self.stopped_at = pl_module.updates
 
 
 def new_run_dir(cfg: Config) -> Path:

@@ -128,3 +128,20 @@ def test_a_surgery_on_resume_under_ddp(tmp_path):
     assert [h["how"] for h in history] == ["new", "surgery"]
     pool = json.loads((run / "league" / "hero" / "pool.json").read_text())
     assert [s["update"] for s in pool["snapshots"]] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_sigterm_on_one_ddp_rank_stops_every_rank_at_one_update_with_a_checkpoint(tmp_path,
+                                                                                    rank):
+    """The signal reaches one rank after its stop check, where Lightning would raise on that
+    rank alone (leaving the other waiting in a collective): every rank stops at the next
+    update instead, rank 0 saves it, one line says so, and nothing is left running."""
+    from arena.checkpoints import recorded_update
+
+    script = SCRIPT.with_name("ddp_sigterm_check.py")
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path), "2", str(rank)],
+                          capture_output=True, text=True, timeout=300, cwd=SCRIPT.parent.parent)
+    assert proc.returncode == 143, proc.stderr[-3000:]
+    lines = [x for x in proc.stderr.splitlines() if "stopped by SIGTERM" in x]
+    assert len(lines) == 1 and "at update 3 of 100000; saved " in lines[0], proc.stderr[-3000:]
+    assert recorded_update(tmp_path / "d" / "checkpoints" / "last.ckpt") == 3

@@ -252,10 +252,10 @@ def test_a_stop_signal_saves_the_update_and_says_how_to_resume(tmp_path, signame
 
 
 @pytest.mark.parametrize("at", [1, 2])
-def test_a_sigterm_after_the_stop_check_still_saves_that_update(tmp_path, at):
-    """The signal lands while the callbacks after the stop check run (here: the progress
-    line's place), where Lightning itself raises at the end of the update: the update is
-    still saved and the resume goes on from it."""
+def test_a_sigterm_after_the_stop_check_stops_at_the_next_update_with_a_checkpoint(tmp_path, at):
+    """The signal lands while the callbacks after the stop check run (the progress line's
+    place), where Lightning's own handling would raise at the end of that update without
+    its checkpoint: the run finishes the next update, saves it, and the resume goes on."""
     class TermAfterCheck(Callback):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             if pl_module.updates == at:
@@ -268,14 +268,16 @@ def test_a_sigterm_after_the_stop_check_still_saves_that_update(tmp_path, at):
     try:
         with pytest.raises(TrainingStopped) as stopped:
             train(cfg, callbacks=[TermAfterCheck()])
+        restored = signal.getsignal(signal.SIGTERM)
     finally:
         signal.signal(signal.SIGTERM, old)
     run = tmp_path / "t"
-    assert stopped.value.exit_code == 143 and stopped.value.update == at
-    assert f"at update {at} of 50; saved " in str(stopped.value)
-    assert recorded_update(run / "checkpoints" / "last.ckpt") == at
-    assert main(["train", "--resume", str(run), f"trainer.max_updates={at + 2}"]) == 0
-    assert read_checkpoint(run)["arena"]["updates"] == at + 2
+    assert stopped.value.exit_code == 143 and stopped.value.update == at + 1
+    assert f"at update {at + 1} of 50; saved " in str(stopped.value)
+    assert recorded_update(run / "checkpoints" / "last.ckpt") == at + 1
+    assert restored is old  # the handlers are put back
+    assert main(["train", "--resume", str(run), f"trainer.max_updates={at + 3}"]) == 0
+    assert read_checkpoint(run)["arena"]["updates"] == at + 3
 
 
 def test_a_run_whose_steps_are_all_skipped_stops_with_an_error(tmp_path):
