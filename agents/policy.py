@@ -91,6 +91,10 @@ class MLPEncoder(nn.Module):
         return self.net(obs)
 
 
+# the rows of one LSTM call with restarts are a multiple of this (see lstm_with_resets)
+ROW_MULTIPLE = 8
+
+
 def lstm_with_resets(lstm: nn.LSTM, x: Tensor, state: State, starts: Tensor, *,
                      final_state: bool = True,
                      needed: Tensor | None = None) -> tuple[Tensor, State | None]:
@@ -149,17 +153,22 @@ def lstm_with_resets(lstm: nn.LSTM, x: Tensor, state: State, starts: Tensor, *,
         return torch.cat(outs, dim=0), (h.squeeze(0), c.squeeze(0)) if final_state else None
     # One gather lays out every row's inputs: row n its own steps from shift[n], row N + r
     # the steps of row rows[r] from t0[r]; steps moved past the chunk's end (never read:
-    # the LSTM is causal) repeat the row's last input.
-    src_t = np.concatenate([tau + shift, tau + t0], axis=1).clip(max=T - 1)  # (T, N + R)
-    src = src_t * N + np.concatenate([np.arange(N), rows])
+    # the LSTM is causal) repeat the row's last input. P rows that are never read (copies
+    # of row 0) round the rows up to a multiple of ROW_MULTIPLE: the number of restarts
+    # changes from call to call, and oneDNN builds a kernel for every new shape.
+    P = -(N + R) % ROW_MULTIPLE if R else 0
+    W = N + R + P
+    src_t = np.concatenate([tau + shift, tau + t0, np.broadcast_to(tau, (T, P))],
+                           axis=1).clip(max=T - 1)  # (T, W)
+    src = src_t * N + np.concatenate([np.arange(N), rows, np.zeros(P, np.int64)])
     inputs = x.reshape(T * N, -1).index_select(
-        0, torch.from_numpy(src.reshape(-1)).to(dev)).view(T, N + R, -1)
+        0, torch.from_numpy(src.reshape(-1)).to(dev)).view(T, W, -1)
     h, c = state
     if shift.any():  # a moved row starts its episode at step 0, from a zero state
         keep = torch.from_numpy(shift == 0).to(device=dev, dtype=h.dtype).view(1, N, 1)
         h, c = h * keep, c * keep
     if R:
-        zeros = h.new_zeros(1, R, h.shape[-1])
+        zeros = h.new_zeros(1, R + P, h.shape[-1])
         h, c = torch.cat([h, zeros], dim=1), torch.cat([c, zeros], dim=1)
     out, (h_n, c_n) = lstm(inputs, (h, c))
     # each (t, n) reads the row of its latest restart at or before t (its own row, at the
@@ -170,8 +179,8 @@ def lstm_with_resets(lstm: nn.LSTM, x: Tensor, state: State, starts: Tensor, *,
     lr = latest.clip(min=0)
     col = np.where(latest >= 0, N + lr, np.arange(N))
     step = np.where(latest >= 0, tau - t0[lr] if R else 0, (tau - shift).clip(min=0))
-    read = torch.from_numpy((step * (N + R) + col).reshape(-1)).to(dev)
-    feats = out.reshape(T * (N + R), -1).index_select(0, read).view(T, N, -1)
+    read = torch.from_numpy((step * W + col).reshape(-1)).to(dev)
+    feats = out.reshape(T * W, -1).index_select(0, read).view(T, N, -1)
     if not final_state:
         return feats, None
     h, c = h_n[0, :N], c_n[0, :N]

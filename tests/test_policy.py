@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agents.policy import (EntityEncoder, EntityLayout, RecurrentPolicy, lstm_with_resets,
-                           mask_logits, masked_categorical)
+from agents.policy import (ROW_MULTIPLE, EntityEncoder, EntityLayout, RecurrentPolicy,
+                           lstm_with_resets, mask_logits, masked_categorical)
 from agents.ppo import ppo_loss
 
 OBS, ACT = 7, 5
@@ -135,7 +135,12 @@ def test_lstm_with_resets_equals_step_by_step(pattern: str):
         return out.detach(), h.detach(), c.detach(), torch.autograd.grad(total, params)
 
     ref = grads(lambda: _lstm_step_by_step(lstm, x, (h0, c0), starts))
+    rows = []
+    hook = lstm.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[1]))
     got = grads(lambda: lstm_with_resets(lstm, x, (h0, c0), starts))
+    hook.remove()
+    if pattern != "dense":  # one call, its rows padded to a multiple (oneDNN's kernels)
+        assert rows[0] % ROW_MULTIPLE == 0 and rows[0] > N
     for a, b in zip(ref[:3], got[:3]):
         torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
     for a, b in zip(ref[3], got[3]):
@@ -146,10 +151,11 @@ def test_lstm_with_resets_equals_step_by_step(pattern: str):
 
 
 @pytest.mark.parametrize("pattern", ["joins", "joins_and_restarts", "mixed", "dense"])
-def test_lstm_with_resets_replays_only_the_needed_outputs(pattern: str):
+def test_lstm_with_resets_replays_only_the_needed_outputs(pattern: str, monkeypatch):
     """With `needed`, a row whose first restart comes before any needed output starts at
     that restart instead of taking an extra row: the needed outputs and their gradients are
     those of stepping one step at a time, and the LSTM runs on fewer rows."""
+    monkeypatch.setattr("agents.policy.ROW_MULTIPLE", 1)  # rows counted without padding
     g = torch.Generator().manual_seed(5)
     torch.manual_seed(5)
     T, N, I, H = 9, 6, 4, 5

@@ -237,10 +237,28 @@ def test_chunk_minibatches():
 
 def test_chunks_to_replay_keeps_the_chunks_with_a_valid_step_in_minibatch_order():
     live = torch.tensor([False, True, False, False, True, True])
-    assert chunks_to_replay(torch.tensor([5, 0, 1, 3]), live).tolist() == [5, 1]
+    assert chunks_to_replay(torch.tensor([5, 0, 1, 3]), live, multiple=1).tolist() == [5, 1]
     # none with a valid step: the first chunk alone (the minibatch still replays something)
-    assert chunks_to_replay(torch.tensor([3, 0, 2]), live).tolist() == [3]
-    assert chunks_to_replay(torch.tensor([4, 1]), live).tolist() == [4, 1]
+    assert chunks_to_replay(torch.tensor([3, 0, 2]), live, multiple=1).tolist() == [3]
+    assert chunks_to_replay(torch.tensor([4, 1]), live, multiple=1).tolist() == [4, 1]
+
+
+def test_chunks_to_replay_tops_up_with_dead_chunks_to_a_multiple_in_minibatch_order():
+    live = torch.zeros(40, dtype=torch.bool)
+    live[[3, 7, 11, 20, 21, 30, 31, 32, 33, 39]] = True
+    mb = torch.arange(39, -1, -1)  # every chunk, last first
+    # 10 live -> 16: the 6 first dead chunks of the minibatch join, minibatch order kept
+    assert chunks_to_replay(mb, live, multiple=8).tolist() == [
+        39, 38, 37, 36, 35, 34, 33, 32, 31, 30, 29, 21, 20, 11, 7, 3]
+    assert chunks_to_replay(torch.arange(12, 24), live).tolist() == [
+        12, 13, 14, 15, 16, 17, 20, 21]
+    # never more than the minibatch
+    assert chunks_to_replay(torch.tensor([5, 0, 1, 3]), live).tolist() == [5, 0, 1, 3]
+    # none live: one multiple of dead chunks
+    assert chunks_to_replay(torch.arange(12, 20), torch.zeros(40, dtype=torch.bool),
+                            multiple=4).tolist() == [12, 13, 14, 15]
+    # already a multiple: nothing added
+    assert chunks_to_replay(torch.arange(0, 12), live, multiple=3).tolist() == [3, 7, 11]
 
 
 # ---- normalisers --------------------------------------------------------------------------
