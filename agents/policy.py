@@ -404,6 +404,8 @@ class RecurrentPolicy(nn.Module):
             keep = (~starts[0]).to(dtype).view(1, N, 1)
             feats, new_state = lstm_with_resets(self.lstm, x, (h * keep, c * keep), starts,
                                                 final_state=final_state, needed=needed)
+            if new_state is not None:  # autocast's LSTM gives it in bf16: keep it in ours
+                new_state = (new_state[0].to(dtype), new_state[1].to(dtype))
         else:
             feats = self.ff(x)
             new_state = self.initial_state(N, device=obs.device)

@@ -184,3 +184,17 @@ def test_league_bots_are_the_games_own():
     cfg = load_config(CONFIG_DIR / "simple_tag.yaml",
                       ["league.bot_prob=0.2", "league.bots=[random]"])
     assert cfg.league.bots == ["random"]
+
+
+def test_bf16_mixed_training_with_snapshot_opponents_keeps_the_lstm_state_in_float32(tmp_path):
+    """Under trainer.precision=bf16-mixed (autocast), snapshot opponents play beside the
+    learner's rows: the LSTM states the policies return stay in the weights' dtype (an
+    autocast LSTM gives bf16, which the opponents' indexed write refused, and which would
+    round the learner's memory to bf16 at every step)."""
+    run = train(load_config(CONFIG_DIR / "default.yaml", [
+        *SHORT, f"run.root={tmp_path}", "run.name=bf16", "trainer.precision=bf16-mixed",
+        "league.latest_prob=0.0", "league.snapshot_every=1", "trainer.max_updates=3"]))
+    ckpt = read_checkpoint(run)
+    assert ckpt["arena"]["updates"] == 3
+    pool = OpponentPool.open(run / "league" / "hero")
+    assert sum(s.games for s in pool.snapshots) > 0  # snapshots played the learner

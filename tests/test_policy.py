@@ -466,3 +466,18 @@ def test_a_batch_first_minibatch_seen_time_major_gives_the_same_replay(entities:
         torch.testing.assert_close(v_b, v_a, rtol=0, atol=1e-6)
         for a, b in zip(g_a, g_b):
             torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_under_bf16_autocast_the_state_stays_in_the_weights_dtype():
+    policy = make_policy()
+    g = torch.Generator().manual_seed(4)
+    N = 6
+    state = policy.initial_state(N)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, values, (h, c) = policy.step(torch.randn(N, OBS, generator=g), state,
+                                             torch.zeros(N, dtype=torch.bool))
+        _, _, (hs, cs) = policy.forward_sequence(torch.randn(5, N, OBS, generator=g), state,
+                                                 torch.rand(5, N, generator=g) < 0.3)
+    assert logits.dtype == values.dtype == torch.float32
+    assert h.dtype == c.dtype == hs.dtype == cs.dtype == torch.float32
+    state[0][torch.tensor([1, 3])] = h[:2]  # an indexed write into a kept state works
