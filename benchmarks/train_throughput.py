@@ -33,7 +33,8 @@ games, 128-step rollouts (8 chunks of 16), 4 epochs, 4 minibatches, MLP 128 + LS
 no league (the baseline has none). Targets on the 2-core dev machines (issue 11): moba
 >= 0.8 of its floor; magent >= 0.7 of its floor and >= 3x the baseline. `key=value`
 overrides apply to every setting (e.g. trainer.accelerator=gpu trainer.precision=bf16-mixed,
-game.threads=2). `--actors N,...` also measures each setting with N actor processes that
+game.threads=2; on a CPU with AMX, trainer.precision=bf16-mixed alone, with the floor in bf16
+too). `--actors N,...` also measures each setting with N actor processes that
 collect the next rollout while the learner trains (`actors.ahead=1`: one update of policy
 lag, which the synchronous settings above do not have; the floor is then timed after the
 run, as the actors would share the cores with it between updates).
