@@ -69,10 +69,11 @@ class UpdateProgress(ProgressBar):
     """One line per update (at most every `interval` seconds): updates, rate, ETA, win rates.
 
     The rate is recent and of training alone: over the updates of the last `window` seconds
-    (at least the last one), less the time periodic work paused training (evaluation, match
-    GIFs: arena/learn/callbacks.Periodic), so neither start-up and compilation nor an
-    evaluation drag it down. The ETA is the remaining updates at that pace plus the periodic
-    work still to come, each at its last duration."""
+    (at least the last one) since the end of the first, less the time periodic work paused
+    training (evaluation, match GIFs: arena/learn/callbacks.Periodic), so neither start-up
+    and compilation nor an evaluation drag it down. The ETA is the remaining updates at that
+    pace plus the periodic work still to come, each at its last duration. The first update
+    of a run (or of a resume) holds the start-up, so its line gives its duration instead."""
 
     def __init__(self, interval: float = 5.0, stream=None, window: float = 60.0) -> None:
         super().__init__()
@@ -97,10 +98,7 @@ class UpdateProgress(ProgressBar):
         now = time.perf_counter()
         total = pl_module.cfg.trainer.max_updates
         done = pl_module.updates
-        marks = self._marks
-        if not marks:  # the run's start (or resume) is the first mark
-            marks.append((pl_module._t_start, pl_module._updates_at_start,
-                          pl_module._steps_at_start, 0.0))
+        marks = self._marks  # the first is the end of the run's (or resume's) first update
         marks.append((now, done, pl_module.agent_steps, pl_module.paused_seconds))
         while len(marks) > 2 and now - marks[1][0] >= self.window:
             marks.popleft()
@@ -109,15 +107,19 @@ class UpdateProgress(ProgressBar):
         self._last = now
         self._printed += 1
         m = pl_module.last_metrics
-        t0, u0, s0, p0 = marks[0]
-        seconds = max(now - t0 - (pl_module.paused_seconds - p0), 1e-9)
-        rate = (pl_module.agent_steps - s0) / seconds
-        eta = seconds / max(done - u0, 1) * (total - done)
-        for cb in getattr(trainer, "callbacks", ()):
-            if isinstance(cb, Periodic) and cb.last_seconds is not None:
-                eta += cb.remaining(done, total) * cb.last_seconds
-        parts = [f"update {done}/{total}", f"{pl_module.agent_steps:,} agent-steps",
-                 f"{rate:,.0f} agent-steps/s", f"ETA {_hms(eta)}"]
+        parts = [f"update {done}/{total}", f"{pl_module.agent_steps:,} agent-steps"]
+        if len(marks) == 1:
+            first = now - pl_module._t_start - pl_module.paused_seconds
+            parts.append(f"first update {first:.1f} s (start-up included)")
+        else:
+            t0, u0, s0, p0 = marks[0]
+            seconds = max(now - t0 - (pl_module.paused_seconds - p0), 1e-9)
+            rate = (pl_module.agent_steps - s0) / seconds
+            eta = seconds / max(done - u0, 1) * (total - done)
+            for cb in getattr(trainer, "callbacks", ()):
+                if isinstance(cb, Periodic) and cb.last_seconds is not None:
+                    eta += cb.remaining(done, total) * cb.last_seconds
+            parts += [f"{rate:,.0f} agent-steps/s", f"ETA {_hms(eta)}"]
         evals = pl_module.win_rates
         prefix = "eval/win_rate_vs_"
         wins = {k[len(prefix):]: v for k, v in evals.items()  # the bots, not the snapshots

@@ -304,6 +304,37 @@ def test_the_progress_line_shows_the_recent_rate_not_the_average_since_start(mon
     assert "ETA 0:13:21" in last, last  # 801 updates left at 1 s each
 
 
+def test_the_first_progress_line_gives_the_first_update_time_and_the_next_leave_it_out(
+        monkeypatch):
+    """The first update holds the start-up (numba compiles, workers start): its rate would
+    be a fraction of the run's and its ETA hours too long. Its line says how long it took;
+    from the second on, the rate is of the updates after it."""
+    import io
+    from types import SimpleNamespace
+
+    from arena.train import UpdateProgress
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
+    module = SimpleNamespace(cfg=SimpleNamespace(trainer=SimpleNamespace(max_updates=100)),
+                             updates=0, agent_steps=0, _t_start=0.0, _updates_at_start=0,
+                             _steps_at_start=0, last_metrics={}, win_rates={},
+                             paused_seconds=0.0)
+    trainer = SimpleNamespace(is_global_zero=True)
+    out = io.StringIO()
+    bar = UpdateProgress(interval=0.0, stream=out, window=60.0)
+    clock["now"] = 12.5  # start-up and the first update: 12.5 s
+    module.updates, module.agent_steps = 1, 10_000
+    bar.on_train_batch_end(trainer, module, None, None, 0)
+    clock["now"] += 2.0  # then 2 s per update of 10,000 agent-steps
+    module.updates, module.agent_steps = 2, 20_000
+    bar.on_train_batch_end(trainer, module, None, None, 0)
+    first, second = out.getvalue().strip().splitlines()
+    assert first == "update 1/100 | 10,000 agent-steps | first update 12.5 s (start-up included)"
+    assert "agent-steps/s" not in first and "ETA" not in first
+    assert second == "update 2/100 | 20,000 agent-steps | 5,000 agent-steps/s | ETA 0:03:16"
+
+
 def test_the_progress_line_leaves_evaluation_pauses_out_of_the_rate_and_counts_them_in_the_eta(
         monkeypatch):
     """An evaluation of 150 s every 20 updates must not show a rate of a few agent-steps/s
