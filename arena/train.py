@@ -73,7 +73,8 @@ class UpdateProgress(ProgressBar):
     training (evaluation, match GIFs: arena/learn/callbacks.Periodic), so neither start-up
     and compilation nor an evaluation drag it down. The ETA is the remaining updates at that
     pace plus the periodic work still to come, each at its last duration. The first update
-    of a run (or of a resume) holds the start-up, so its line gives its duration instead."""
+    of a run (or of a resume) holds the warm-up (numba compiling, first kernels), so its
+    line gives its duration instead."""
 
     def __init__(self, interval: float = 5.0, stream=None, window: float = 60.0) -> None:
         super().__init__()
@@ -110,7 +111,7 @@ class UpdateProgress(ProgressBar):
         parts = [f"update {done}/{total}", f"{pl_module.agent_steps:,} agent-steps"]
         if len(marks) == 1:
             first = now - pl_module._t_start - pl_module.paused_seconds
-            parts.append(f"first update {first:.1f} s (start-up included)")
+            parts.append(f"first update {first:.1f} s (warm-up included)")
         else:
             t0, u0, s0, p0 = marks[0]
             seconds = max(now - t0 - (pl_module.paused_seconds - p0), 1e-9)

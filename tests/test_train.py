@@ -306,7 +306,7 @@ def test_the_progress_line_shows_the_recent_rate_not_the_average_since_start(mon
 
 def test_the_first_progress_line_gives_the_first_update_time_and_the_next_leave_it_out(
         monkeypatch):
-    """The first update holds the start-up (numba compiles, workers start): its rate would
+    """The first update holds the warm-up (numba compiles, first kernels): its rate would
     be a fraction of the run's and its ETA hours too long. Its line says how long it took;
     from the second on, the rate is of the updates after it."""
     import io
@@ -330,7 +330,7 @@ def test_the_first_progress_line_gives_the_first_update_time_and_the_next_leave_
     module.updates, module.agent_steps = 2, 20_000
     bar.on_train_batch_end(trainer, module, None, None, 0)
     first, second = out.getvalue().strip().splitlines()
-    assert first == "update 1/100 | 10,000 agent-steps | first update 12.5 s (start-up included)"
+    assert first == "update 1/100 | 10,000 agent-steps | first update 12.5 s (warm-up included)"
     assert "agent-steps/s" not in first and "ETA" not in first
     assert second == "update 2/100 | 20,000 agent-steps | 5,000 agent-steps/s | ETA 0:03:16"
 
