@@ -117,7 +117,6 @@ class PPOLearner(L.LightningModule):
         self._steps_at_start = 0
         self.last_metrics: dict[str, float] = {}
         self.win_rates: dict[str, float] = {}  # latest evaluation against scripted bots
-        self._updates_at_start = 0
         # seconds spent in periodic work that pauses training (evaluation, GIFs), added by
         # those callbacks (arena/learn/callbacks.Periodic); the progress line leaves it out
         self.paused_seconds = 0.0
@@ -320,7 +319,6 @@ class PPOLearner(L.LightningModule):
         self.serve_league()
         self._t_start = time.perf_counter()
         self._steps_at_start = self.agent_steps
-        self._updates_at_start = self.updates
 
     # ---- schedules ---------------------------------------------------------------------
     def gamma(self) -> float:

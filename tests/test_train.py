@@ -286,8 +286,8 @@ def test_the_progress_line_shows_the_recent_rate_not_the_average_since_start(mon
     clock = {"now": 0.0}
     monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
     module = SimpleNamespace(cfg=SimpleNamespace(trainer=SimpleNamespace(max_updates=1000)),
-                             updates=0, agent_steps=0, _t_start=0.0, _updates_at_start=0,
-                             _steps_at_start=0, last_metrics={}, win_rates={},
+                             updates=0, agent_steps=0, _t_start=0.0, last_metrics={},
+                             win_rates={},
                              paused_seconds=0.0)
     trainer = SimpleNamespace(is_global_zero=True)
     out = io.StringIO()
@@ -317,8 +317,8 @@ def test_the_first_progress_line_gives_the_first_update_time_and_the_next_leave_
     clock = {"now": 0.0}
     monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
     module = SimpleNamespace(cfg=SimpleNamespace(trainer=SimpleNamespace(max_updates=100)),
-                             updates=0, agent_steps=0, _t_start=0.0, _updates_at_start=0,
-                             _steps_at_start=0, last_metrics={}, win_rates={},
+                             updates=0, agent_steps=0, _t_start=0.0, last_metrics={},
+                             win_rates={},
                              paused_seconds=0.0)
     trainer = SimpleNamespace(is_global_zero=True)
     out = io.StringIO()
@@ -349,8 +349,8 @@ def test_the_progress_line_leaves_evaluation_pauses_out_of_the_rate_and_counts_t
     clock = {"now": 0.0}
     monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
     module = SimpleNamespace(cfg=SimpleNamespace(trainer=SimpleNamespace(max_updates=100)),
-                             updates=0, agent_steps=0, _t_start=0.0, _updates_at_start=0,
-                             _steps_at_start=0, last_metrics={}, win_rates={},
+                             updates=0, agent_steps=0, _t_start=0.0, last_metrics={},
+                             win_rates={},
                              paused_seconds=0.0, logger=None)
 
     def evaluator(_):
