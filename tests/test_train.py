@@ -276,6 +276,19 @@ def test_config_accepts_lightning_settings_and_leaves_curve_keys_to_their_user(t
             load_config(None, [f"run.root={root}"])
 
 
+def _fake_clock_and_learner(monkeypatch, max_updates: int):
+    """A clock the test moves by hand (time.perf_counter) and the learner attributes the
+    progress line reads, at the start of a run."""
+    from types import SimpleNamespace
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
+    module = SimpleNamespace(cfg=SimpleNamespace(trainer=SimpleNamespace(max_updates=max_updates)),
+                             updates=0, agent_steps=0, _t_start=0.0, last_metrics={},
+                             win_rates={}, paused_seconds=0.0, logger=None)
+    return clock, module
+
+
 def test_the_progress_line_shows_the_recent_rate_not_the_average_since_start(monkeypatch):
     """A slow start (compilation) must not drag the printed rate down for the whole run."""
     import io
@@ -283,12 +296,7 @@ def test_the_progress_line_shows_the_recent_rate_not_the_average_since_start(mon
 
     from arena.train import UpdateProgress
 
-    clock = {"now": 0.0}
-    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
-    module = SimpleNamespace(cfg=SimpleNamespace(trainer=SimpleNamespace(max_updates=1000)),
-                             updates=0, agent_steps=0, _t_start=0.0, last_metrics={},
-                             win_rates={},
-                             paused_seconds=0.0)
+    clock, module = _fake_clock_and_learner(monkeypatch, max_updates=1000)
     trainer = SimpleNamespace(is_global_zero=True)
     out = io.StringIO()
     bar = UpdateProgress(interval=0.0, stream=out, window=60.0)
@@ -314,12 +322,7 @@ def test_the_first_progress_line_gives_the_first_update_time_and_the_next_leave_
 
     from arena.train import UpdateProgress
 
-    clock = {"now": 0.0}
-    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
-    module = SimpleNamespace(cfg=SimpleNamespace(trainer=SimpleNamespace(max_updates=100)),
-                             updates=0, agent_steps=0, _t_start=0.0, last_metrics={},
-                             win_rates={},
-                             paused_seconds=0.0)
+    clock, module = _fake_clock_and_learner(monkeypatch, max_updates=100)
     trainer = SimpleNamespace(is_global_zero=True)
     out = io.StringIO()
     bar = UpdateProgress(interval=0.0, stream=out, window=60.0)
@@ -346,12 +349,7 @@ def test_the_progress_line_leaves_evaluation_pauses_out_of_the_rate_and_counts_t
     from arena.learn.callbacks import Evaluation
     from arena.train import UpdateProgress
 
-    clock = {"now": 0.0}
-    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
-    module = SimpleNamespace(cfg=SimpleNamespace(trainer=SimpleNamespace(max_updates=100)),
-                             updates=0, agent_steps=0, _t_start=0.0, last_metrics={},
-                             win_rates={},
-                             paused_seconds=0.0, logger=None)
+    clock, module = _fake_clock_and_learner(monkeypatch, max_updates=100)
 
     def evaluator(_):
         clock["now"] += 150.0
