@@ -91,7 +91,8 @@ class MLPEncoder(nn.Module):
         return self.net(obs)
 
 
-# the rows of one LSTM call with restarts are a multiple of this (see lstm_with_resets)
+# the rows of one LSTM call with restarts, and the chunks of a replayed minibatch, are a
+# multiple of this (see lstm_with_resets and agents.ppo.chunks_to_replay)
 ROW_MULTIPLE = 8
 
 

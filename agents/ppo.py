@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from agents.policy import ROW_MULTIPLE  # a chunk is one row of the LSTM's batch
+
 
 # ---- GAE ----------------------------------------------------------------------------------
 
@@ -198,12 +200,7 @@ def chunk_minibatches(num_chunks: int, num_minibatches: int,
     return list(torch.tensor_split(perm, num_minibatches))
 
 
-# Replayed minibatches come in sizes that are multiples of this many chunks: see
-# `chunks_to_replay`.
-REPLAY_MULTIPLE = 8
-
-
-def chunks_to_replay(minibatch: Tensor, live: Tensor, multiple: int = REPLAY_MULTIPLE) -> Tensor:
+def chunks_to_replay(minibatch: Tensor, live: Tensor, multiple: int = ROW_MULTIPLE) -> Tensor:
     """The chunks of `minibatch` (chunk indices) that have a valid step (`live`, one bool
     per chunk), in minibatch order, topped up with its first chunks that have none to a
     multiple of `multiple` chunks (or to the whole minibatch, if smaller). So every
