@@ -162,7 +162,9 @@ class TrainerConfig:
     checkpoint_every: int = 25  # updates
     checkpoint_minutes: Optional[float] = 10.0  # also checkpoint after this long without one
     log_every: int = 1
-    num_threads: Optional[int] = None  # torch intra-op threads; None: leave as is
+    # torch intra-op threads; None: torch's own count (this rank's share of the cores), less
+    # those of local actor processes that collect ahead (arena/learner.learner_threads)
+    num_threads: Optional[int] = None
 
 
 @dataclass

@@ -37,7 +37,8 @@ game.threads=2; on a CPU with AMX, trainer.precision=bf16-mixed alone, with the 
 too). `--actors N,...` also measures each setting with N actor processes that
 collect the next rollout while the learner trains (`actors.ahead=1`: one update of policy
 lag, which the synchronous settings above do not have; the floor is then timed after the
-run, as the actors would share the cores with it between updates).
+run, as the actors would share the cores with it between updates, on all the cores, while
+the learner left the actors theirs: arena/learner.learner_threads).
 """
 
 from __future__ import annotations
@@ -308,6 +309,7 @@ def main() -> None:
 
     keep_freed_memory()
     threads = torch.get_num_threads()
+    base_rates: dict[str, float] = {}
     for name in [s.strip() for s in args.settings.split(",") if s.strip()]:
         path, own = SETTINGS[name]
         # the floor is timed after each measured update, for that update's rollout
@@ -344,6 +346,7 @@ def main() -> None:
                 print(f"[{name}] baseline     {rate:10,.0f} agent-steps/s  (CleanRL-style "
                       f"LSTM PPO, {note}; peak RSS {peak})")
                 print(f"[{name}] vs baseline  {f['e2e'] / rate:10.2f}x (target >= 3)")
+                base_rates[name] = rate
             from arena.rollout import policy_groups
             from games.vector import make_vec
 
@@ -359,9 +362,10 @@ def main() -> None:
             cfg, probe = end_to_end(path, [*own, f"actors.num_workers={n}", "actors.ahead=1",
                                            *args.overrides], args.warmup, args.updates)
             f = probe.figures(args.floor_repeats)
+            vs = f", {f['e2e'] / base_rates[name]:.2f}x the baseline" if name in base_rates else ""
             print(f"[{name}] {n} actor process{'es' if n > 1 else ' '} (actors.ahead=1) "
                   f"{f['e2e']:10,.0f} agent-steps/s, floor {f['floor']:,.0f} (timed after the "
-                  f"run), ratio {f['ratio']:.2f}", flush=True)
+                  f"run, torch threads {threads}), ratio {f['ratio']:.2f}{vs}", flush=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,7 +23,7 @@ from arena.actors import ActorService, decode_rollout, rollout_arrays, run_actor
 from arena.league_link import ActorError, ControlClient
 from arena.checkpoints import read_checkpoint
 from arena.config import load_config, to_dict
-from arena.learner import PPOLearner
+from arena.learner import PPOLearner, learner_threads
 from arena.rollout import Collector
 from arena.rundir import TEMPORARY, stale_temporaries
 from arena.train import train
@@ -112,6 +113,42 @@ def test_a_pause_of_the_learner_does_not_put_actors_one_rollout_ahead(tmp_path):
     run = train(cfg, callbacks=[Pause(at=2, seconds=3.0)])
     assert scalars(run, "actors/staleness_max") == [0.0] * 6
     assert scalars(run, "actors/dropped_stale") == [0.0] * 6
+
+
+def test_learner_threads_leave_the_cores_of_actors_that_collect_ahead():
+    def threads(available: int, *overrides: str) -> int:
+        return learner_threads(load_config(None, list(overrides)), available)
+
+    assert threads(8) == 8  # in-process collection: every core
+    assert threads(8, "actors.num_workers=2") == 8  # in step: actors wait while it updates
+    assert threads(8, "actors.num_workers=2", "actors.ahead=1") == 6
+    assert threads(8, "actors.num_workers=2", "actors.ahead=1", "actors.threads=3") == 2
+    assert threads(2, "actors.num_workers=4", "actors.ahead=1") == 1  # never below one
+    assert threads(8, "actors.num_workers=2", "actors.ahead=1", "trainer.num_threads=5") == 5
+
+
+class Threads(Callback):
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.seen.add(torch.get_num_threads())
+
+
+def test_an_actor_collecting_ahead_gets_a_core_and_the_threads_are_given_back(tmp_path):
+    small = [o for o in SMALL if not o.startswith("trainer.num_threads")]
+    cfg = load_config(None, [*small, "actors.num_workers=1", "actors.ahead=1",
+                             "trainer.max_updates=2", "league.enabled=false",
+                             f"run.root={tmp_path}", "run.name=t"])
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        seen = Threads()
+        train(cfg, callbacks=[seen])
+        assert seen.seen == {2}
+        assert torch.get_num_threads() == 3  # the process's own setting again
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_learner_killed_mid_run_resumes_with_league_and_its_actors_exit(tmp_path):
