@@ -76,9 +76,12 @@ def learner_threads(cfg: Any, available: int) -> int:
 
     Why: on a machine of a few cores, an actor collecting on one core beside a learner
     that runs its update on all of them oversubscribes the cores, and both crawl (OpenMP
-    threads wait on the one the actor holds). Measured on 2 cores, magent2 battle with one
-    actor ahead: 1 learner thread trained 1.35-1.6x faster end to end than 2. Actors in
-    step with the learner (ahead 0) wait while it updates, so it keeps every core."""
+    threads wait on the one the actor holds). Measured on 2 cores with one actor ahead, 1
+    learner thread against 2: magent2 battle 1.35-1.6x faster end to end, the default MOBA
+    config 1.1-1.3x in bf16-mixed but 0.82-0.97x in float32 (a larger update, which two
+    threads still speed up): a default, not a law; `trainer.num_threads` overrides it.
+    Actors in step with the learner (ahead 0) wait while it updates, so it keeps every
+    core."""
     if cfg.trainer.num_threads:
         return int(cfg.trainer.num_threads)
     a = cfg.actors
