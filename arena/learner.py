@@ -78,7 +78,7 @@ def learner_threads(cfg: Any, available: int) -> int:
     that runs its update on all of them oversubscribes the cores, and both crawl (OpenMP
     threads wait on the one the actor holds). Measured on 2 cores with one actor ahead, 1
     learner thread against 2: magent2 battle 1.35-1.6x faster end to end, the default MOBA
-    config 1.1-1.3x in bf16-mixed but 0.82-0.97x in float32 (a larger update, which two
+    config 1.1-1.3x in bf16-mixed but 0.82-0.90x in float32 (a larger update, which two
     threads still speed up): a default, not a law; `trainer.num_threads` overrides it.
     Actors in step with the learner (ahead 0) wait while it updates, so it keeps every
     core."""
