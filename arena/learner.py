@@ -173,14 +173,13 @@ class PPOLearner(L.LightningModule):
     def setup(self, stage: str) -> None:
         cfg = self.cfg
         keep_freed_memory()  # arena/memory.py: large tensors reuse freed memory
-        self._threads_before = torch.get_num_threads()  # given back at teardown
-        threads = learner_threads(cfg, torch.get_num_threads())
-        if threads != torch.get_num_threads():
+        self._threads_before = available = torch.get_num_threads()  # given back at teardown
+        threads = learner_threads(cfg, available)
+        if threads != available:
             if not cfg.trainer.num_threads and self.global_rank == 0:
-                print(f"torch threads: {threads} of {torch.get_num_threads()} (the other "
-                      f"{torch.get_num_threads() - threads} for the actor processes, which "
-                      "collect while the learner updates; trainer.num_threads sets it)",
-                      flush=True)
+                print(f"torch threads: {threads} of {available} (the other {available - threads}"
+                      " for the actor processes, which collect while the learner updates; "
+                      "trainer.num_threads sets it)", flush=True)
             torch.set_num_threads(threads)
         rank, ranks = self.global_rank, world_size()
         a = cfg.actors
