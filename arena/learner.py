@@ -75,13 +75,12 @@ def learner_threads(cfg: Any, available: int) -> int:
     they collect ahead (`actors.ahead` >= 1), i.e. while the learner updates.
 
     Why: on a machine of a few cores, an actor collecting on one core beside a learner
-    that runs its update on all of them oversubscribes the cores, and both crawl (OpenMP
-    threads wait on the one the actor holds). Measured on 2 cores with one actor ahead, 1
-    learner thread against 2: magent2 battle 1.35-1.6x faster end to end, the default MOBA
-    config 1.1-1.3x in bf16-mixed but 0.82-0.90x in float32 (a larger update, which two
-    threads still speed up): a default, not a law; `trainer.num_threads` overrides it.
-    Actors in step with the learner (ahead 0) wait while it updates, so it keeps every
-    core."""
+    that runs its update on all of them oversubscribes the cores, and both can crawl
+    (OpenMP threads wait on the one the actor holds): on 2 cores with one actor ahead, one
+    learner thread trained magent2 battle 1.35-1.6x faster end to end than two. Not always
+    (the MOBA in float32 was faster with two), so this is where a run starts, and
+    arena.learn.callbacks.ThreadChoice tries all the cores too. Actors in step with the
+    learner (ahead 0) wait while it updates, so it keeps every core."""
     if cfg.trainer.num_threads:
         return int(cfg.trainer.num_threads)
     a = cfg.actors
@@ -145,6 +144,9 @@ class PPOLearner(L.LightningModule):
         self.pools: dict[str, OpponentPool] = {}
         self.service = None  # arena.actors.ActorService: actors, or the league for other ranks
         self._threads_before: int | None = None  # torch threads before setup (see teardown)
+        # (cores the actors leave, all cores): the two thread counts arena.learn.callbacks.
+        # ThreadChoice tries, where actors collect ahead and trainer.num_threads is unset
+        self.thread_candidates: tuple[int, int] | None = None
         self._league_client = None  # ranks > 0: rank 0's control socket, for their pool mirrors
         # the latest policy at each evaluation, on the scale of the game's bots
         self.ratings = RatingTable(anchors=bot_anchors(cfg.game.name))
@@ -176,10 +178,13 @@ class PPOLearner(L.LightningModule):
         self._threads_before = available = torch.get_num_threads()  # given back at teardown
         threads = learner_threads(cfg, available)
         if threads != available:
-            if not cfg.trainer.num_threads and self.global_rank == 0:
-                print(f"torch threads: {threads} of {available} (the other {available - threads}"
-                      " for the actor processes, which collect while the learner updates; "
-                      "trainer.num_threads sets it)", flush=True)
+            if not cfg.trainer.num_threads:
+                self.thread_candidates = (threads, available)
+                if self.global_rank == 0:
+                    print(f"torch threads: {threads} of {available} (the other "
+                          f"{available - threads} for the actor processes, which collect while "
+                          f"the learner updates); the first updates try {available} too and "
+                          "keep the faster (trainer.num_threads sets it)", flush=True)
             torch.set_num_threads(threads)
         rank, ranks = self.global_rank, world_size()
         a = cfg.actors
@@ -398,6 +403,7 @@ class PPOLearner(L.LightningModule):
             "perf/agent_steps_per_s": (self.agent_steps - self._steps_at_start) / max(elapsed, 1e-9),
             "perf/collect_seconds": rollout.seconds,
             "perf/learn_seconds": learn_seconds,
+            "perf/torch_threads": float(torch.get_num_threads()),
             "progress/updates": float(self.updates),
             "progress/agent_steps": float(self.agent_steps),
         })

@@ -48,7 +48,7 @@ from arena.config import (
     to_flat_dict,
     to_yaml,
 )
-from arena.learn.callbacks import Evaluation, LeagueSnapshots, MatchGifs, Periodic
+from arena.learn.callbacks import Evaluation, LeagueSnapshots, MatchGifs, Periodic, ThreadChoice
 from arena.rundir import (
     CHECKPOINT_DIR,
     RunDirError,
@@ -600,7 +600,7 @@ def train(cfg: Config, resume: Path | None = None, evaluator=None,
                                      game=cfg.game.name, panel_every=cfg.eval.panel_every,
                                      panel_size=cfg.eval.panel_size)
         # around the update, before the progress line that shows their results
-        around = [LeagueSnapshots(cfg.league.snapshot_every)]
+        around = [LeagueSnapshots(cfg.league.snapshot_every), ThreadChoice()]
         if evaluator is not None and cfg.eval.every > 0:
             around.append(Evaluation(evaluator, cfg.eval.every))
         if match_gifs is not None:

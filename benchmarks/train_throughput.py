@@ -37,8 +37,9 @@ game.threads=2; on a CPU with AMX, trainer.precision=bf16-mixed alone, with the 
 too). `--actors N,...` also measures each setting with N actor processes that
 collect the next rollout while the learner trains (`actors.ahead=1`: one update of policy
 lag, which the synchronous settings above do not have; the floor is then timed after the
-run, as the actors would share the cores with it between updates, on all the cores, while
-the learner left the actors theirs: arena/learner.learner_threads).
+run, as the actors would share the cores with it between updates, on all the cores; the
+learner starts on the cores the actors leave and tries all of them too, keeping the faster,
+arena/learn/callbacks.ThreadChoice: the measured updates come after that choice).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from arena.config import CONFIG_DIR, load_config
+from arena.learn.callbacks import ThreadChoice
 
 SHARED_BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench"
 MAGENT = ["game.options.map_size=20", "game.options.max_cycles=1000", "game.num_envs=4",
@@ -186,6 +188,7 @@ class Probe(Callback):
         self.steps_before = 0
         # per measured update: (seconds, agent-steps, floor forward s, floor update s, replayed)
         self.measured: list[tuple[float, int, float, float, float]] = []
+        self.learner_threads: set[int] = set()  # torch threads of the measured updates
 
     def on_train_batch_end(self, trainer, learner, outputs, batch, batch_idx) -> None:
         now = time.perf_counter()
@@ -196,6 +199,7 @@ class Probe(Callback):
             forward, update = self.floor.seconds(replayed) if self.interleave else (np.nan,) * 2
             self.measured.append((now - self.since, learner.agent_steps - self.steps_before,
                                   forward, update, replayed))
+            self.learner_threads.add(int(learner.last_metrics.get("perf/torch_threads", 0)))
         if learner.updates >= self.warmup + self.updates:
             trainer.should_stop = True
         self.steps_before = learner.agent_steps
@@ -359,8 +363,10 @@ def main() -> None:
     for n in [int(x) for x in args.actors.split(",") if x.strip()]:
         for name in [s.strip() for s in args.settings.split(",") if s.strip()]:
             path, own = SETTINGS[name]
+            # warm-up past the learner's choice of threads beside the actors
             cfg, probe = end_to_end(path, [*own, f"actors.num_workers={n}", "actors.ahead=1",
-                                           *args.overrides], args.warmup, args.updates)
+                                           *args.overrides],
+                                    max(args.warmup, ThreadChoice().trial_updates), args.updates)
             f = probe.figures(args.floor_repeats)
             vs = f", {f['e2e'] / base_rates[name]:.2f}x the baseline" if name in base_rates else ""
             # collection overlaps the update here, so the run may beat forward + update: the
@@ -368,7 +374,9 @@ def main() -> None:
             longer = max(f["forward"], f["update"])
             print(f"[{name}] {n} actor process{'es' if n > 1 else ' '} (actors.ahead=1) "
                   f"{f['e2e']:10,.0f} agent-steps/s, floor {f['floor']:,.0f} (timed after the "
-                  f"run, torch threads {threads}), ratio {f['ratio']:.2f}{vs}; "
+                  f"run, torch threads {threads}; the learner's "
+                  f"{'/'.join(map(str, sorted(probe.learner_threads)))}), "
+                  f"ratio {f['ratio']:.2f}{vs}; "
                   f"{f['e2e'] * longer / f['rollout_steps']:.2f} of the longer of forward "
                   f"and update alone ({f['rollout_steps'] / longer:,.0f} agent-steps/s)",
                   flush=True)

@@ -23,6 +23,7 @@ from arena.actors import ActorService, decode_rollout, rollout_arrays, run_actor
 from arena.league_link import ActorError, ControlClient
 from arena.checkpoints import read_checkpoint
 from arena.config import load_config, to_dict
+from arena.learn.callbacks import ThreadChoice
 from arena.learner import PPOLearner, learner_threads
 from arena.rollout import Collector
 from arena.rundir import TEMPORARY, stale_temporaries
@@ -147,8 +148,56 @@ def test_an_actor_collecting_ahead_gets_a_core_and_the_threads_are_given_back(tm
         train(cfg, callbacks=[seen])
         assert seen.seen == {2}
         assert torch.get_num_threads() == 3  # the process's own setting again
+        # long enough for ThreadChoice to try both counts
+        seen = Threads()
+        trial = ThreadChoice().trial_updates
+        train(load_config(None, [*small, "actors.num_workers=1", "actors.ahead=1",
+                                 f"trainer.max_updates={trial + 1}", "league.enabled=false",
+                                 f"run.root={tmp_path}", "run.name=u"]), callbacks=[seen])
+        assert seen.seen == {2, 3}
+        assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
+
+
+def test_thread_choice_keeps_the_thread_count_that_trained_faster(monkeypatch):
+    """Blocks of updates on each candidate; a block's first update (whose rollout was
+    collected beside the block before) and the learner's pauses do not count."""
+    from types import SimpleNamespace
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
+    threads = {"now": 1}
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: threads.update(now=n))
+    trainer = SimpleNamespace(is_global_zero=False)
+
+    def run(seconds_per_update: dict[int, float], transition: float = 0.0) -> ThreadChoice:
+        module = SimpleNamespace(thread_candidates=(1, 2), agent_steps=0, paused_seconds=0.0)
+        choice = ThreadChoice(warmup=2, block=3, rounds=2)
+        threads["now"], last = 1, 1
+        for update in range(1, choice.trial_updates + 4):
+            took = seconds_per_update[threads["now"]]
+            if threads["now"] != last:  # the first update after a switch: anything
+                took += transition
+            last = threads["now"]
+            if update == 10:  # an evaluation paused this update for a long time
+                module.paused_seconds += 50.0
+                took += 50.0
+            clock["now"] += took
+            module.agent_steps += 1000
+            choice.on_train_batch_end(trainer, module)
+        return choice
+
+    faster_on_two = run({1: 2.0, 2: 1.0}, transition=30.0)
+    assert faster_on_two.chosen == 2 and threads["now"] == 2
+    assert faster_on_two.seconds == {1: [0.002] * 4, 2: [0.001] * 4}
+    faster_on_one = run({1: 1.0, 2: 1.5}, transition=30.0)
+    assert faster_on_one.chosen == 1 and threads["now"] == 1
+    # a learner without candidates (num_threads set, no actors ahead) is left alone
+    choice = ThreadChoice()
+    threads["now"] = 7
+    choice.on_train_batch_end(trainer, SimpleNamespace(thread_candidates=None))
+    assert threads["now"] == 7 and choice.chosen is None
 
 
 def test_learner_killed_mid_run_resumes_with_league_and_its_actors_exit(tmp_path):
