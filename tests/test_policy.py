@@ -481,3 +481,20 @@ def test_under_bf16_autocast_the_state_stays_in_the_weights_dtype():
     assert logits.dtype == values.dtype == torch.float32
     assert h.dtype == c.dtype == hs.dtype == cs.dtype == torch.float32
     state[0][torch.tensor([1, 3])] = h[:2]  # an indexed write into a kept state works
+
+
+def test_a_single_step_runs_the_lstm_cell_by_hand_with_torch_lstm_numbers():
+    """Acting is one-step calls, where the fused nn.LSTM call costs more than its
+    arithmetic: lstm_with_resets computes a one-step call by hand (agents.policy._lstm_step),
+    which must give nn.LSTM's numbers, in float64 to the last bit."""
+    torch.manual_seed(0)
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        lstm = torch.nn.LSTM(16, 8).to(dtype)
+        x = torch.randn(1, 5, 16, dtype=dtype)
+        state = (torch.randn(1, 5, 8, dtype=dtype), torch.randn(1, 5, 8, dtype=dtype))
+        starts = torch.zeros(1, 5, dtype=torch.bool)
+        out, (h, c) = lstm_with_resets(lstm, x, state, starts)
+        ref, (h_ref, c_ref) = lstm(x, state)
+        torch.testing.assert_close(out, ref, rtol=0, atol=tol)
+        torch.testing.assert_close(h, h_ref[0], rtol=0, atol=tol)
+        torch.testing.assert_close(c, c_ref[0], rtol=0, atol=tol)
