@@ -102,12 +102,15 @@ def _lstm_step(lstm: nn.LSTM, x: Tensor, state: State,
     gates of torch.nn.LSTM's documentation (i, f, g, o). Why by hand: a one-step call of
     the fused LSTM costs more than its arithmetic (measured on the CPU: 210 against 98 us
     at 6 rows, 427 against 336 us at 96), and acting is all one-step calls, each league
-    opponent its own; the same numbers up to float rounding (~3e-7)."""
+    opponent its own; the same numbers up to float rounding (~3e-7).
+
+    On the CPU only (a GPU runs the fused cell as one kernel), and not under autocast:
+    there the fused cell's bf16 numbers are the ones the update replays with, and a hand
+    cell's differ by far more than rounding (one seed of the MOBA in bf16-mixed rated -4.7
+    at update 60 acting by hand, 17.5 with the fused cell)."""
     h, c = state
-    # the gates in float32 at least, also under bf16 autocast (as the fused cell keeps them)
-    wide = torch.promote_types(x.dtype, torch.float32)
-    gates = nn.functional.linear(x[0], lstm.weight_ih_l0, lstm.bias_ih_l0).to(wide) \
-        + nn.functional.linear(h[0], lstm.weight_hh_l0, lstm.bias_hh_l0).to(wide)
+    gates = nn.functional.linear(x[0], lstm.weight_ih_l0, lstm.bias_ih_l0) \
+        + nn.functional.linear(h[0], lstm.weight_hh_l0, lstm.bias_hh_l0)
     i, f, g, o = gates.chunk(4, dim=-1)
     c1 = torch.sigmoid(f) * c[0] + torch.sigmoid(i) * torch.tanh(g)
     h1 = torch.sigmoid(o) * torch.tanh(c1)
@@ -140,8 +143,8 @@ def lstm_with_resets(lstm: nn.LSTM, x: Tensor, state: State, starts: Tensor, *,
     restart, from a zero state.
     """
     T, N = x.shape[:2]
-    if T == 1:  # one step (acting): the cell by hand, as torch.nn.LSTM defines it
-        return _lstm_step(lstm, x, state, final_state)
+    if T == 1 and x.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
+        return _lstm_step(lstm, x, state, final_state)  # one step (acting): by hand
     # The bookkeeping is on (T, N) flags: numpy on one host copy of them (a handful of
     # array operations of a microsecond each, and one device sync on a GPU, where the
     # tensor version cost dozens of small kernels and several syncs per call)
