@@ -111,10 +111,16 @@ def _lstm_step(lstm: nn.LSTM, x: Tensor, state: State,
     h, c = state
     gates = nn.functional.linear(x[0], lstm.weight_ih_l0, lstm.bias_ih_l0) \
         + nn.functional.linear(h[0], lstm.weight_hh_l0, lstm.bias_hh_l0)
-    i, f, g, o = gates.chunk(4, dim=-1)
-    c1 = torch.sigmoid(f) * c[0] + torch.sigmoid(i) * torch.tanh(g)
-    h1 = torch.sigmoid(o) * torch.tanh(c1)
+    h1, c1 = lstm_cell(gates, c[0])
     return h1.unsqueeze(0), ((h1, c1) if final_state else None)
+
+
+def lstm_cell(gates: Tensor, c: Tensor) -> State:
+    """An LSTM cell's new (h, c) from its pre-activation gates (..., 4H), in torch.nn.LSTM's
+    order (i, f, g, o), and the cell state c (..., H)."""
+    i, f, g, o = gates.chunk(4, dim=-1)
+    c1 = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c1), c1
 
 
 def lstm_with_resets(lstm: nn.LSTM, x: Tensor, state: State, starts: Tensor, *,
@@ -271,12 +277,18 @@ class EntityEncoder(nn.Module):
         ents = obs[..., lay.flat_dim:].reshape(*lead, lay.num_entities, lay.entity_dim)
         present = raw[..., lay.flat_dim::lay.entity_dim] > 0.5  # (..., num_entities)
         emb = self.entity_net(ents)  # (..., E, hidden)
-        pmask = present.unsqueeze(-1)
-        pooled_max = emb.masked_fill(~pmask, torch.finfo(emb.dtype).min).amax(dim=-2)
-        pooled_max = torch.where(present.any(dim=-1, keepdim=True), pooled_max, 0.0)
-        n_present = present.sum(dim=-1, keepdim=True).clamp(min=1).to(emb.dtype)
-        pooled_mean = emb.masked_fill(~pmask, 0.0).sum(dim=-2) / n_present
-        return self.mix(torch.cat([self.flat_net(flat), pooled_max, pooled_mean], dim=-1))
+        return self.mix(torch.cat([self.flat_net(flat), *pool_entities(emb, present)], dim=-1))
+
+
+def pool_entities(emb: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
+    """Max and mean over the present entities' embeddings emb (..., E, hidden), present
+    (..., E) bool -> two (..., hidden); zeros where no entity is present."""
+    pmask = present.unsqueeze(-1)
+    pooled_max = emb.masked_fill(~pmask, torch.finfo(emb.dtype).min).amax(dim=-2)
+    pooled_max = torch.where(present.any(dim=-1, keepdim=True), pooled_max, 0.0)
+    n_present = present.sum(dim=-1, keepdim=True).clamp(min=1).to(emb.dtype)
+    pooled_mean = emb.masked_fill(~pmask, 0.0).sum(dim=-2) / n_present
+    return pooled_max, pooled_mean
 
 
 # ---- the policy -------------------------------------------------------------------------

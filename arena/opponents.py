@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from agents.policy import RecurrentPolicy
+from agents.policy_stack import PolicyStack, architecture
 from arena.learn.surgery import snapshot_arch, snapshot_policy
 from arena.play.runner import sample_actions
 from games.bots import bot_act, team_columns
@@ -69,6 +70,8 @@ class OpponentManager:
             vec.slot_role[vec.slot_team == t].tolist())] for t in teams}
         self._models: OrderedDict[tuple[str, int], dict[str, RecurrentPolicy]] = OrderedDict()
         self._state: dict[str, State] = {}
+        self._stacks: dict[tuple, PolicyStack] = {}  # (group key, architecture) -> its stack
+        self._stack_of: dict[tuple[str, int], PolicyStack] = {}  # (group key, snapshot) -> stack
         self.games_vs_snapshots = 0
         self.games_vs_bots = 0
         self.games_total = 0
@@ -195,6 +198,22 @@ class OpponentManager:
             self._models.popitem(last=False)
         return models
 
+    def _others(self, g, games: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Group g's rows of `games` played by snapshots, by bots and by live networks:
+        three (rows,) bool arrays."""
+        games = slice(*games.indices(self.vec.num_games))
+        rows = (games.stop - games.start) * len(g.slots)
+        slot_team = np.asarray(self.vec.slot_team)[list(g.slots)]  # (n,)
+        other_side = slot_team[None, :] != self.learner_team[games, None]
+        return tuple(((who[games, None] >= 0) & other_side).reshape(rows)
+                     for who in (self.snapshot, self.bot, self.live))
+
+    def played(self, g, games: slice = slice(None)) -> np.ndarray:
+        """The (rows,) bool array of group g's rows of `games` that the learner does not
+        play (their actions are `override`'s): a collector need not infer them."""
+        opp_rows, bot_rows, live_rows = self._others(g, games)
+        return opp_rows | bot_rows | live_rows
+
     @torch.no_grad()
     def override(self, g, obs: torch.Tensor, mask: torch.Tensor, starts: torch.Tensor,
                  action: torch.Tensor, generator: torch.Generator,
@@ -206,11 +225,7 @@ class OpponentManager:
         B = games.stop - games.start
         n = len(g.slots)
         snapshot, bot, live = self.snapshot[games], self.bot[games], self.live[games]
-        slot_team = np.asarray(self.vec.slot_team)[list(g.slots)]  # (n,)
-        other_side = slot_team[None, :] != self.learner_team[games, None]
-        opp_rows = ((snapshot[:, None] >= 0) & other_side).reshape(B * n)
-        bot_rows = ((bot[:, None] >= 0) & other_side).reshape(B * n)
-        live_rows = ((live[:, None] >= 0) & other_side).reshape(B * n)
+        opp_rows, bot_rows, live_rows = self._others(g, games)
         if bot_rows.any():
             bots = np.repeat(bot, n)
             for i in np.unique(bots[bot_rows]):
@@ -220,33 +235,55 @@ class OpponentManager:
                 picks = bot_act(self.bots[self.bot_names[int(i)], g.role.name],
                                 obs[idx].cpu().numpy(), mask[idx].cpu().numpy(), agents)
                 action[idx] = torch.from_numpy(np.asarray(picks, np.int64)).to(action.device)
-        plays: list[tuple[np.ndarray, RecurrentPolicy]] = []
+        # who plays which rows: each stack of snapshots in one forward, each live network alone
+        plays: list[tuple[np.ndarray, PolicyStack | RecurrentPolicy, np.ndarray | None]] = []
         if opp_rows.any():
             snaps = np.repeat(snapshot, n)
-            for snap in np.unique(snaps[opp_rows]):
-                plays.append((opp_rows & (snaps == snap),
-                              self.models(int(snap), g.role.name)[g.key]))
+            rows = np.flatnonzero(opp_rows)
+            owner = {int(s): self._stack(g, int(s)) for s in np.unique(snaps[rows])}
+            for st in {id(st): st for st in owner.values()}.values():
+                mine = rows[np.isin(snaps[rows], [s for s, o in owner.items() if o is st])]
+                slots = st.slots(snaps[mine].tolist(), lambda snap: self.models(
+                    int(snap), g.role.name)[g.key])
+                plays.append((mine, st, slots))
         if live_rows.any():
             lives = np.repeat(live, n)
             for agent in np.unique(lives[live_rows]):
-                plays.append((live_rows & (lives == agent), self.live_models[int(agent)][g.key]))
-        h, c = self._state[g.key]  # policy.step starts a row afresh with its episode
-        w = max((policy.lstm_hidden for _, policy in plays), default=0)
+                plays.append((np.flatnonzero(live_rows & (lives == agent)),
+                              self.live_models[int(agent)][g.key], None))
+        h, c = self._state[g.key]  # a step starts a row afresh with its episode
+        w = max((p.lstm_hidden for _, p, _ in plays), default=0)
         if w > h.shape[1]:  # a snapshot from before a surgery may be narrower, or wider
             h, c = (torch.nn.functional.pad(x, (0, w - x.shape[1])) for x in (h, c))
             self._state[g.key] = (h, c)
         h, c = h[games.start * n:games.stop * n], c[games.start * n:games.stop * n]  # views
-        for rows, policy in plays:
-            idx = torch.from_numpy(np.flatnonzero(rows)).to(self.device)
-            w = policy.lstm_hidden
-            logits, _, (nh, nc) = policy.step(obs[idx], (h[idx, :w], c[idx, :w]),
-                                              starts[idx], mask[idx])
+        for rows, player, slots in plays:
+            idx = torch.from_numpy(rows).to(self.device)
+            w = player.lstm_hidden
+            state = (h[idx, :w], c[idx, :w])
+            if slots is not None:
+                logits, (nh, nc) = player.step(slots, obs[idx], state, starts[idx], mask[idx])
+            else:
+                logits, _, (nh, nc) = player.step(obs[idx], state, starts[idx], mask[idx])
             picks = sample_actions(torch.softmax(logits.float(), dim=-1), generator,
                                    self.device)  # the policy masked its logits
             action[idx] = picks.to(action.device)
             h[idx], c[idx] = 0.0, 0.0
             h[idx, :w], c[idx, :w] = nh, nc
         return ~(opp_rows | bot_rows | live_rows)
+
+    def _stack(self, g, snap: int) -> PolicyStack:
+        """The stack that plays snapshot `snap` in group `g`: one per architecture (a
+        snapshot from before a surgery has its own), slots loaded as snapshots come into
+        play."""
+        key = (g.key, snap)
+        if key not in self._stack_of:
+            policy = self.models(snap, g.role.name)[g.key]
+            arch = (g.key, architecture(policy))
+            if arch not in self._stacks:
+                self._stacks[arch] = PolicyStack(policy, capacity=self.max_cached)
+            self._stack_of[key] = self._stacks[arch]
+        return self._stack_of[key]
 
     # ---- logging -------------------------------------------------------------------------------
     def take_bot_results(self) -> dict[str, tuple[float, int]]:

@@ -298,12 +298,29 @@ class Collector:
         return step
 
     def _forward(self, g: PolicyGroup, obs: torch.Tensor, state, starts: torch.Tensor,
-                 mask: torch.Tensor):
+                 mask: torch.Tensor, own: np.ndarray | None = None):
         """policy.step over the rows of group g (of all games, or of part of them with one
-        block: overlap is refused with several), each block of games by its own agent."""
+        block: overlap is refused with several), each block of games by its own agent.
+
+        `own`: the indices of the only rows to infer (the others are played by league
+        opponents, whose actions replace the learner's): the rest get logits and values 0
+        and keep their state (never read: such a row starts afresh with its next episode)."""
+        n = len(g.slots)
+        if own is not None:
+            logits = torch.zeros(obs.shape[0], mask.shape[-1], device=obs.device)
+            value = torch.zeros(obs.shape[0], device=obs.device)
+            h, c = state[0].clone(), state[1].clone()
+            for policies, b0, b1 in self.blocks:
+                rows = own[(own >= b0 * n) & (own < b1 * n)]
+                if rows.size:
+                    i = torch.from_numpy(rows).to(obs.device)
+                    lg, v, (h[i], c[i]) = policies[g.key].step(obs[i], (h[i], c[i]), starts[i],
+                                                               mask[i])
+                    logits, value = logits.to(lg.dtype), value.to(v.dtype)
+                    logits[i], value[i] = lg, v
+            return logits, value, (h, c)
         if len(self.blocks) == 1:
             return self.blocks[0][0][g.key].step(obs, state, starts, mask)
-        n = len(g.slots)
         parts = []
         for policies, b0, b1 in self.blocks:
             r = slice(b0 * n, b1 * n)
@@ -427,13 +444,16 @@ class Collector:
                 keep = (~starts).unsqueeze(-1).to(state[0].dtype)
                 buf["state_h"][t // T, rows] = state[0] * keep
                 buf["state_c"][t // T, rows] = state[1] * keep
-            logits, value, (nh, nc) = self._forward(g, obs, state, starts, mask)
+            # rows played by league opponents are not inferred: override acts for them
+            others = None if self.opponents is None else self.opponents.played(g, games)
+            own = None if others is None or not others.any() else np.flatnonzero(~others)
+            logits, value, (nh, nc) = self._forward(g, obs, state, starts, mask, own)
             logp = torch.log_softmax(logits, dim=-1)  # the policy masked them already
             action = sample_actions(logp.exp(), self.generator, self.device)
             trains = valid_now[:, self._cols[g.key]].reshape(-1)
-            if self.opponents is not None:  # snapshot opponents act for their side
-                trains = trains & self.opponents.override(g, obs, mask, starts, action,
-                                                          self.generator, games)
+            if others is not None:  # snapshot, bot and live opponents act for their side
+                self.opponents.override(g, obs, mask, starts, action, self.generator, games)
+                trains = trains & ~others
             if nb == self.vec.num_games:
                 self._state[g.key] = (nh, nc)
             else:

@@ -1,6 +1,6 @@
 """Training throughput against an honest floor, and against a CleanRL-style baseline.
 
-    python benchmarks/train_throughput.py [--settings moba,magent] [--warmup 3] [--updates 10]
+    python benchmarks/train_throughput.py [--settings moba,moba-league,magent] [--warmup 3] [--updates 10]
                                           [--baseline-seconds 150] [--floor-repeats 3]
                                           [--actors 1,2] [key=value ...]
 
@@ -28,7 +28,10 @@ For each setting, side by side in one run:
   network, for reference);
 * peak resident memory of this process and of the baseline.
 
-Settings: `moba` is configs/default.yaml; `magent` is magent2 battle_v4 on a 20x20 map, 4
+Settings: `moba` is configs/default.yaml; `moba-league` the same in its league phase: the
+pool holds 12 snapshots from the start (a run has that many by update 120), so a fifth of
+the mirror games face past selves from the first update, as they do for the rest of a run
+(`moba` measures updates before the first snapshot plays); `magent` is magent2 battle_v4 on a 20x20 map, 4
 games, 128-step rollouts (8 chunks of 16), 4 epochs, 4 minibatches, MLP 128 + LSTM 128,
 no league (the baseline has none). Targets on the 2-core dev machines (issue 11): moba
 >= 0.8 of its floor; magent >= 0.7 of its floor and >= 3x the baseline. `key=value`
@@ -66,9 +69,10 @@ MAGENT = ["game.options.map_size=20", "game.options.max_cycles=1000", "game.num_
           "ppo.chunk_len=16", "ppo.chunks_per_update=8", "ppo.update_epochs=4",
           "ppo.num_minibatches=4", "model.encoder=mlp", "model.hidden=128",
           "model.lstm_hidden=128", "league.enabled=false", "eval.every=0", "watch.every=0"]
-SETTINGS = {
-    "moba": (CONFIG_DIR / "default.yaml", []),
-    "magent": (CONFIG_DIR / "magent_battle.yaml", MAGENT),
+SETTINGS = {  # name: (config, overrides, snapshots in the league pool from the start)
+    "moba": (CONFIG_DIR / "default.yaml", [], 0),
+    "moba-league": (CONFIG_DIR / "default.yaml", [], 12),
+    "magent": (CONFIG_DIR / "magent_battle.yaml", MAGENT, 0),
 }
 
 
@@ -180,8 +184,9 @@ class Probe(Callback):
     there would share the cores with them: it is timed after the run instead
     (`figures(repeats)`, the median of 2 x repeats)."""
 
-    def __init__(self, cfg, warmup: int, updates: int) -> None:
+    def __init__(self, cfg, warmup: int, updates: int, snapshots: int = 0) -> None:
         self.cfg, self.warmup, self.updates = cfg, warmup, updates
+        self.snapshots = snapshots
         self.interleave = not cfg.actors.num_workers
         self.floor: Floor | None = None
         self.since = 0.0  # when the update now running started (its clock)
@@ -189,6 +194,12 @@ class Probe(Callback):
         # per measured update: (seconds, agent-steps, floor forward s, floor update s, replayed)
         self.measured: list[tuple[float, int, float, float, float]] = []
         self.learner_threads: set[int] = set()  # torch threads of the measured updates
+        # at the last measured update: (share of games against snapshots, distinct snapshots)
+        self.vs_snapshots: tuple[float, int] | None = None
+
+    def on_train_start(self, trainer, learner) -> None:
+        for _ in range(self.snapshots):  # before the first rollout draws the opponents
+            learner.snapshot()
 
     def on_train_batch_end(self, trainer, learner, outputs, batch, batch_idx) -> None:
         now = time.perf_counter()
@@ -200,6 +211,10 @@ class Probe(Callback):
             self.measured.append((now - self.since, learner.agent_steps - self.steps_before,
                                   forward, update, replayed))
             self.learner_threads.add(int(learner.last_metrics.get("perf/torch_threads", 0)))
+            opponents = getattr(learner.collector, "opponents", None)  # None: in actors
+            if opponents is not None:
+                drawn = opponents.snapshot[opponents.snapshot >= 0]
+                self.vs_snapshots = (drawn.size / opponents.snapshot.size, np.unique(drawn).size)
         if learner.updates >= self.warmup + self.updates:
             trainer.should_stop = True
         self.steps_before = learner.agent_steps
@@ -220,13 +235,13 @@ class Probe(Callback):
                 "ratio_max": float(ratios.max())}
 
 
-def end_to_end(path: Path, overrides: list[str], warmup: int, updates: int):
+def end_to_end(path: Path, overrides: list[str], warmup: int, updates: int, snapshots: int = 0):
     from arena.train import train
 
     with tempfile.TemporaryDirectory() as root:
         cfg = load_config(path, [f"run.root={root}", "run.name=throughput", "eval.every=0",
                                  f"trainer.max_updates={warmup + updates + 1}", *overrides])
-        probe = Probe(cfg, warmup, updates)
+        probe = Probe(cfg, warmup, updates, snapshots)
         train(cfg, callbacks=[probe])
     return cfg, probe
 
@@ -295,7 +310,7 @@ def peak_rss_mib() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--settings", default="moba,magent")
+    parser.add_argument("--settings", default="moba,moba-league,magent")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--updates", type=int, default=10)
     parser.add_argument("--baseline-seconds", type=float, default=150.0)
@@ -315,22 +330,27 @@ def main() -> None:
     threads = torch.get_num_threads()
     base_rates: dict[str, float] = {}
     for name in [s.strip() for s in args.settings.split(",") if s.strip()]:
-        path, own = SETTINGS[name]
+        path, own, snapshots = SETTINGS[name]
         # the floor is timed after each measured update, for that update's rollout
-        cfg, probe = end_to_end(path, [*own, *args.overrides], args.warmup, args.updates)
+        cfg, probe = end_to_end(path, [*own, *args.overrides], args.warmup, args.updates,
+                                snapshots)
         f = probe.figures(args.floor_repeats)
         g = cfg.game
         print(f"[{name}] {g.name} {dict(g.options)}, {g.num_envs} games, "
               f"{cfg.ppo.chunk_len * cfg.ppo.chunks_per_update} steps per rollout, "
               f"{cfg.ppo.update_epochs} epochs x {cfg.ppo.num_minibatches} minibatches, "
               f"torch threads {threads}")
-        print(f"[{name}] end to end   {f['e2e']:10,.0f} agent-steps/s  (over {args.updates} updates)")
+        league = "" if not probe.vs_snapshots else (
+            f"; at the end {probe.vs_snapshots[0]:.0%} of the games against past snapshots, "
+            f"{probe.vs_snapshots[1]} distinct")
+        print(f"[{name}] end to end   {f['e2e']:10,.0f} agent-steps/s  (over {args.updates} "
+              f"updates{league})")
         print(f"[{name}] floor        {f['floor']:10,.0f} agent-steps/s  (forward {f['forward']:.2f} s + "
               f"update {f['update']:.2f} s per {f['rollout_steps']:,.0f} agent-steps, same modules; "
               f"{f['replayed']:.0%} of the chunks replayed as in the run; "
               + ("timed after each update, for its rollout)" if probe.interleave
                  else "timed after the run: actors collect between updates)"))
-        target = 0.8 if name == "moba" else 0.7
+        target = 0.8 if name.startswith("moba") else 0.7
         print(f"[{name}] ratio        {f['ratio']:10.2f}  (target >= {target}; per update "
               f"{f['ratio_min']:.2f}-{f['ratio_max']:.2f})")
         if f["replayed"] < 0.995:  # for reference: the floor of a PPO that replays every chunk
@@ -362,11 +382,12 @@ def main() -> None:
                   flush=True)
     for n in [int(x) for x in args.actors.split(",") if x.strip()]:
         for name in [s.strip() for s in args.settings.split(",") if s.strip()]:
-            path, own = SETTINGS[name]
+            path, own, snapshots = SETTINGS[name]
             # warm-up past the learner's choice of threads beside the actors
             cfg, probe = end_to_end(path, [*own, f"actors.num_workers={n}", "actors.ahead=1",
                                            *args.overrides],
-                                    max(args.warmup, ThreadChoice().trial_updates), args.updates)
+                                    max(args.warmup, ThreadChoice().trial_updates), args.updates,
+                                    snapshots)
             f = probe.figures(args.floor_repeats)
             vs = f", {f['e2e'] / base_rates[name]:.2f}x the baseline" if name in base_rates else ""
             # collection overlaps the update here, so the run may beat forward + update: the

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from arena.checkpoints import read_checkpoint
 from arena.cli import main
@@ -46,6 +47,49 @@ def test_snapshot_games_train_only_the_learner_side_and_swap_at_episode_ends(tmp
     pool = learner.pools["hero"]
     assert pool.snapshots[0].games == 4 * 2  # 4 games, 60 steps of 30-tick episodes
     assert learner.collector.opponents.metrics()["league/pool_size"] == 1.0
+
+
+def test_snapshot_opponents_in_play_together_each_act_with_their_own_network(tmp_path):
+    """All snapshots in play run in one batched forward (agents/policy_stack.py): each
+    game's opponent rows must still be played by that game's snapshot."""
+    learner = league_learner(tmp_path, "league.latest_prob=0.0", "game.num_envs=8")
+    (g,) = learner.groups
+    actor = learner.policy_for(g.key).actor
+    favourite = [3, 1, 4, 2, 5]  # snapshot k picks action favourite[k], whatever it sees
+    with torch.no_grad():
+        actor.weight.zero_()
+        for a in favourite:
+            actor.bias.zero_()
+            actor.bias[a] = 50.0
+            learner.snapshot()
+    ids = [s.id for s in learner.pools["hero"].snapshots]
+    manager = learner.collector.opponents
+    B, n = 8, len(g.slots)
+    manager.start({g.key: B * n})
+    who = np.array([0, 1, 2, 3, 4, 4, 2, 0])  # snapshots in play, some in two games
+    manager.snapshot[:] = np.array(ids)[who]
+    manager.bot[:] = manager.live[:] = -1
+    manager.learner_team[:] = np.arange(B) % 2
+    obs = torch.rand(B * n, g.role.obs_dim)
+    mask = torch.ones(B * n, g.role.num_actions, dtype=torch.bool)
+    starts = torch.zeros(B * n, dtype=torch.bool)
+    action = torch.full((B * n,), -1, dtype=torch.int64)
+    trains = manager.override(g, obs, mask, starts, action, torch.Generator().manual_seed(0))
+    team = np.asarray(learner.collector.vec.slot_team)[list(g.slots)]
+    for b in range(B):
+        for j in range(n):
+            r = b * n + j
+            mine = team[j] == manager.learner_team[b]
+            assert trains[r] == mine
+            assert action[r] == (-1 if mine else favourite[who[b]])
+    # the rows of the learner's half of the games (a collector that infers halves)
+    action[:] = -1
+    manager.override(g, obs[:4 * n], mask[:4 * n], starts[:4 * n], action[:4 * n],
+                     torch.Generator().manual_seed(0), slice(0, 4))
+    assert [int(action[b * n + j]) for b in range(4) for j in range(n)
+            if team[j] != manager.learner_team[b]] == [favourite[who[b]] for b in range(4)
+                                                      for j in range(n)
+                                                      if team[j] != manager.learner_team[b]]
 
 
 def test_latest_probability_one_means_pure_self_play(tmp_path):
