@@ -23,8 +23,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from agents.policy import EntityEncoder, RecurrentPolicy, State, lstm_cell, mask_logits, \
-    pool_entities
+from agents.policy import (
+    EntityEncoder,
+    RecurrentPolicy,
+    State,
+    lstm_cell,
+    mask_logits,
+    pool_entities,
+)
 
 
 def architecture(policy: RecurrentPolicy) -> tuple:
