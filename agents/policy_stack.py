@@ -74,8 +74,7 @@ class PolicyStack:
             out[name] = ((m.in_features, m.out_features), (1, m.out_features))
         if like.use_lstm:
             H, inp = like.lstm_hidden, like.lstm.input_size
-            out["lstm.ih"] = ((inp, 4 * H), (1, 4 * H))
-            out["lstm.hh"] = ((H, 4 * H), (1, 4 * H))
+            out["lstm"] = ((inp + H, 4 * H), (1, 4 * H))  # [input, h] in one matmul
         if like.obs_rms is not None:
             d = like.obs_rms.mean.shape
             out["obs_rms"] = ((1, *d), (1, *d))  # mean, std
@@ -102,10 +101,8 @@ class PolicyStack:
             self._w[name][1][slot, 0] = m.bias
         if policy.use_lstm:
             lstm = policy.lstm
-            self._w["lstm.ih"][0][slot] = lstm.weight_ih_l0.t()
-            self._w["lstm.ih"][1][slot, 0] = lstm.bias_ih_l0
-            self._w["lstm.hh"][0][slot] = lstm.weight_hh_l0.t()
-            self._w["lstm.hh"][1][slot, 0] = lstm.bias_hh_l0
+            self._w["lstm"][0][slot] = torch.cat([lstm.weight_ih_l0, lstm.weight_hh_l0], 1).t()
+            self._w["lstm"][1][slot, 0] = lstm.bias_ih_l0 + lstm.bias_hh_l0
         for name in ("obs_rms", "entity_rms"):
             rms = getattr(policy, name)
             if rms is not None:  # the numbers RunningMeanStd.normalize uses
@@ -191,7 +188,7 @@ class PolicyStack:
         keep = (~episode_start.to(torch.bool)).to(self.dtype).unsqueeze(-1)
         if like.use_lstm:
             h, c = (padded(s.to(self.dtype) * keep) for s in state)
-            gates = _linear(x, w["lstm.ih"]) + _linear(h, w["lstm.hh"])
+            gates = _linear(torch.cat([x, h], dim=-1), w["lstm"])
             h, c = lstm_cell(gates, c)
             feats = h
             new_state = (h.reshape(K * R, -1)[where].to(self.dtype),

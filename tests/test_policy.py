@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from agents.policy import (ROW_MULTIPLE, EntityEncoder, EntityLayout, RecurrentPolicy,
-                           lstm_with_resets, mask_logits, masked_categorical)
+                           lstm_with_resets, mask_logits, masked_categorical, pool_entities)
 from agents.ppo import ppo_loss
 
 OBS, ACT = 7, 5
@@ -321,6 +321,32 @@ def test_entity_encoder_order_invariant_and_ignores_absent():
         changed = obs.clone()
         changed[:, LAYOUT.flat_dim + 1:] += 1.0
         assert not torch.allclose(encoder(changed)[1:], out[1:], atol=1e-4)
+
+
+def test_entity_pools_are_the_max_and_mean_over_present_entities_with_their_gradients():
+    g = torch.Generator().manual_seed(7)
+    base = torch.randn(6, 5, 3, generator=g, dtype=torch.float64)
+    base[1, :, 0] = -1.0  # a feature whose ReLU is dead for every entity: ties at 0
+    present = torch.rand(6, 5, generator=g) < 0.6
+    present[0] = False  # no entity at all: zeros
+    present[2] = True
+    leaf = base.clone().requires_grad_()
+    pmax, pmean = pool_entities(torch.relu(leaf), present)
+    weights = torch.randn(2, 3, generator=g, dtype=torch.float64)
+    ((pmax * weights[0]).sum() + (pmean * weights[1]).sum()).backward()
+    ref = base.clone().requires_grad_()
+    emb = torch.relu(ref)
+    want_max, want_mean = [], []
+    for n in range(6):  # by hand, over the present entities alone
+        rows = emb[n, present[n]]
+        want_max.append(rows.amax(0) if len(rows) else torch.zeros(3, dtype=torch.float64))
+        want_mean.append(rows.mean(0) if len(rows) else torch.zeros(3, dtype=torch.float64))
+    want_max, want_mean = torch.stack(want_max), torch.stack(want_mean)
+    torch.testing.assert_close(pmax, want_max, rtol=0, atol=0)
+    torch.testing.assert_close(pmean, want_mean, rtol=0, atol=1e-15)
+    ((want_max * weights[0]).sum() + (want_mean * weights[1]).sum()).backward()
+    torch.testing.assert_close(leaf.grad, ref.grad, rtol=0, atol=1e-15)
+    assert (leaf.grad[~present] == 0).all()  # absent entities get no gradient
 
 
 def test_policy_with_entity_encoder_and_normaliser():
