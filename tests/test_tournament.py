@@ -266,6 +266,46 @@ def test_an_evaluation_plays_all_its_references_in_one_batch():
             assert (mine[4 * k + b] == (slot_team != b % 2)).all()
 
 
+def test_frozen_references_act_together_each_game_with_its_own_networks():
+    """StackedRunner: the snapshots of an evaluation in one forward pass per step, game b
+    played by policy set owner[b], a set of another architecture in a stack of its own."""
+    from agents.policy import RecurrentPolicy
+    from arena.play.runner import StackedRunner
+
+    learner = untrained("game.options.max_ticks=20")
+    (g,) = learner.groups
+    base = learner.policy_for(g.key)
+
+    def favouring(action: int, lstm_hidden: int = base.lstm_hidden) -> RecurrentPolicy:
+        p = RecurrentPolicy(base.obs_dim, base.num_actions, hidden=32, lstm_hidden=lstm_hidden,
+                            entity_layout=base.entity_layout)
+        with torch.no_grad():
+            p.actor.weight.zero_()
+            p.actor.bias.zero_()
+            p.actor.bias[action] = 50.0
+        return p.eval()
+
+    favourite = [3, 5, 2, 4]
+    sets = [favouring(3), favouring(5), favouring(2, lstm_hidden=16), favouring(4)]
+    vec = make_vec("moba", 6, team_size=3)
+    owner = np.array([0, 1, -1, 2, 3, 1])
+    runner = StackedRunner(vec, learner.groups, [lambda key, p=p: p for p in sets], owner, seed=0)
+    assert len(runner._stacks[g.key]) == 2  # the narrower LSTM has a stack of its own
+    step = vec.reset(seed=0)
+    slot_team = np.asarray(vec.slot_team)
+    mine = np.repeat((slot_team == 1)[None], 6, axis=0)
+    runner.reset(mine)
+    out = np.full((6, vec.num_slots), -1, np.int64)
+    for _ in range(3):  # the LSTM states carry on from step to step
+        runner.act(step, np.zeros((6, vec.num_slots), bool), out)
+        for b in range(6):
+            want = -1 if owner[b] < 0 else favourite[owner[b]]
+            assert (out[b, slot_team == 1] == want).all()
+            assert (out[b, slot_team == 0] == -1).all()
+        step = vec.step(np.where(out < 0, 0, out))
+    vec.close()
+
+
 # ---- tournaments ------------------------------------------------------------------------------
 def test_bots_alone_rank_in_their_known_order(tmp_path, capsys):
     code = main(["tournament", "--bots", "--games", "8", "--max-ticks", "600", "--seed", "1",

@@ -10,18 +10,20 @@ moves with the evaluation's seed), sampling from its policy with its own seeded
 generator; a draw counts half. The learner makes one forward pass per step for all the
 games of all references, and the game steps them all at once: references played one after
 another cost the learner a pass per reference per step, and the slowest reference's games
-set the length of the batch either way.
+set the length of the batch either way. Likewise, the league snapshots among the references
+make one forward pass per step between them (arena/play/runner.StackedRunner).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from arena.play.runner import BotSide, PolicyRunner, play_games
+from arena.play.runner import BotSide, PolicyRunner, StackedRunner, play_games
 from games.registry import bot_names, make_side_bots, parse_bot
 from games.vector import VecGame, make_vec
 
@@ -38,13 +40,22 @@ def _games(vec_teams: int, games: int) -> int:
     return -(-games // vec_teams) * vec_teams
 
 
+@dataclass(frozen=True)
+class Frozen:
+    """An opponent of `play_references` played by frozen networks (a league snapshot),
+    `policy_for(group key)`: all of an evaluation's frozen opponents act in one forward
+    pass per step (arena/play/runner.StackedRunner)."""
+
+    policy_for: Callable[[str], Any]
+
+
 @torch.no_grad()
 def play_references(learner: PPOLearner, opponents: list[tuple[str, Callable[[VecGame], Any]]],
                     games: int, seed: int,
                     vecs: dict[int, VecGame] | None = None) -> dict[str, np.ndarray]:
     """The learner's score per game (1 win, 0.5 draw, 0 loss) against each opponent, all
     played in one batch: `opponents` are (name, side(vec)) with a side as
-    arena/play/runner.play_games takes it; opponent k plays the k-th block of `games`
+    arena/play/runner.play_games takes it, or (name, Frozen(policy_for)); opponent k plays the k-th block of `games`
     games, game j of a block with the learner as team (j + r) % T (r = 0 when `games` is a
     multiple of the T teams, else seed % T, so that evaluations with different seeds seat
     it at different teams). `vecs` caches the batch between calls (by its number of games;
@@ -66,10 +77,23 @@ def play_references(learner: PPOLearner, opponents: list[tuple[str, Callable[[Ve
         if vecs is not None:
             vecs[B] = vec
     r = 0 if block % T == 0 else seed % T
-    seats = np.repeat(np.arange(1, len(opponents) + 1), block)[:, None].repeat(T, 1)
-    seats[np.arange(B), (np.arange(B) % block + r) % T] = 0
     me = PolicyRunner(vec, learner.groups, learner.policy_for, seed=seed, device=learner.device)
-    sides = [me, *(side(vec) for _, side in opponents)]
+    sides, side_of = [me], []
+    for _, side in opponents:  # frozen networks: all on one side, below
+        side_of.append(-1 if isinstance(side, Frozen) else len(sides))
+        if not isinstance(side, Frozen):
+            sides.append(side(vec))
+    frozen = [k for k, (_, side) in enumerate(opponents) if isinstance(side, Frozen)]
+    if frozen:  # every frozen reference in one forward pass per step
+        owner = np.full(len(opponents), -1, np.int64)
+        owner[frozen] = np.arange(len(frozen))
+        sides.append(StackedRunner(vec, learner.groups,
+                                   [opponents[k][1].policy_for for k in frozen],
+                                   np.repeat(owner, block), seed=seed + 1,
+                                   device=learner.device))
+        side_of = [len(sides) - 1 if s < 0 else s for s in side_of]
+    seats = np.repeat(np.array(side_of), block)[:, None].repeat(T, 1)
+    seats[np.arange(B), (np.arange(B) % block + r) % T] = 0
     scores = play_games(vec, sides, seats, seed).scores(seats, 0)
     return {name: scores[k * block:(k + 1) * block] for k, (name, _) in enumerate(opponents)}
 
@@ -114,8 +138,7 @@ class BotEvaluator:
     def games_per_reference(self, learner: PPOLearner) -> int:
         return _games(max(len(learner.team_names), 1), self.games)
 
-    def snapshot_opponents(self, learner: PPOLearner, seed: int
-                           ) -> list[tuple[str, Callable[[VecGame], Any]]]:
+    def snapshot_opponents(self, learner: PPOLearner) -> list[tuple[str, Frozen]]:
         """The newest and a random older league snapshot, and the fixed panel, as opponents
         of `play_references` named `snapshot-NNNN` (in a game of several roles a snapshot
         plays with all of its roles' networks, frozen together)."""
@@ -133,14 +156,10 @@ class BotEvaluator:
         picks = {ids[-1], ids[int(rng.integers(len(ids)))], *self.panel(ids)}
         role_of = {g.key: g.role.name for g in learner.groups}
 
-        def side(vec: VecGame, snap_id: int) -> PolicyRunner:
-            def frozen(key: str) -> Any:
-                return manager.models(snap_id, role_of[key])[key]
+        def frozen(snap_id: int) -> Frozen:
+            return Frozen(lambda key: manager.models(snap_id, role_of[key])[key])
 
-            return PolicyRunner(vec, learner.groups, frozen, seed=seed + 7 * snap_id + 1,
-                                device=learner.device)
-
-        return [(f"snapshot-{i:04d}", lambda vec, i=i: side(vec, i)) for i in sorted(picks)]
+        return [(f"snapshot-{i:04d}", frozen(i)) for i in sorted(picks)]
 
     def panel(self, ids: list[int]) -> list[int]:
         """The fixed panel among snapshot ids: every `panel_every`-th, the newest
@@ -158,7 +177,7 @@ class BotEvaluator:
         learner.eval()
         try:
             seed = self.seed + 1000 * learner.updates
-            snapshots = self.snapshot_opponents(learner, seed)
+            snapshots = self.snapshot_opponents(learner)
             scores = play_references(
                 learner, bot_opponents(learner.cfg.game.name, bots, seed) + snapshots,
                 self.games_per_reference(learner), seed, vecs=self._vecs)

@@ -167,6 +167,81 @@ class PolicyRunner:
             out[:, g.slots] = view
 
 
+class StackedRunner:
+    """Several frozen policy sets as one side of a match: game b's rows are played by
+    `policy_sets[owner[b]]` (owner -1: none), all of them in one forward pass per step
+    (agents/policy_stack.py: each set a slot of a stack per group and architecture), where
+    one PolicyRunner per set would make a pass each. One seeded sampler for them all. An
+    evaluation plays its league snapshots so (arena/play/evaluate.py)."""
+
+    def __init__(self, vec: VecGame, groups: Sequence[Any],
+                 policy_sets: Sequence[Callable[[str], Any]], owner: np.ndarray, seed: int,
+                 device: torch.device | str = "cpu") -> None:
+        from agents.policy_stack import PolicyStack, architecture
+
+        self.vec, self.groups = vec, list(groups)
+        self.owner = np.asarray(owner, np.int64)
+        self.device = torch.device(device)
+        self.generator = torch.Generator(device="cpu").manual_seed(int(seed))
+        self._staging = HostStaging(self.device)
+        # per group: a stack per architecture among the sets, and each set's (stack, slot)
+        self._stacks: dict[str, list[PolicyStack]] = {}
+        self._slot: dict[str, list[tuple[int, int]]] = {}
+        for g in self.groups:
+            stacks: dict[tuple, PolicyStack] = {}
+            where = []
+            for k, policy_for in enumerate(policy_sets):
+                policy = policy_for(g.key)
+                arch = architecture(policy)
+                if arch not in stacks:
+                    stacks[arch] = PolicyStack(policy, capacity=len(policy_sets))
+                stack = stacks[arch]
+                slot = int(stack.slots([k], lambda _, p=policy: p)[0])
+                where.append((list(stacks).index(arch), slot))
+            self._stacks[g.key], self._slot[g.key] = list(stacks.values()), where
+        self._rows: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        self._state: dict[tuple[str, int], State] = {}
+
+    def reset(self, mine: np.ndarray | None = None) -> None:
+        """Fresh LSTM states; `mine` (B, S) bool: the slots this side plays (None: every
+        slot of the groups, in the games that have an owner)."""
+        self._rows, self._state = {}, {}
+        for g in self.groups:
+            n = len(g.slots)
+            rows = seated_rows(mine, g.slots)
+            rows = np.arange(self.vec.num_games * n) if rows is None else rows
+            owner = self.owner[rows // n]
+            rows, owner = rows[owner >= 0], owner[owner >= 0]
+            where = np.array(self._slot[g.key], np.int64).reshape(-1, 2)
+            self._rows[g.key] = []
+            for i, stack in enumerate(self._stacks[g.key]):
+                mine_here = where[owner, 0] == i if len(owner) else np.zeros(0, bool)
+                self._rows[g.key].append((rows[mine_here], where[owner[mine_here], 1]))
+                self._state[g.key, i] = stack.like.initial_state(int(mine_here.sum()),
+                                                                 self.device)
+
+    @torch.no_grad()
+    def act(self, step: VecStep, episode_start: np.ndarray, out: np.ndarray) -> None:
+        dev = self.device
+        for g in self.groups:
+            starts = np.ascontiguousarray(episode_start[:, g.slots]).reshape(-1)
+            obs = group_rows(step.obs, g, dev, self._staging, "obs")
+            mask = group_rows(step.action_mask, g, dev, self._staging, "action_mask")
+            flat = out[:, g.slots].reshape(-1)
+            for i, stack in enumerate(self._stacks[g.key]):
+                rows, slots = self._rows[g.key][i]
+                if not len(rows):
+                    continue
+                index = torch.from_numpy(rows).to(dev)
+                logits, self._state[g.key, i] = stack.step(
+                    slots, obs[index], self._state[g.key, i],
+                    torch.from_numpy(starts[rows]).to(dev), mask[index])
+                action = sample_actions(torch.softmax(logits.float(), dim=-1), self.generator,
+                                        dev)
+                flat[rows] = action.cpu().numpy()
+            out[:, g.slots] = flat.reshape(out.shape[0], len(g.slots))
+
+
 class BotSide:
     """Scripted bots as a side of a match: `bots[role]` acts for every slot of that role (or,
     after `reset(mine)`, for the rows of the slots this side plays). Each row's index among
