@@ -118,9 +118,10 @@ def _lstm_step(lstm: nn.LSTM, x: Tensor, state: State,
 def lstm_cell(gates: Tensor, c: Tensor) -> State:
     """An LSTM cell's new (h, c) from its pre-activation gates (..., 4H), in torch.nn.LSTM's
     order (i, f, g, o), and the cell state c (..., H)."""
-    i, f, g, o = gates.chunk(4, dim=-1)
-    c1 = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c1), c1
+    H = c.shape[-1]
+    i, f, _, o = torch.sigmoid(gates).chunk(4, dim=-1)  # one call for the three gates
+    c1 = torch.addcmul(f * c, i, torch.tanh(gates[..., 2 * H:3 * H]))
+    return o * torch.tanh(c1), c1
 
 
 def lstm_with_resets(lstm: nn.LSTM, x: Tensor, state: State, starts: Tensor, *,

@@ -77,7 +77,7 @@ class PolicyStack:
             out["lstm"] = ((inp + H, 4 * H), (1, 4 * H))  # [input, h] in one matmul
         if like.obs_rms is not None:
             d = like.obs_rms.mean.shape
-            out["obs_rms"] = ((1, *d), (1, *d))  # mean, std
+            out["obs_rms"] = ((1, *d), (1, *d))  # scale, shift
         if like.entity_rms is not None:
             d = like.entity_rms.mean.shape
             out["entity_rms"] = ((1, 1, *d), (1, 1, *d))
@@ -105,10 +105,11 @@ class PolicyStack:
             self._w["lstm"][1][slot, 0] = lstm.bias_ih_l0 + lstm.bias_hh_l0
         for name in ("obs_rms", "entity_rms"):
             rms = getattr(policy, name)
-            if rms is not None:  # the numbers RunningMeanStd.normalize uses
-                mean, std = self._w[name]
-                mean[slot] = rms.mean.to(self.dtype)
-                std[slot] = torch.sqrt(rms.var + rms.epsilon).to(self.dtype)
+            if rms is not None:  # RunningMeanStd.normalize's (x - mean) / std, as a scale
+                scale, shift = self._w[name]  # and a shift (in float64, then rounded)
+                std = torch.sqrt(rms.var + rms.epsilon)
+                scale[slot] = (1.0 / std).to(self.dtype)
+                shift[slot] = (-rms.mean / std).to(self.dtype)
 
     def slots(self, keys: Sequence[Hashable],
               load: Callable[[Hashable], RecurrentPolicy]) -> np.ndarray:
@@ -155,22 +156,27 @@ class PolicyStack:
         rank[order] = np.arange(N) - (np.cumsum(counts) - counts)[local[order]]
         where = torch.from_numpy(local * R + rank).to(obs.device)
 
-        def padded(x: Tensor) -> Tensor:
-            out = x.new_zeros((K * R, *x.shape[1:]))
-            out[where] = x
-            return out.view(K, R, *x.shape[1:])
-
-        w = {name: (a[lo:lo + K], b[lo:lo + K]) for name, (a, b) in self._w.items()}
-        raw = padded(obs.to(self.dtype))  # (K, R, D)
+        w = self._w if (lo, K) == (0, self.capacity) else \
+            {name: (a[lo:lo + K], b[lo:lo + K]) for name, (a, b) in self._w.items()}
+        # one padded (K, R, ...) tensor for the observations and the LSTM state (reset
+        # where an episode starts)
+        D, H = obs.shape[1], self.lstm_hidden
+        rows = obs.to(self.dtype)
+        if like.use_lstm:
+            keep = (~episode_start.to(torch.bool)).to(self.dtype).unsqueeze(-1)
+            rows = torch.cat([rows, torch.cat(state, dim=-1).to(self.dtype) * keep], dim=-1)
+        padded = rows.new_zeros((K * R, rows.shape[1]))
+        padded[where] = rows
+        padded = padded.view(K, R, -1)
+        raw = padded[..., :D]  # (K, R, D)
         lay = like.entity_layout
         if isinstance(like.encoder, EntityEncoder):
             F, E, ed = lay.flat_dim, lay.num_entities, lay.entity_dim
             flat, ents = raw[..., :F], raw[..., F:].reshape(K, R, E, ed)
-            if like.obs_rms is not None:
-                mean, std = w["obs_rms"]
-                flat = ((flat - mean) / std).clamp(-5.0, 5.0)
-                mean, std = w["entity_rms"]
-                ents = ((ents - mean) / std).clamp(-5.0, 5.0)
+            if like.obs_rms is not None:  # (x - mean) / std as x * scale + shift
+                flat = torch.addcmul(w["obs_rms"][1], flat, w["obs_rms"][0]).clamp_(-5.0, 5.0)
+                ents = torch.addcmul(w["entity_rms"][1], ents, w["entity_rms"][0]).clamp_(
+                    -5.0, 5.0)
             relu = torch.relu
             emb = relu(_linear(relu(_linear(ents.reshape(K, R * E, ed),
                                             w["encoder.entity_net.0"])),
@@ -181,13 +187,11 @@ class PolicyStack:
         else:
             x = raw
             if like.obs_rms is not None:
-                mean, std = w["obs_rms"]
-                x = ((x - mean) / std).clamp(-5.0, 5.0)
+                x = torch.addcmul(w["obs_rms"][1], x, w["obs_rms"][0]).clamp_(-5.0, 5.0)
             x = torch.relu(_linear(torch.relu(_linear(x, w["encoder.net.0"])),
                                    w["encoder.net.2"]))
-        keep = (~episode_start.to(torch.bool)).to(self.dtype).unsqueeze(-1)
         if like.use_lstm:
-            h, c = (padded(s.to(self.dtype) * keep) for s in state)
+            h, c = padded[..., D:D + H], padded[..., D + H:]
             gates = _linear(torch.cat([x, h], dim=-1), w["lstm"])
             h, c = lstm_cell(gates, c)
             feats = h
