@@ -145,6 +145,10 @@ class PolicyStack:
         slot = np.asarray(slot, np.int64)
         N = slot.shape[0]
         like = self.like
+        if N == 0:  # no row to play
+            out_dtype = torch.promote_types(self.dtype, torch.float32)
+            return obs.new_zeros((0, self.num_actions), dtype=out_dtype), like.initial_state(
+                0, device=obs.device)
         lo = int(slot.min())
         local = slot - lo
         K = int(local.max()) + 1

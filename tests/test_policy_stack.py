@@ -56,6 +56,9 @@ def test_a_stack_gives_each_policys_own_step(entity, use_lstm, normalize_obs):
         torch.testing.assert_close(nc[n], wc[0], rtol=0, atol=1e-12)
     # illegal actions are masked as the policy masks them
     assert (logits[~mask] == torch.finfo(logits.dtype).min).all()
+    # no row at all: nothing to play
+    none, (h0, _) = stack.step(slots[:0], obs[:0], (h[:0], c[:0]), starts[:0], mask[:0])
+    assert none.shape == (0, 7) and h0.shape == (0, policies[0].lstm_hidden)
 
 
 def test_float32_stack_matches_within_rounding_and_rows_of_one_slot_alone():
