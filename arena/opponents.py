@@ -233,7 +233,8 @@ class OpponentManager:
                 idx = torch.from_numpy(rows).to(self.device)
                 agents = np.tile(team_columns(self.vec.slot_team)[list(g.slots)], B)[rows]
                 picks = bot_act(self.bots[self.bot_names[int(i)], g.role.name],
-                                obs[idx].cpu().numpy(), mask[idx].cpu().numpy(), agents)
+                                obs.index_select(0, idx).cpu().numpy(),
+                                mask.index_select(0, idx).cpu().numpy(), agents)
                 action[idx] = torch.from_numpy(np.asarray(picks, np.int64)).to(action.device)
         # who plays which rows: each stack of snapshots in one forward, each live network alone
         plays: list[tuple[np.ndarray, PolicyStack | RecurrentPolicy, np.ndarray | None]] = []
@@ -260,16 +261,21 @@ class OpponentManager:
         for rows, player, slots in plays:
             idx = torch.from_numpy(rows).to(self.device)
             w = player.lstm_hidden
-            state = (h[idx, :w], c[idx, :w])
+            # index_select/index_copy_: a few times cheaper than indexing with a tensor
+            state = (h.index_select(0, idx)[:, :w], c.index_select(0, idx)[:, :w])
+            rows_of = (obs.index_select(0, idx), state, starts.index_select(0, idx),
+                       mask.index_select(0, idx))
             if slots is not None:
-                logits, (nh, nc) = player.step(slots, obs[idx], state, starts[idx], mask[idx])
+                logits, (nh, nc) = player.step(slots, *rows_of)
             else:
-                logits, _, (nh, nc) = player.step(obs[idx], state, starts[idx], mask[idx])
+                logits, _, (nh, nc) = player.step(*rows_of)
             picks = sample_actions(torch.softmax(logits.float(), dim=-1), generator,
                                    self.device)  # the policy masked its logits
-            action[idx] = picks.to(action.device)
-            h[idx], c[idx] = 0.0, 0.0
-            h[idx, :w], c[idx, :w] = nh, nc
+            action.index_copy_(0, idx.to(action.device), picks.to(action.device))
+            if w < h.shape[1]:  # a narrower snapshot's rows: the rest of the width is 0
+                nh, nc = (torch.nn.functional.pad(x, (0, h.shape[1] - w)) for x in (nh, nc))
+            h.index_copy_(0, idx, nh.to(h.dtype))
+            c.index_copy_(0, idx, nc.to(c.dtype))
         return ~(opp_rows | bot_rows | live_rows)
 
     def _stack(self, g, snap: int) -> PolicyStack:

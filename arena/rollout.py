@@ -314,10 +314,15 @@ class Collector:
                 rows = own[(own >= b0 * n) & (own < b1 * n)]
                 if rows.size:
                     i = torch.from_numpy(rows).to(obs.device)
-                    lg, v, (h[i], c[i]) = policies[g.key].step(obs[i], (h[i], c[i]), starts[i],
-                                                               mask[i])
+                    # index_select/index_copy_: a few times cheaper than tensor indexing
+                    lg, v, (nh, nc) = policies[g.key].step(
+                        obs.index_select(0, i), (h.index_select(0, i), c.index_select(0, i)),
+                        starts.index_select(0, i), mask.index_select(0, i))
+                    h.index_copy_(0, i, nh)
+                    c.index_copy_(0, i, nc)
                     logits, value = logits.to(lg.dtype), value.to(v.dtype)
-                    logits[i], value[i] = lg, v
+                    logits.index_copy_(0, i, lg)
+                    value.index_copy_(0, i, v)
             return logits, value, (h, c)
         if len(self.blocks) == 1:
             return self.blocks[0][0][g.key].step(obs, state, starts, mask)

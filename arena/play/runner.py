@@ -149,7 +149,8 @@ class PolicyRunner:
                 if not len(rows):
                     continue
                 index = torch.from_numpy(rows).to(dev)
-                obs, mask, starts = obs[index], mask[index], starts[rows]
+                obs, mask = obs.index_select(0, index), mask.index_select(0, index)
+                starts = starts[rows]
             logits, _, self._state[g.key] = self.policy_for(g.key).step(
                 obs, self._state[g.key], torch.from_numpy(starts).to(dev), mask)
             if self.deterministic:
@@ -234,8 +235,8 @@ class StackedRunner:
                     continue
                 index = torch.from_numpy(rows).to(dev)
                 logits, self._state[g.key, i] = stack.step(
-                    slots, obs[index], self._state[g.key, i],
-                    torch.from_numpy(starts[rows]).to(dev), mask[index])
+                    slots, obs.index_select(0, index), self._state[g.key, i],
+                    torch.from_numpy(starts[rows]).to(dev), mask.index_select(0, index))
                 action = sample_actions(torch.softmax(logits.float(), dim=-1), self.generator,
                                         dev)
                 flat[rows] = action.cpu().numpy()
