@@ -50,13 +50,14 @@ class Frozen:
 
 
 @torch.no_grad()
-def play_references(learner: PPOLearner, opponents: list[tuple[str, Callable[[VecGame], Any]]],
+def play_references(learner: PPOLearner,
+                    opponents: list[tuple[str, Callable[[VecGame], Any] | Frozen]],
                     games: int, seed: int,
                     vecs: dict[int, VecGame] | None = None) -> dict[str, np.ndarray]:
     """The learner's score per game (1 win, 0.5 draw, 0 loss) against each opponent, all
     played in one batch: `opponents` are (name, side(vec)) with a side as
-    arena/play/runner.play_games takes it, or (name, Frozen(policy_for)); opponent k plays the k-th block of `games`
-    games, game j of a block with the learner as team (j + r) % T (r = 0 when `games` is a
+    arena/play/runner.play_games takes it, or (name, Frozen(policy_for)); opponent k plays
+    the k-th block of `games` games, game j of a block with the learner as team (j + r) % T (r = 0 when `games` is a
     multiple of the T teams, else seed % T, so that evaluations with different seeds seat
     it at different teams). `vecs` caches the batch between calls (by its number of games;
     one batch: a batch of another size, once the league has more snapshots to play,
@@ -78,21 +79,21 @@ def play_references(learner: PPOLearner, opponents: list[tuple[str, Callable[[Ve
             vecs[B] = vec
     r = 0 if block % T == 0 else seed % T
     me = PolicyRunner(vec, learner.groups, learner.policy_for, seed=seed, device=learner.device)
-    sides, side_of = [me], []
-    for _, side in opponents:  # frozen networks: all on one side, below
-        side_of.append(-1 if isinstance(side, Frozen) else len(sides))
-        if not isinstance(side, Frozen):
-            sides.append(side(vec))
+    sides, side_of = [me], np.zeros(len(opponents), np.int64)
     frozen = [k for k, (_, side) in enumerate(opponents) if isinstance(side, Frozen)]
-    if frozen:  # every frozen reference in one forward pass per step
+    for k, (_, side) in enumerate(opponents):
+        if not isinstance(side, Frozen):
+            side_of[k] = len(sides)
+            sides.append(side(vec))
+    if frozen:  # every frozen reference on one side: one forward pass per step
         owner = np.full(len(opponents), -1, np.int64)
         owner[frozen] = np.arange(len(frozen))
+        side_of[frozen] = len(sides)
         sides.append(StackedRunner(vec, learner.groups,
                                    [opponents[k][1].policy_for for k in frozen],
                                    np.repeat(owner, block), seed=seed + 1,
                                    device=learner.device))
-        side_of = [len(sides) - 1 if s < 0 else s for s in side_of]
-    seats = np.repeat(np.array(side_of), block)[:, None].repeat(T, 1)
+    seats = np.repeat(side_of, block)[:, None].repeat(T, 1)
     seats[np.arange(B), (np.arange(B) % block + r) % T] = 0
     scores = play_games(vec, sides, seats, seed).scores(seats, 0)
     return {name: scores[k * block:(k + 1) * block] for k, (name, _) in enumerate(opponents)}
