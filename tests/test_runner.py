@@ -213,3 +213,79 @@ def test_scores_against_bots_of_known_strength():
     strong = play_against(vec, BotSide(vec, {group.role.name: ConnectFourBot(0)}),
                           BotSide(vec, {group.role.name: RandomBot(1)}), seed=4)
     assert strong.mean() > 0.8, strong
+
+
+# ---- games whose result is in --------------------------------------------------------------
+
+class Hidden:
+    """A side without `retire`: play_games asks it about every row to the end."""
+
+    def __init__(self, side) -> None:
+        self.side = side
+
+    def reset(self, mine=None) -> None:
+        self.side.reset(mine)
+
+    def act(self, step, episode_start, out) -> None:
+        self.side.act(step, episode_start, out)
+
+
+class Counting:
+    """A policy (or bot) that counts the rows it is asked to act for, per call."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.rows = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def step(self, obs, *args):
+        self.rows.append(obs.shape[0])
+        return self.inner.step(obs, *args)
+
+    def act(self, obs, mask):
+        self.rows.append(obs.shape[0])
+        return self.inner.act(obs, mask)
+
+
+def test_games_whose_result_is_in_are_no_longer_played_and_results_do_not_change():
+    from arena.play.runner import StackedRunner, play_games
+
+    # 8 games: the deterministic policy against 6 near-deterministic (sharp) frozen
+    # policies, one per game, and a column bot in games 6 and 7: games of several lengths
+    B = 8
+    vec, group = connect_four(B)
+    me_policy = small_policy(seed=0, sharp=True)
+    sets = [small_policy(seed=1 + k, sharp=True) for k in range(6)]
+    for p in sets:  # sharper still: the stack samples, and no draw may change an action
+        with torch.no_grad():
+            p.actor.weight.mul_(1000.0)
+    seats = np.array([[0, 1], [1, 0]] * 3 + [[0, 2], [2, 0]])
+
+    def play(retire: bool):
+        me = Counting(me_policy)
+        bot = Counting(ColumnBot(3))
+        sides = [PolicyRunner(vec, [group], lambda key: me, seed=0, deterministic=True),
+                 StackedRunner(vec, [group], [lambda key, p=p: p for p in sets],
+                               np.array([0, 1, 2, 3, 4, 5, -1, -1]), seed=1),
+                 BotSide(vec, {group.role.name: bot})]
+        sides = sides if retire else [Hidden(s) for s in sides]
+        return play_games(vec, sides, seats, seed=0), me.rows, bot.rows
+
+    result, me_rows, bot_rows = play(retire=True)
+    before, me_all, bot_all = play(retire=False)
+    assert len(set(result.lengths.tolist())) >= 3, result.lengths  # the test needs variety
+    # each game's first episode is played alike: the states of the games still open
+    # follow them when the closed ones' rows are dropped
+    assert np.array_equal(result.winners, before.winners)
+    assert np.array_equal(result.lengths, before.lengths)
+    assert np.array_equal(result.returns, before.returns)
+    # without retiring, every step infers the policy's row in all 8 games; with it, a
+    # closed game's row is no longer inferred (connect four: one row per game)
+    steps = int(result.lengths.max())
+    assert me_all == [B] * len(me_all) and len(me_all) >= steps
+    open_at = np.array([(result.lengths >= t + 1).sum() for t in range(len(me_rows))])
+    assert me_rows == open_at.tolist(), (me_rows, open_at)
+    assert sum(me_rows) < sum(me_all)
+    bot_open = np.array([(result.lengths[6:] >= t + 1).sum() for t in range(len(bot_rows))])
+    assert bot_rows == bot_open[bot_open > 0].tolist()

@@ -111,6 +111,19 @@ def seated_rows(mine: np.ndarray | None, slots: Sequence[int]) -> np.ndarray | N
     return None if seated.all() else np.flatnonzero(seated)
 
 
+def open_rows(rows: np.ndarray | None, slots: int, closed: np.ndarray
+              ) -> tuple[np.ndarray, torch.Tensor | None]:
+    """A side's rows (game-major, `slots` per game; None: every row of the `closed` (B,)
+    batch) without those of the closed games, and the positions of the kept ones among
+    the side's rows (for its LSTM state; None when none was dropped)."""
+    if rows is None:
+        rows = np.arange(closed.shape[0] * slots)
+    keep = ~closed[rows // slots]
+    if keep.all():
+        return rows, None
+    return rows[keep], torch.from_numpy(np.flatnonzero(keep))
+
+
 class PolicyRunner:
     """Acts for the slots of `groups` (arena.rollout.PolicyGroup) in every game of `vec`, or,
     after `reset(mine)`, only for the rows of the slots it plays in a match."""
@@ -134,6 +147,16 @@ class PolicyRunner:
             self._rows[g.key] = rows = seated_rows(mine, g.slots)
             n = self.vec.num_games * len(g.slots) if rows is None else len(rows)
             self._state[g.key] = self.policy_for(g.key).initial_state(n, self.device)
+
+    def retire(self, closed: np.ndarray) -> None:
+        """Stop playing the games `closed` (B,) bool (their result is in): their rows are
+        no longer inferred, and their LSTM states dropped."""
+        for g in self.groups:
+            rows, kept = open_rows(self._rows.get(g.key), len(g.slots), closed)
+            if kept is not None:
+                self._rows[g.key] = rows
+                kept = kept.to(self.device)
+                self._state[g.key] = tuple(x.index_select(0, kept) for x in self._state[g.key])
 
     @torch.no_grad()
     def act(self, step: VecStep, episode_start: np.ndarray, out: np.ndarray) -> None:
@@ -221,6 +244,17 @@ class StackedRunner:
                 self._state[g.key, i] = stack.like.initial_state(int(mine_here.sum()),
                                                                  self.device)
 
+    def retire(self, closed: np.ndarray) -> None:
+        """As PolicyRunner.retire: the rows of the `closed` games are no longer played."""
+        for g in self.groups:
+            for i, (rows, slots) in enumerate(self._rows[g.key]):
+                kept_rows, kept = open_rows(rows, len(g.slots), closed)
+                if kept is not None:
+                    self._rows[g.key][i] = (kept_rows, slots[kept.numpy()])
+                    kept = kept.to(self.device)
+                    self._state[g.key, i] = tuple(x.index_select(0, kept)
+                                                  for x in self._state[g.key, i])
+
     @torch.no_grad()
     def act(self, step: VecStep, episode_start: np.ndarray, out: np.ndarray) -> None:
         dev = self.device
@@ -258,6 +292,13 @@ class BotSide:
     def reset(self, mine: np.ndarray | None = None) -> None:
         """Bots keep no per-game state; `mine` only narrows the rows they are asked about."""
         self._rows = {role.name: seated_rows(mine, role.slots) for role in self.vec.roles}
+
+    def retire(self, closed: np.ndarray) -> None:
+        """The bots are no longer asked about the rows of the `closed` games."""
+        for role in self.vec.roles:
+            rows, kept = open_rows(self._rows.get(role.name), len(role.slots), closed)
+            if kept is not None:
+                self._rows[role.name] = rows
 
     def act(self, step: VecStep, episode_start: np.ndarray, out: np.ndarray) -> None:
         B = self.vec.num_games
@@ -303,8 +344,11 @@ def play_games(vec: VecGame, sides: Sequence[Any], seats: np.ndarray, seed: int,
     side that plays team t in game b. Sides are PolicyRunners, BotSides or anything with
     `reset(mine)` and `act(step, episode_start, out)`; each acts once per step for all of its
     rows. Game b is reset with seed + b; a game that ends restarts and plays on unrecorded
-    until every game has ended once. `on_step(vec, step)` is called after the reset and after
-    every step (e.g. to record frames)."""
+    until every game has ended once, its agents then playing their first legal action: sides
+    with a `retire(closed)` method (the runners above) stop acting for the games whose
+    result is in, so an evaluation whose short games end early does not infer their rows
+    while its longest game plays on. `on_step(vec, step)` is called after the reset and
+    after every step (e.g. to record frames)."""
     B, S = vec.num_games, vec.num_slots
     T = len(vec.team_names)
     seats = np.asarray(seats, np.int64)
@@ -332,10 +376,16 @@ def play_games(vec: VecGame, sides: Sequence[Any], seats: np.ndarray, seed: int,
     alive = step.alive.copy()
     episode_start = np.ones((B, S), bool)
     actions = np.zeros((B, S), np.int64)
+    playing = slot_side  # (B, S) the side acting for each slot; -1 once its game is closed
     for _ in range(max_steps):
         for i, side in enumerate(sides):
             side.act(step, episode_start, outs[i])
-            np.copyto(actions, outs[i], where=slot_side == i)
+            np.copyto(actions, outs[i], where=playing == i)
+        if not open_.all():  # the closed games' agents: their first legal action
+            for role in vec.roles:
+                cols = list(role.slots)
+                first = np.argmax(step.action_mask[role.name], axis=-1)  # (B, n_role)
+                actions[:, cols] = np.where(open_[:, None], actions[:, cols], first)
         step = vec.step(actions)
         if on_step is not None:
             on_step(vec, step)
@@ -352,6 +402,11 @@ def play_games(vec: VecGame, sides: Sequence[Any], seats: np.ndarray, seed: int,
             open_ &= ~ended
             if not open_.any():
                 return MatchResult(winners, lengths, returns, events, final_events)
+            for side in sides:
+                retire = getattr(side, "retire", None)
+                if retire is not None:
+                    retire(ended)
+            playing = np.where(open_[:, None], slot_side, -1)
         _, episode_start = transitions(alive, step)
         alive = step.alive.copy()
     raise RuntimeError(f"play_games: {int(open_.sum())} of {B} games did not end within "
