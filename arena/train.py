@@ -428,6 +428,17 @@ def watcher(cfg: Config):
     return watcher
 
 
+def bot_evaluator(cfg: Config):
+    """The training-time evaluation (eval.*) for the config's game, or None where it names
+    no reference (`eval.bots: []`)."""
+    from arena.play.evaluate import BotEvaluator
+
+    if cfg.eval.bots == []:
+        return None
+    return BotEvaluator(cfg.eval.bots, cfg.eval.games, cfg.run.seed + 17, game=cfg.game.name,
+                        panel_every=cfg.eval.panel_every, panel_size=cfg.eval.panel_size)
+
+
 def _game_is_named(name: str) -> bool:
     """A registered game or a well-formed pettingzoo: spec (whether it imports or not)."""
     from games.registry import PETTINGZOO_PREFIX, list_games
@@ -540,7 +551,6 @@ def train(cfg: Config, resume: Path | None = None, evaluator=None,
     config history. Raises ConfigError (or RunDirError) before writing anything when the
     config, the game, the trainer settings or the run directory are unusable, and
     TrainingStopped after a stop signal."""
-    from arena.play.evaluate import BotEvaluator
 
     warnings.filterwarnings("ignore", message=".*dataloader_iter.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -595,10 +605,8 @@ def train(cfg: Config, resume: Path | None = None, evaluator=None,
                     print(f"surgery at update {done}: " + "; ".join(surgery.changes)
                           + f"; continuing from {ckpt_path}", file=sys.stderr, flush=True)
         learner.run_dir = run_dir
-        if evaluator is None and cfg.eval.every > 0 and cfg.eval.bots != []:
-            evaluator = BotEvaluator(cfg.eval.bots, cfg.eval.games, cfg.run.seed + 17,
-                                     game=cfg.game.name, panel_every=cfg.eval.panel_every,
-                                     panel_size=cfg.eval.panel_size)
+        if evaluator is None and cfg.eval.every > 0:
+            evaluator = bot_evaluator(cfg)
         # around the update, before the progress line that shows their results
         around = [LeagueSnapshots(cfg.league.snapshot_every), ThreadChoice()]
         if evaluator is not None and cfg.eval.every > 0:

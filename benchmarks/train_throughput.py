@@ -6,8 +6,12 @@
 
 For each setting, side by side in one run:
 
-* end to end: agent-steps/s of `arena train` (evaluation, GIFs and league snapshots as the
-  config has them), over `--updates` updates after `--warmup` (numba compiles, caches warm);
+* end to end: agent-steps/s of `arena train` (league snapshots as the config has them),
+  over `--updates` updates after `--warmup` (numba compiles, caches warm). The training
+  alone: evaluations and match GIFs pause training and are timed apart, once each after
+  the measured updates as the config has them, and the rate with them counted in at the
+  config's intervals is printed beside (`arena train`'s progress line leaves them out
+  too; its ETA counts them);
 * the floor: the same network modules (built from the run's config, one per policy group)
   doing the least work PPO needs on the same shapes, in plain PyTorch and not through the
   learner — one forward per collected step with action sampling, then update_epochs x
@@ -184,8 +188,11 @@ class Probe(Callback):
     there would share the cores with them: it is timed after the run instead
     (`figures(repeats)`, the median of 2 x repeats)."""
 
-    def __init__(self, cfg, warmup: int, updates: int, snapshots: int = 0) -> None:
+    def __init__(self, cfg, warmup: int, updates: int, snapshots: int = 0,
+                 pausing=None) -> None:
         self.cfg, self.warmup, self.updates = cfg, warmup, updates
+        self.pausing = pausing  # the config with its evaluation and GIFs, timed at the end
+        self.pauses: dict[str, tuple[int, float]] = {}  # name: (every, seconds)
         self.snapshots = snapshots
         self.interleave = not cfg.actors.num_workers
         self.floor: Floor | None = None
@@ -216,6 +223,8 @@ class Probe(Callback):
                 drawn = opponents.snapshot[opponents.snapshot >= 0]
                 self.vs_snapshots = (drawn.size / opponents.snapshot.size, np.unique(drawn).size)
         if learner.updates >= self.warmup + self.updates:
+            if self.pausing is not None:
+                self.pauses = time_pauses(self.pausing, learner)
             trainer.should_stop = True
         self.steps_before = learner.agent_steps
         self.since = time.perf_counter()
@@ -235,13 +244,37 @@ class Probe(Callback):
                 "ratio_max": float(ratios.max())}
 
 
-def end_to_end(path: Path, overrides: list[str], warmup: int, updates: int, snapshots: int = 0):
+def time_pauses(cfg, learner) -> dict[str, tuple[int, float]]:
+    """One evaluation and one match GIF of `cfg` (where it has them) on the learner as it
+    is now: {name: (every how many updates, seconds)}."""
+    from arena.train import bot_evaluator, watcher
+
+    out = {}
+    evaluator = bot_evaluator(cfg) if cfg.eval.every > 0 else None
+    if evaluator is not None:
+        t0 = time.perf_counter()
+        evaluator(learner)
+        out["evaluation"] = (cfg.eval.every, time.perf_counter() - t0)
+        evaluator.close()
+    if cfg.watch.every > 0:
+        gifs = watcher(cfg)
+        t0 = time.perf_counter()
+        gifs(learner)
+        out["match GIF"] = (cfg.watch.every, time.perf_counter() - t0)
+    return out
+
+
+def end_to_end(path: Path, overrides: list[str], warmup: int, updates: int, snapshots: int = 0,
+               pauses: bool = True):
     from arena.train import train
 
     with tempfile.TemporaryDirectory() as root:
-        cfg = load_config(path, [f"run.root={root}", "run.name=throughput", "eval.every=0",
-                                 f"trainer.max_updates={warmup + updates + 1}", *overrides])
-        probe = Probe(cfg, warmup, updates, snapshots)
+        own = [f"run.root={root}", "run.name=throughput",
+               f"trainer.max_updates={warmup + updates + 1}", *overrides]
+        # the updates are timed without pauses; the config's evaluation and GIFs after them
+        cfg = load_config(path, [*own, "eval.every=0", "watch.every=0"])
+        probe = Probe(cfg, warmup, updates, snapshots,
+                      pausing=load_config(path, own) if pauses else None)
         train(cfg, callbacks=[probe])
     return cfg, probe
 
@@ -359,6 +392,14 @@ def main() -> None:
             print(f"[{name}]   every chunk replayed: floor {f['rollout_steps'] / (f_all + u_all):,.0f} "
                   f"agent-steps/s (update {u_all:.2f} s), end to end / it "
                   f"{f['e2e'] * (f_all + u_all) / f['rollout_steps']:.2f} (timed after the run)")
+        if probe.pauses:  # the rate a run of this config shows over its whole length
+            per_update = f["rollout_steps"] / f["e2e"]
+            paused = sum(sec / every for every, sec in probe.pauses.values())
+            what = ", ".join(f"{k} every {every} updates, {sec:.1f} s"
+                             for k, (every, sec) in probe.pauses.items())
+            print(f"[{name}] with pauses  {f['rollout_steps'] / (per_update + paused):10,.0f} "
+                  f"agent-steps/s  ({what}, timed once after the measured updates: "
+                  f"{paused / (per_update + paused):.0%} of a run's time)")
         print(f"[{name}] peak RSS     {peak_rss_mib():10,.0f} MiB (this process so far)",
               flush=True)
         if name == "magent":
@@ -387,7 +428,7 @@ def main() -> None:
             cfg, probe = end_to_end(path, [*own, f"actors.num_workers={n}", "actors.ahead=1",
                                            *args.overrides],
                                     max(args.warmup, ThreadChoice().trial_updates), args.updates,
-                                    snapshots)
+                                    snapshots, pauses=False)  # actors would collect beside them
             f = probe.figures(args.floor_repeats)
             vs = f", {f['e2e'] / base_rates[name]:.2f}x the baseline" if name in base_rates else ""
             # collection overlaps the update here, so the run may beat forward + update: the
