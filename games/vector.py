@@ -386,7 +386,17 @@ class _EnvVec(VecGame):
 
         self._slot_n = np.array([int(x.act_space.n) for x in sp], np.int64)
         self._slot_start = [int(x.act_space.start) for x in sp]
+        self._slot_start_arr = np.array(self._slot_start, np.int64)
         self._slot_box = [isinstance(x.inner, spaces.Box) for x in sp]
+        # roles whose observations are plain arrays (a Box, no mask): a game step writes
+        # all of a role's live agents' observations with one stack, not one slot at a time
+        self._plain_roles = [r for r in self.roles
+                             if not r.has_mask and all(self._slot_box[s] for s in r.slots)]
+        self._plain = np.zeros(len(possible), bool)
+        for r in self._plain_roles:
+            self._plain[list(r.slots)] = True
+        self._rewards_key: tuple[Any, ...] | None = None  # _add_rewards' cached agent order
+        self._rewards_at: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
         # -- events ----------------------------------------------------------------------
         if event_names is None:
@@ -604,19 +614,50 @@ class _EnvVec(VecGame):
 
     def _write_obs(self, b: int, obs: Mapping, live: set[str], acting: str | None) -> None:
         """Write game b's observations: every live agent is alive and observes; it acts
-        next if `acting` is None (all live agents act) or names it."""
+        next if `acting` is None (all live agents act) or names it. Rows out of the game
+        are zeros (their masks all True)."""
         obs_rows, mask_rows = self._obs_rows[b], self._mask_rows[b]
-        na, alive = self._next_active[b], self._alive[b]
-        for s, agent in enumerate(self.slot_agents):
-            if agent not in live:
-                na[s] = alive[s] = False
-                obs_rows[s].fill(0.0)
-                mask_rows[s].fill(True)
-                continue
-            acts = acting is None or agent == acting
-            na[s], alive[s] = acts, True
-            self._ep_survived[b, s] = False  # in the game again: not ended yet
-            self._write_slot(b, s, obs, obs_rows[s], mask_rows[s], acts)
+        here = np.array([a in live for a in self.slot_agents], bool)
+        np.copyto(self._alive[b], here)
+        na = self._next_active[b]
+        if acting is None:
+            np.copyto(na, here)
+        else:
+            na.fill(False)
+            s = self._slot_of.get(acting)
+            if s is not None:
+                na[s] = acting in live
+        self._ep_survived[b, here] = False  # in the game again: not ended yet
+        for s in np.flatnonzero(~here).tolist():
+            obs_rows[s].fill(0.0)
+            mask_rows[s].fill(True)
+        for role in self._plain_roles:
+            self._write_plain(b, obs, role, here[list(role.slots)])
+        for s in np.flatnonzero(here & ~self._plain).tolist():
+            self._write_slot(b, s, obs, obs_rows[s], mask_rows[s], bool(na[s]))
+
+    def _write_plain(self, b: int, obs: Mapping, role: Any, live: np.ndarray) -> None:
+        """The observations of a plain role's live agents (`live` over its columns), stacked
+        into the role's rows at once; an observation that does not stack (missing, or of
+        another size than the space says) gets the slot-by-slot path and its error."""
+        cols = np.flatnonzero(live).tolist()
+        if not cols:
+            return
+        agents = [self.slot_agents[role.slots[j]] for j in cols]
+        rows = self._obs[role.name][b]
+        try:
+            stacked = np.array([obs[a] for a in agents])  # arrays of one shape, or raises
+        except (KeyError, TypeError, ValueError):
+            stacked = None
+        if stacked is None or stacked.size != len(cols) * rows.shape[1]:
+            for j in cols:
+                s = role.slots[j]
+                self._write_slot(b, s, obs, self._obs_rows[b][s], self._mask_rows[b][s], True)
+            return
+        if len(cols) == rows.shape[0]:
+            rows[...] = stacked.reshape(rows.shape)
+        else:
+            rows[cols] = stacked.reshape(len(cols), -1)
 
     def _write_final(self, b: int, s: int, obs: Mapping, with_mask: bool) -> None:
         """Slot s of game b was truncated: keep the observation it got at the cut."""
@@ -634,14 +675,22 @@ class _EnvVec(VecGame):
         self._truncated.fill(False)
 
     def _add_rewards(self, b: int, rewards: Mapping) -> None:
-        rew_row, ret, slot_of, team = self._rewards[b], self._ep_return[b], self._slot_of, \
-            self.slot_team
-        for a, r in rewards.items():
-            if r:
-                s = slot_of.get(a)
-                if s is not None:
-                    rew_row[s] += r
-                    ret[team[s]] += float(r)
+        """Add a step's rewards (agents of other names ignored) to game b's slots and team
+        returns. The agents' order of the last call is kept: a game that reports the same
+        agents in the same order again costs one vectorised add."""
+        key = tuple(rewards)
+        if key != self._rewards_key:
+            slots = np.array([self._slot_of.get(a, -1) for a in key], np.int64)
+            known = slots >= 0
+            self._rewards_key = key
+            self._rewards_at = (known, slots[known], self.slot_team[slots[known]])
+        known, slots, teams = self._rewards_at
+        if not len(slots):
+            return
+        values = np.fromiter(rewards.values(), np.float64, len(key))[known]
+        self._rewards[b, slots] += values  # an agent once per step: no repeated index
+        self._ep_return[b] += np.bincount(teams, weights=values,
+                                          minlength=self._ep_return.shape[1])
 
     def _add_events(self, b: int, agent: str, infos: Any) -> None:
         info = infos.get(agent) if isinstance(infos, Mapping) else None
@@ -656,14 +705,15 @@ class _EnvVec(VecGame):
     def _live(self, env: Any, terms: Mapping | None = None,
               truncs: Mapping | None = None) -> set[str]:
         """Agents of `env.agents` neither terminated nor truncated (per the given dicts)."""
-        live = set()
-        for a in env.agents:
-            if a not in self._slot_of:
-                raise ValueError(f"{self._where}: agent {a!r} is not one of "
-                                 f"possible_agents {self.slot_agents}")
-            if terms is not None and (terms.get(a, False) or truncs.get(a, False)):
-                continue
-            live.add(a)
+        live = set(env.agents)
+        if not live <= self._slot_of.keys():
+            a = next(a for a in env.agents if a not in self._slot_of)
+            raise ValueError(f"{self._where}: agent {a!r} is not one of "
+                             f"possible_agents {self.slot_agents}")
+        if terms is not None:
+            for ended in (terms, truncs):
+                if any(ended.values()):
+                    live.difference_update([a for a, t in ended.items() if t])
         return live
 
     def _reset_game(self, b: int) -> None:
@@ -776,16 +826,19 @@ class ParallelVec(_EnvVec):
         self._write_obs(b, obs, self._live(env), None)
 
     def _step_game(self, b: int, act_row: np.ndarray) -> Mapping | None:
-        env, active = self.envs[b], self._active[b]
-        acts = {a: int(act_row[s]) + self._slot_start[s]
-                for s, a in enumerate(self.slot_agents) if active[s]}
+        env = self.envs[b]
+        values = (act_row + self._slot_start_arr).tolist()
+        active = self._active[b].tolist()
+        acts = {a: values[s] for s, a in enumerate(self.slot_agents) if active[s]}
         obs, rewards, terms, truncs, infos = env.step(acts)
         self._add_rewards(b, rewards)
-        for a in acts:
-            if self._event_index:
+        if self._event_index:
+            for a in acts:
                 self._add_events(b, a, infos)
-            if truncs.get(a, False) and not terms.get(a, False):
-                self._write_final(b, self._slot_of[a], obs, True)
+        if any(truncs.values()):
+            for a in acts:
+                if truncs.get(a, False) and not terms.get(a, False):
+                    self._write_final(b, self._slot_of[a], obs, True)
         live = self._live(env, terms, truncs)
         if live:
             self._write_obs(b, obs, live, None)

@@ -327,6 +327,40 @@ def test_battle_dead_agents_leave_their_slots():
 
 
 @needs_magent2
+def test_battle_observations_and_rewards_are_the_envs_as_soldiers_die():
+    """The batch holds exactly what the env reports, written a role at a time: each live
+    soldier's observation in its row, zeros for the dead, the env's rewards per slot."""
+    import games
+
+    kw = dict(teams=BATTLE_TEAMS, map_size=12, max_cycles=40)
+    vec = make_vec(BATTLE, 2, **kw)
+    env = games.make(BATTLE, **kw)
+    st = vec.reset(seed=7)
+    obs, _ = env.reset(seed=7)  # game 0's first episode
+    forward = np.where(vec.slot_team == 0, 1, -1)
+    agents, deaths = vec.slot_agents, 0
+    for _ in range(39):
+        for s, a in enumerate(agents):
+            row = st.obs["red+blue"][0, s]
+            if a in env.agents:
+                np.testing.assert_array_equal(row, np.asarray(obs[a]).reshape(-1))
+            else:
+                assert not st.alive[0, s] and (row == 0).all()
+        view = st.obs["red+blue"].reshape(2, -1, 13, 13, 5)
+        actions = np.array([[chase(view[b, s], forward[s]) for s in range(vec.num_slots)]
+                            for b in range(2)])
+        acting = [a for a in agents if a in env.agents]
+        st = vec.step(actions)
+        obs, rew, terms, _, _ = env.step({a: int(actions[0, agents.index(a)]) for a in acting})
+        np.testing.assert_allclose(st.rewards[0], [rew.get(a, 0.0) for a in agents],
+                                   rtol=1e-6)
+        deaths += sum(bool(terms[a]) for a in acting)
+        if st.dones[0]:
+            break
+    assert deaths > 0  # soldiers left the game along the way
+
+
+@needs_magent2
 def test_battle_roles_override_and_determinism():
     vec = make_vec(BATTLE, 1, teams=BATTLE_TEAMS, map_size=12, max_cycles=10,
                    roles={"red": "red", "blue": "blue"})
