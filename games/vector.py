@@ -389,7 +389,7 @@ class _EnvVec(VecGame):
         self._slot_start_arr = np.array(self._slot_start, np.int64)
         self._slot_box = [isinstance(x.inner, spaces.Box) for x in sp]
         # roles whose observations are plain arrays (a Box, no mask): a game step writes
-        # all of a role's live agents' observations with one stack, not one slot at a time
+        # all of a role's live agents' observations as one array, not one slot at a time
         self._plain_roles = [r for r in self.roles
                              if not r.has_mask and all(self._slot_box[s] for s in r.slots)]
         self._plain = np.zeros(len(possible), bool)
@@ -637,7 +637,7 @@ class _EnvVec(VecGame):
             self._write_slot(b, s, obs, obs_rows[s], mask_rows[s], bool(na[s]))
 
     def _write_plain(self, b: int, obs: Mapping, role: Any, live: np.ndarray) -> None:
-        """The observations of a plain role's live agents (`live` over its columns), stacked
+        """The observations of a plain role's live agents (`live` over its columns), copied
         into the role's rows at once; an observation that does not stack (missing, or of
         another size than the space says) gets the slot-by-slot path and its error."""
         cols = np.flatnonzero(live).tolist()
