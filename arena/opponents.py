@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -39,6 +40,19 @@ from league.exploiters import MAIN, Exploiter
 from league.pool import OpponentPool, pfsp_weights
 
 State = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class _Plan:
+    """Who plays a group's rows of some games, as long as their opponents stay the same:
+    the rows the learner does not play, and per bot, stack of snapshots and live network
+    its rows (numpy and as a tensor on the device)."""
+
+    played: np.ndarray
+    bots: list[tuple[tuple[str, str], np.ndarray, torch.Tensor, np.ndarray]] = field(
+        default_factory=list)  # (bot key, rows, index, each row's agent in its team)
+    stacks: list = field(default_factory=list)  # (stack, rows, index)
+    lives: list[tuple[int, np.ndarray, torch.Tensor]] = field(default_factory=list)
 
 
 class OpponentManager:
@@ -72,6 +86,7 @@ class OpponentManager:
         self._state: dict[str, State] = {}
         self._stacks: dict[tuple, PolicyStack] = {}  # (group key, architecture) -> its stack
         self._stack_of: dict[tuple[str, int], PolicyStack] = {}  # (group key, snapshot) -> stack
+        self._plans: dict[tuple, tuple[bytes, _Plan]] = {}  # (group, games) -> who, plan
         self.games_vs_snapshots = 0
         self.games_vs_bots = 0
         self.games_total = 0
@@ -198,21 +213,53 @@ class OpponentManager:
             self._models.popitem(last=False)
         return models
 
-    def _others(self, g, games: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Group g's rows of `games` played by snapshots, by bots and by live networks:
-        three (rows,) bool arrays."""
+    def _plan(self, g, games: slice) -> _Plan:
+        """Who plays group g's rows of `games`, kept while those games' opponents stay the
+        same (they change only between episodes, so a step reuses the last step's plan)."""
         games = slice(*games.indices(self.vec.num_games))
-        rows = (games.stop - games.start) * len(g.slots)
+        who = (self.learner_team[games], self.snapshot[games], self.bot[games],
+               self.live[games])
+        signature = b"".join(x.tobytes() for x in who)
+        key = (g.key, games.start, games.stop)
+        cached = self._plans.get(key)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        n, B = len(g.slots), games.stop - games.start
         slot_team = np.asarray(self.vec.slot_team)[list(g.slots)]  # (n,)
-        other_side = slot_team[None, :] != self.learner_team[games, None]
-        return tuple(((who[games, None] >= 0) & other_side).reshape(rows)
-                     for who in (self.snapshot, self.bot, self.live))
+        other_side = slot_team[None, :] != who[0][:, None]
+        opp_rows, bot_rows, live_rows = (((x[:, None] >= 0) & other_side).reshape(B * n)
+                                         for x in who[1:])
+
+        def rows_of(select: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+            rows = np.flatnonzero(select)
+            return rows, torch.from_numpy(rows).to(self.device)
+
+        plan = _Plan(played=opp_rows | bot_rows | live_rows)
+        columns = np.tile(team_columns(self.vec.slot_team)[list(g.slots)], B)
+        bots = np.repeat(who[2], n)
+        for i in np.unique(bots[bot_rows]).tolist():
+            rows, idx = rows_of(bot_rows & (bots == i))
+            plan.bots.append(((self.bot_names[i], g.role.name), rows, idx, columns[rows]))
+        snaps = np.repeat(who[1], n)
+        for s in np.unique(snaps[opp_rows]).tolist():  # each stack of snapshots: one forward
+            stack = self._stack(g, s)
+            known = [k for k, (st, _) in enumerate(plan.stacks) if st is stack]
+            if not known:
+                plan.stacks.append((stack, [s]))
+            else:
+                plan.stacks[known[0]][1].append(s)
+        plan.stacks = [(stack, *rows_of(opp_rows & np.isin(snaps, ids)))
+                       for stack, ids in plan.stacks]
+        lives = np.repeat(who[3], n)
+        for agent in np.unique(lives[live_rows]).tolist():  # each live network alone
+            plan.lives.append((agent, *rows_of(live_rows & (lives == agent))))
+        self._plans[key] = (signature, plan)
+        return plan
 
     def played(self, g, games: slice = slice(None)) -> np.ndarray:
         """The (rows,) bool array of group g's rows of `games` that the learner does not
         play (their actions are `override`'s): a collector need not infer them."""
-        opp_rows, bot_rows, live_rows = self._others(g, games)
-        return opp_rows | bot_rows | live_rows
+        return self._plan(g, games).played
 
     @torch.no_grad()
     def override(self, g, obs: torch.Tensor, mask: torch.Tensor, starts: torch.Tensor,
@@ -222,44 +269,29 @@ class OpponentManager:
         returns the (rows,) bool array of rows the learner trains on in this group. The
         rows are those of `games` (a collector that infers half of its games at a time)."""
         games = slice(*games.indices(self.vec.num_games))
-        B = games.stop - games.start
         n = len(g.slots)
-        snapshot, bot, live = self.snapshot[games], self.bot[games], self.live[games]
-        opp_rows, bot_rows, live_rows = self._others(g, games)
-        if bot_rows.any():
-            bots = np.repeat(bot, n)
-            for i in np.unique(bots[bot_rows]):
-                rows = np.flatnonzero(bot_rows & (bots == i))
-                idx = torch.from_numpy(rows).to(self.device)
-                agents = np.tile(team_columns(self.vec.slot_team)[list(g.slots)], B)[rows]
-                picks = bot_act(self.bots[self.bot_names[int(i)], g.role.name],
-                                obs.index_select(0, idx).cpu().numpy(),
-                                mask.index_select(0, idx).cpu().numpy(), agents)
-                action[idx] = torch.from_numpy(np.asarray(picks, np.int64)).to(action.device)
+        plan = self._plan(g, games)
+        for bot, rows, idx, agents in plan.bots:
+            picks = bot_act(self.bots[bot], obs.index_select(0, idx).cpu().numpy(),
+                            mask.index_select(0, idx).cpu().numpy(), agents)
+            action[idx] = torch.from_numpy(np.asarray(picks, np.int64)).to(action.device)
         # who plays which rows: each stack of snapshots in one forward, each live network alone
-        plays: list[tuple[np.ndarray, PolicyStack | RecurrentPolicy, np.ndarray | None]] = []
-        if opp_rows.any():
-            snaps = np.repeat(snapshot, n)
-            rows = np.flatnonzero(opp_rows)
-            owner = {int(s): self._stack(g, int(s)) for s in np.unique(snaps[rows])}
-            for st in {id(st): st for st in owner.values()}.values():
-                mine = rows[np.isin(snaps[rows], [s for s, o in owner.items() if o is st])]
-                slots = st.slots(snaps[mine].tolist(), lambda snap: self.models(
-                    int(snap), g.role.name)[g.key])
-                plays.append((mine, st, slots))
-        if live_rows.any():
-            lives = np.repeat(live, n)
-            for agent in np.unique(lives[live_rows]):
-                plays.append((np.flatnonzero(live_rows & (lives == agent)),
-                              self.live_models[int(agent)][g.key], None))
+        plays: list[tuple[np.ndarray, torch.Tensor, PolicyStack | RecurrentPolicy,
+                          np.ndarray | None]] = []
+        snaps = np.repeat(self.snapshot[games], n)
+        for stack, rows, idx in plan.stacks:
+            slots = stack.slots(snaps[rows].tolist(), lambda snap: self.models(
+                int(snap), g.role.name)[g.key])
+            plays.append((rows, idx, stack, slots))
+        plays += [(rows, idx, self.live_models[agent][g.key], None)
+                  for agent, rows, idx in plan.lives]
         h, c = self._state[g.key]  # a step starts a row afresh with its episode
-        w = max((p.lstm_hidden for _, p, _ in plays), default=0)
+        w = max((p.lstm_hidden for _, _, p, _ in plays), default=0)
         if w > h.shape[1]:  # a snapshot from before a surgery may be narrower, or wider
             h, c = (torch.nn.functional.pad(x, (0, w - x.shape[1])) for x in (h, c))
             self._state[g.key] = (h, c)
         h, c = h[games.start * n:games.stop * n], c[games.start * n:games.stop * n]  # views
-        for rows, player, slots in plays:
-            idx = torch.from_numpy(rows).to(self.device)
+        for rows, idx, player, slots in plays:
             w = player.lstm_hidden
             # index_select/index_copy_: a few times cheaper than indexing with a tensor
             state = (h.index_select(0, idx)[:, :w], c.index_select(0, idx)[:, :w])
@@ -276,7 +308,7 @@ class OpponentManager:
                 nh, nc = (torch.nn.functional.pad(x, (0, h.shape[1] - w)) for x in (nh, nc))
             h.index_copy_(0, idx, nh.to(h.dtype))
             c.index_copy_(0, idx, nc.to(c.dtype))
-        return ~(opp_rows | bot_rows | live_rows)
+        return ~plan.played
 
     def _stack(self, g, snap: int) -> PolicyStack:
         """The stack that plays snapshot `snap` in group `g`: one per architecture (a
