@@ -687,10 +687,27 @@ class _EnvVec(VecGame):
         known, slots, teams = self._rewards_at
         if not len(slots):
             return
-        values = np.fromiter(rewards.values(), np.float64, len(key))[known]
+        try:
+            values = np.fromiter(rewards.values(), np.float64, len(key))[known]
+        except (TypeError, ValueError):  # None, a one-value array, or not a number
+            values = self._reward_values(b, rewards)[known]
         self._rewards[b, slots] += values  # an agent once per step: no repeated index
         self._ep_return[b] += np.bincount(teams, weights=values,
                                           minlength=self._ep_return.shape[1])
+
+    def _reward_values(self, b: int, rewards: Mapping) -> np.ndarray:
+        """A step's rewards one by one: None counts 0, a one-value array its value; anything
+        else that is not a number is an error naming the agent."""
+        out = np.zeros(len(rewards))
+        for j, (a, r) in enumerate(rewards.items()):
+            if r is None:
+                continue
+            try:
+                out[j] = float(np.asarray(r, np.float64).item())
+            except (TypeError, ValueError):
+                raise ValueError(f"{self._where}: game {b} gave agent {a!r} the reward {r!r}; "
+                                 "a reward must be a number") from None
+        return out
 
     def _add_events(self, b: int, agent: str, infos: Any) -> None:
         info = infos.get(agent) if isinstance(infos, Mapping) else None

@@ -510,3 +510,35 @@ def test_an_observation_of_the_wrong_size_is_named(clean_registry):  # noqa: F81
     with pytest.raises(ValueError, match=r"agent 'red_0' observation has 4 values, its "
                                           r"space says 3"):
         vec.step(np.zeros((2, 2), np.int64))
+
+
+class OddRewardsGame(MisreportingGame):
+    """Plain observations of the right size; rewards given as None, a one-value array, a
+    number, and (with `bad`) a string."""
+
+    metadata = {"name": "odd_rewards_v0"}
+    bad = False
+
+    def step(self, actions):
+        obs = {a: np.ones(3, np.float32) for a in self.agents}
+        rewards = {"red_0": None, "blue_0": np.array([0.5], np.float32)}
+        if self.bad:
+            rewards["blue_0"] = "lots"
+        false = {a: False for a in self.agents}
+        return obs, rewards, false, dict(false), {a: {} for a in self.agents}
+
+
+def test_rewards_that_are_not_plain_numbers(clean_registry, monkeypatch):  # noqa: F811
+    import games
+
+    games.register("odd_rewards", OddRewardsGame, "rewards of odd types")
+    vec = make_vec("odd_rewards", 2)
+    vec.reset(seed=0)
+    st = vec.step(np.zeros((2, 2), np.int64))
+    np.testing.assert_array_equal(st.rewards, [[0.0, 0.5], [0.0, 0.5]])
+    st = vec.step(np.zeros((2, 2), np.int64))  # the same again: the cached agent order
+    np.testing.assert_array_equal(st.rewards, [[0.0, 0.5], [0.0, 0.5]])
+    monkeypatch.setattr(OddRewardsGame, "bad", True)
+    with pytest.raises(ValueError, match=r"game 0 gave agent 'blue_0' the reward 'lots'; a "
+                                         r"reward must be a number"):
+        vec.step(np.zeros((2, 2), np.int64))
