@@ -289,3 +289,22 @@ def test_games_whose_result_is_in_are_no_longer_played_and_results_do_not_change
     assert sum(me_rows) < sum(me_all)
     bot_open = np.array([(result.lengths[6:] >= t + 1).sum() for t in range(len(bot_rows))])
     assert bot_rows == bot_open[bot_open > 0].tolist()
+
+
+def test_a_stacked_side_can_play_each_team_with_its_own_policy_set():
+    """StackedRunner with owners per (game, team): one side plays both teams of a game,
+    each with its own policy set, in one forward pass per step (a training match GIF)."""
+    from arena.play.runner import StackedRunner, play_games
+
+    B = 4
+    vec, group = connect_four(B)
+    sets = [small_policy(column=0), small_policy(column=6), small_policy(column=3)]
+    owner = np.array([[0, 1], [1, 0], [2, 1], [0, 2]])
+    side = Recording(StackedRunner(vec, [group], [lambda key, p=p: p for p in sets], owner,
+                                   seed=0))
+    result = play_games(vec, [side], np.zeros((B, 2), np.int64), seed=0)
+    first = side.actions[0]  # every column is legal on the empty board
+    column = np.array([[0, 6], [6, 0], [3, 6], [0, 3]])
+    assert first.tolist() == column.tolist()
+    # team 0 (player_0) moves first and stacks its column: it wins every game
+    assert result.winners.tolist() == [0] * B and (result.lengths == 7).all()

@@ -193,10 +193,12 @@ class PolicyRunner:
 
 class StackedRunner:
     """Several frozen policy sets as one side of a match: game b's rows are played by
-    `policy_sets[owner[b]]` (owner -1: none), all of them in one forward pass per step
-    (agents/policy_stack.py: each set a slot of a stack per group and architecture), where
-    one PolicyRunner per set would make a pass each. One seeded sampler for them all. An
-    evaluation plays its league snapshots so (arena/play/evaluate.py)."""
+    `policy_sets[owner[b]]` (owner (B,); or (B, T), team t of game b by `owner[b, t]`;
+    -1: none), all of them in one forward pass per step (agents/policy_stack.py: each set a
+    slot of a stack per group and architecture), where one PolicyRunner per set would make
+    a pass each. One seeded sampler for them all. An evaluation plays its league snapshots
+    so (arena/play/evaluate.py), and a training match GIF both of its teams
+    (arena/play/watch.py)."""
 
     def __init__(self, vec: VecGame, groups: Sequence[Any],
                  policy_sets: Sequence[Callable[[str], Any]], owner: np.ndarray, seed: int,
@@ -234,7 +236,11 @@ class StackedRunner:
             n = len(g.slots)
             rows = seated_rows(mine, g.slots)
             rows = np.arange(self.vec.num_games * n) if rows is None else rows
-            owner = self.owner[rows // n]
+            if self.owner.ndim == 2:  # by team: each row's game and its slot's team
+                team = np.asarray(self.vec.slot_team)[list(g.slots)]
+                owner = self.owner[rows // n, team[rows % n]]
+            else:
+                owner = self.owner[rows // n]
             rows, owner = rows[owner >= 0], owner[owner >= 0]
             where = np.array(self._slot[g.key], np.int64).reshape(-1, 2)
             self._rows[g.key] = []

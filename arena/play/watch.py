@@ -22,7 +22,7 @@ import torch
 
 from arena.media import log_gif
 from arena.play.players import MatchGame
-from arena.play.runner import PolicyRunner, play_games
+from arena.play.runner import StackedRunner, play_games
 from games.gif import ClipPreview, Recorder
 from games.render import Renderer, make_rendering_vec, renderer
 
@@ -252,16 +252,18 @@ class MatchWatcher:
             opponent = lambda key: manager.models(snap.id, role_of[key])[key]  # noqa: E731
             name = f"snapshot_{snap.id:04d}"
         seed = self.seed + learner.updates
-        latest = PolicyRunner(vec, learner.groups, learner.policy_for, seed=seed,
-                              device=learner.device)
-        other = PolicyRunner(vec, learner.groups, opponent, seed=seed + 1, device=learner.device)
-        seats = np.ones((1, len(vec.team_names)), np.int64)
-        seats[0, 0] = 0
+        # both teams on one side: the latest (team 0) and its opponent (the others), frozen
+        # for the match, act in one forward pass per tick
+        owner = np.ones((1, len(vec.team_names)), np.int64)
+        owner[0, 0] = 0
+        both = StackedRunner(vec, learner.groups, [learner.policy_for, opponent], owner,
+                             seed=seed, device=learner.device)
+        seats = np.zeros((1, len(vec.team_names)), np.int64)
         recorder = Recorder(lambda v: self.render.frame(v), every=self.frame_every)
         was_training = learner.training
         learner.eval()
         try:
-            result = play_games(vec, [latest, other], seats, seed=seed,
+            result = play_games(vec, [both], seats, seed=seed,
                                 on_step=lambda v, step: recorder(v))
             recorder.finish()
         finally:
