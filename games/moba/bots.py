@@ -205,34 +205,19 @@ def _scripted_actions(obs: np.ndarray, mask: np.ndarray, f: np.ndarray, i: np.nd
     m, vision, hero_range = f[_F_MAP], f[_F_VISION], f[_F_HERO_RANGE]
     ent_dim = len(ENTITY_FEATURES)
     out = np.empty(N, np.int64)
-    # per-entity views of a row (K,)
-    live = np.empty(K, np.bool_)
-    ally = np.empty(K, np.bool_)
-    enemy = np.empty(K, np.bool_)
-    hero = np.empty(K, np.bool_)
-    creep = np.empty(K, np.bool_)
-    building = np.empty(K, np.bool_)
-    in_range = np.empty(K, np.bool_)
-    in_ability = np.empty(K, np.bool_)
-    attackable = np.empty(K, np.bool_)
-    targets_me = np.empty(K, np.bool_)
-    px = np.empty(K)
-    py = np.empty(K)
-    es = np.empty(K)
-    dist = np.empty(K)
-    ehp = np.empty(K)
-    ehp_frac = np.empty(K)
-    brange = np.empty(K)
-    tanked = np.empty(K, np.bool_)
-    untanked = np.empty(K, np.bool_)
-    valid = np.empty(K, np.bool_)
+    # scratch for a row: per entity (K,) and per ally (NA,), rows of one allocation each
+    flags = np.empty((12, K), np.bool_)
+    (ally, enemy, hero, creep, building, in_range, in_ability, attackable, targets_me,
+     tanked, untanked, valid) = (flags[0], flags[1], flags[2], flags[3], flags[4], flags[5],
+                                 flags[6], flags[7], flags[8], flags[9], flags[10], flags[11])
     chosen = np.empty(K, np.bool_)
-    score = np.empty(K)
-    values = np.empty(K)
+    floats = np.empty((9, K))
+    px, py, es, dist, ehp, ehp_frac, brange, score, values = (
+        floats[0], floats[1], floats[2], floats[3], floats[4], floats[5], floats[6],
+        floats[7], floats[8])
     ally_alive = np.empty(NA, np.bool_)
-    ally_x = np.empty(NA)
-    ally_y = np.empty(NA)
-    ally_dist = np.empty(NA)
+    per_ally = np.empty((3, NA))
+    ally_x, ally_y, ally_dist = per_ally[0], per_ally[1], per_ally[2]
     for n in range(N):
         o = obs[n]
         s0, a0, v0 = i[_I_SELF], i[_I_ALLIES], i[_I_VISIBLE]
@@ -249,7 +234,6 @@ def _scripted_actions(obs: np.ndarray, mask: np.ndarray, f: np.ndarray, i: np.nd
         for k in range(K):
             e = v0 + k * ent_dim
             lv = o[e + _E_PRESENT] > 0.5 and o[e + _E_ALIVE] > 0.5
-            live[k] = lv
             ally[k] = lv and o[e + _E_IS_ALLY] > 0.5
             enemy[k] = lv and o[e + _E_IS_ENEMY] > 0.5
             hero[k] = lv and o[e + _E_HERO] > 0.5
