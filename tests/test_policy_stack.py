@@ -105,3 +105,31 @@ def test_a_stack_refuses_a_policy_of_another_architecture():
     assert architecture(narrower) != stack.arch
     with pytest.raises(ValueError, match="architecture"):
         stack.slots(["narrow"], lambda k: narrower)
+
+
+
+def test_the_same_rows_after_a_slot_is_reloaded_or_the_stack_grows_play_the_new_policies():
+    """`step` keeps how it lays out the rows of a slot array it has seen (a league plays the
+    same slots at every step of an episode): a slot given to another policy, or slots moved
+    to new tensors when the stack grows, must still play what the slots hold now."""
+    policies = {k: policy(True, seed=k) for k in range(6)}
+    stack = PolicyStack(policies[0], capacity=2)
+    obs, state, starts, mask = batch(policies[0], 5)
+
+    def plays(keys):
+        slots = stack.slots(keys, lambda k: policies[k])
+        logits, _ = stack.step(slots, obs, state, starts, mask)
+        for n, k in enumerate(keys):
+            want, _, _ = policies[k].step(obs[n:n + 1], (state[0][n:n + 1], state[1][n:n + 1]),
+                                          starts[n:n + 1], mask[n:n + 1])
+            torch.testing.assert_close(logits[n], want[0], rtol=0, atol=1e-12)
+        return slots.tolist()
+
+    first = plays([0, 1, 1, 0, 1])
+    assert plays([0, 1, 1, 0, 1]) == first  # the kept layout
+    # the same slots, now given to 2 and 3 (0 and 1 out of play): reloaded in place
+    assert plays([2, 3, 3, 2, 3]) == first and stack.capacity == 2
+    # three in play: the stack grows into new tensors, and 1 takes the slot 2 had ...
+    assert plays([4, 5, 1, 4, 5]) and stack.capacity >= 3
+    # ... which the slot array seen first, now over part of the grown stack, plays
+    assert plays([1, 3, 3, 1, 3]) == first
