@@ -169,6 +169,17 @@ def _pick(score: np.ndarray, valid: np.ndarray) -> int:
 
 
 @njit(cache=True)
+def _hero_attacking_me(K: int, enemy: np.ndarray, hero: np.ndarray, attackable: np.ndarray,
+                       in_range: np.ndarray, targets_me: np.ndarray, score: np.ndarray,
+                       valid: np.ndarray) -> int:
+    """The enemy hero in range that attacks this one, the best by `score` (the lasthitter's
+    and the pusher's "hit back" rule), -1 if none; `valid` is scratch."""
+    for k in range(K):
+        valid[k] = enemy[k] and hero[k] and attackable[k] and in_range[k] and targets_me[k]
+    return _pick(score, valid)
+
+
+@njit(cache=True)
 def _row_min(values: np.ndarray, valid: np.ndarray, default: float) -> float:
     out, seen = np.inf, False
     for k in range(values.shape[0]):
@@ -350,10 +361,8 @@ def _scripted_actions(obs: np.ndarray, mask: np.ndarray, f: np.ndarray, i: np.nd
             if act < 0 and chased:
                 act = _RETREAT_MOVE
             if act < 0 and hp_frac > 0.5:  # hit back at an enemy hero that attacks it
-                for k in range(K):
-                    valid[k] = enemy[k] and hero[k] and attackable[k] and in_range[k] \
-                        and targets_me[k]
-                k = _pick(score, valid)
+                k = _hero_attacking_me(K, enemy, hero, attackable, in_range, targets_me, score,
+                                       valid)
                 if k >= 0:
                     act = first_attack + k
             if act < 0:  # just out of the enemy creeps' reach, behind the own wave
@@ -433,10 +442,8 @@ def _scripted_actions(obs: np.ndarray, mask: np.ndarray, f: np.ndarray, i: np.nd
                 if k >= 0:
                     act = first_attack + k
             if act < 0:  # hit back at a hero that attacks it
-                for k in range(K):
-                    valid[k] = enemy[k] and hero[k] and attackable[k] and in_range[k] \
-                        and targets_me[k]
-                k = _pick(score, valid)
+                k = _hero_attacking_me(K, enemy, hero, attackable, in_range, targets_me, score,
+                                       valid)
                 if k >= 0:
                     act = first_attack + k
             if act < 0:  # push: the weakest enemy creep in range
