@@ -180,6 +180,19 @@ def _hero_attacking_me(K: int, enemy: np.ndarray, hero: np.ndarray, attackable: 
 
 
 @njit(cache=True)
+def _covered(k: int, cover: np.ndarray, px: np.ndarray, py: np.ndarray,
+             brange: np.ndarray) -> bool:
+    """Whether entity k stands within one unit of the range of a building in `cover`."""
+    for j in range(cover.shape[0]):
+        if cover[j]:
+            dx, dy = px[k] - px[j], py[k] - py[j]
+            r = brange[j] + 1.0
+            if dx * dx + dy * dy <= r * r:
+                return True
+    return False
+
+
+@njit(cache=True)
 def _row_min(values: np.ndarray, valid: np.ndarray, default: float) -> float:
     out, seen = np.inf, False
     for k in range(values.shape[0]):
@@ -398,16 +411,10 @@ def _scripted_actions(obs: np.ndarray, mask: np.ndarray, f: np.ndarray, i: np.nd
             if act < 0 and near_allies >= near_enemies and hp_frac > 0.4:
                 # fight an enemy hero when it looks favourable, not under its own building
                 burst = 2.0 * damage + (nuke if ability_ready else 0.0)
+                enemy_building = enemy[:K] & building[:K]
                 for k in range(K):
-                    covered = False
-                    for j in range(K):
-                        if enemy[j] and building[j]:
-                            dx, dy = px[k] - px[j], py[k] - py[j]
-                            r = brange[j] + 1.0
-                            if dx * dx + dy * dy <= r * r:
-                                covered = True
-                                break
-                    valid[k] = enemy[k] and hero[k] and attackable[k] and not covered \
+                    valid[k] = enemy[k] and hero[k] and attackable[k] \
+                        and not _covered(k, enemy_building, px, py, brange) \
                         and (ehp[k] <= burst or ehp[k] <= 0.9 * hp) \
                         and dist[k] <= hero_range + 3.0
                 k = _pick(score, valid)
@@ -468,15 +475,8 @@ def _scripted_actions(obs: np.ndarray, mask: np.ndarray, f: np.ndarray, i: np.nd
             engage = f[_F_ENGAGE]
             hunted = 0
             for k in range(K):  # enemy heroes not under an untanked enemy building
-                covered = False
-                for j in range(K):
-                    if untanked[j]:
-                        dx, dy = px[k] - px[j], py[k] - py[j]
-                        r = brange[j] + 1.0
-                        if dx * dx + dy * dy <= r * r:
-                            covered = True
-                            break
-                valid[k] = enemy[k] and hero[k] and attackable[k] and not covered \
+                valid[k] = enemy[k] and hero[k] and attackable[k] \
+                    and not _covered(k, untanked[:K], px, py, brange) \
                     and dist[k] <= engage
                 if valid[k]:
                     hunted += 1
