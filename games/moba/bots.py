@@ -180,6 +180,19 @@ def _hero_attacking_me(K: int, enemy: np.ndarray, hero: np.ndarray, attackable: 
 
 
 @njit(cache=True)
+def _building_to_siege(K: int, enemy: np.ndarray, building: np.ndarray, attackable: np.ndarray,
+                       tanked: np.ndarray, ehp: np.ndarray, damage: float, score: np.ndarray,
+                       valid: np.ndarray) -> int:
+    """An attackable enemy building its creeps tank, or one a couple of hits bring down, the
+    best by `score` (the pusher's and the teamfighter's siege rule), -1 if none; `valid` is
+    scratch."""
+    for k in range(K):
+        valid[k] = enemy[k] and building[k] and attackable[k] \
+            and (tanked[k] or ehp[k] <= 2.0 * damage)
+    return _pick(score, valid)
+
+
+@njit(cache=True)
 def _covered(k: int, cover: np.ndarray, px: np.ndarray, py: np.ndarray,
              brange: np.ndarray) -> bool:
     """Whether entity k stands within one unit of the range of a building in `cover`."""
@@ -442,10 +455,8 @@ def _scripted_actions(obs: np.ndarray, mask: np.ndarray, f: np.ndarray, i: np.nd
                 if k >= 0:
                     act = first_attack + k
             if act < 0:  # siege a building its creeps tank (or one about to fall)
-                for k in range(K):
-                    valid[k] = enemy[k] and building[k] and attackable[k] \
-                        and (tanked[k] or ehp[k] <= 2.0 * damage)
-                k = _pick(score, valid)
+                k = _building_to_siege(K, enemy, building, attackable, tanked, ehp, damage,
+                                       score, valid)
                 if k >= 0:
                     act = first_attack + k
             if act < 0:  # hit back at a hero that attacks it
@@ -513,10 +524,8 @@ def _scripted_actions(obs: np.ndarray, mask: np.ndarray, f: np.ndarray, i: np.nd
             for k in range(K):
                 score[k] = -ehp[k]
             if act < 0:  # no hero to fight: push with the creeps
-                for k in range(K):
-                    valid[k] = enemy[k] and building[k] and attackable[k] \
-                        and (tanked[k] or ehp[k] <= 2.0 * damage)
-                k = _pick(score, valid)
+                k = _building_to_siege(K, enemy, building, attackable, tanked, ehp, damage,
+                                       score, valid)
                 if k >= 0:
                     act = first_attack + k
             if act < 0:
