@@ -261,7 +261,7 @@ class OpponentManager:
         play (their actions are `override`'s): a collector need not infer them."""
         return self._plan(g, games).played
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def override(self, g, obs: torch.Tensor, mask: torch.Tensor, starts: torch.Tensor,
                  action: torch.Tensor, generator: torch.Generator,
                  games: slice = slice(None)) -> np.ndarray:

@@ -358,12 +358,15 @@ class Collector:
                              "agents on one batch)")
         return self.vec.game_groups(2)
 
-    @torch.no_grad()
     def collect(self) -> Rollout:
         """One rollout. Plainly, each step infers every game, then steps them all. With
         `overlap`, the games' halves alternate: half 0 steps in its worker processes while
         half 1 is inferred and sent off, and so on (EnvPool's and PufferLib's overlap);
-        torch then runs on one thread, leaving the other cores to the games."""
+        torch then runs on one thread, leaving the other cores to the games.
+
+        Played under torch.inference_mode (5-10% less per operation than no_grad on the
+        CPU), into buffers made outside it: the rollout's tensors are ordinary ones, which
+        its users may change in place."""
         import time
 
         t0 = time.perf_counter()
@@ -382,7 +385,26 @@ class Collector:
             group_buffers(spec, self.device,
                           tuple(n for n in GROUP_FIELDS if not n.startswith("last_")),
                           unset=EVERY_STEP_FIELDS))
-        everything = slice(0, B)
+        with torch.inference_mode():
+            last = self._play(run, halves)
+        bufs = run.bufs
+        for key, (value, starts) in last.items():  # ordinary tensors, as the buffers
+            bufs[key]["last_values"] = value.clone()
+            bufs[key]["last_episode_starts"] = starts.clone()
+        episodes = {
+            "winners": np.concatenate(run.winners) if run.winners else np.zeros(0, np.int64),
+            "lengths": np.concatenate(run.lengths) if run.lengths else np.zeros(0, np.int64),
+            "games": np.concatenate(run.games) if run.games else np.zeros(0, np.int64),
+        }
+        agent_steps = int(run.active.sum())
+        return Rollout(bufs, run.env_rewards, run.events, run.active, run.ticks, run.alive,
+                       episodes, agent_steps, time.perf_counter() - t0)
+
+    def _play(self, run: _RolloutArrays, halves) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The rollout's steps into `run`; -> each group's (values, episode starts) after the
+        last step (the bootstrap)."""
+        vec, L = self.vec, self.length
+        everything = slice(0, vec.num_games)
         if halves is None:
             step = self._step
             for t in range(L):
@@ -411,22 +433,13 @@ class Collector:
             finally:
                 torch.set_num_threads(threads)
             step = vec.view(everything)
-        bufs = run.bufs
-        # bootstrap values after the last step
+        last = {}  # bootstrap values after the last step
         for g in self.groups:
             obs, mask, starts = self._group_view(step, g)
             _, value, _ = self._forward(g, obs, self._state[g.key], starts, mask)
-            bufs[g.key]["last_values"] = value
-            bufs[g.key]["last_episode_starts"] = starts
+            last[g.key] = (value, starts)
         self._step = step
-        episodes = {
-            "winners": np.concatenate(run.winners) if run.winners else np.zeros(0, np.int64),
-            "lengths": np.concatenate(run.lengths) if run.lengths else np.zeros(0, np.int64),
-            "games": np.concatenate(run.games) if run.games else np.zeros(0, np.int64),
-        }
-        agent_steps = int(run.active.sum())
-        return Rollout(bufs, run.env_rewards, run.events, run.active, run.ticks, run.alive,
-                       episodes, agent_steps, time.perf_counter() - t0)
+        return last
 
     def _act(self, t: int, step: VecStep, games: slice, run: _RolloutArrays) -> None:
         """Step t's inference for `games` (`step` holds their rows): record what the

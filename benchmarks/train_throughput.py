@@ -127,7 +127,8 @@ class Floor:
 
     def collect(self) -> None:
         dev, obs, masks = self.dev, self.obs, self.masks
-        with torch.no_grad(), self.autocast():
+        # inference_mode, as the collector plays: the cheapest way plain PyTorch acts
+        with torch.inference_mode(), self.autocast():
             state = {k: pol.initial_state(obs[k].shape[0], dev)
                      for k, pol in self.policies.items()}
             for _ in range(self.L):

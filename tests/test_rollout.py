@@ -52,6 +52,8 @@ def test_replay_reproduces_collection_time_logprobs(config_file, overrides):
             torch.testing.assert_close(logprobs, chunks(d["logprobs"], T), atol=1e-5, rtol=0)
             torch.testing.assert_close(values, chunks(d["values"], T), atol=1e-5, rtol=0)
             assert K == learner.cfg.ppo.chunks_per_update
+            # played under inference_mode, yet ordinary tensors: changeable in place
+            assert not any(v.is_inference() for v in d.values())
             # every collected action was legal under its mask
             taken = d["action_mask"].gather(-1, d["actions"].unsqueeze(-1)).squeeze(-1)
             assert taken[d["valid"]].all()

@@ -49,7 +49,7 @@ class Frozen:
     policy_for: Callable[[str], Any]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def play_references(learner: PPOLearner,
                     opponents: list[tuple[str, Callable[[VecGame], Any] | Frozen]],
                     games: int, seed: int,

@@ -158,7 +158,7 @@ class PolicyRunner:
                 kept = kept.to(self.device)
                 self._state[g.key] = tuple(x.index_select(0, kept) for x in self._state[g.key])
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(self, step: VecStep, episode_start: np.ndarray, out: np.ndarray) -> None:
         """Write the actions of the groups' slots into `out` (B, S); every row's LSTM state
         advances (a waiting agent still observes), and is reset where `episode_start`."""
@@ -261,7 +261,7 @@ class StackedRunner:
                     self._state[g.key, i] = tuple(x.index_select(0, kept)
                                                   for x in self._state[g.key, i])
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(self, step: VecStep, episode_start: np.ndarray, out: np.ndarray) -> None:
         dev = self.device
         for g in self.groups:

@@ -231,7 +231,7 @@ class MatchWatcher:
         finally:
             vec.close()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(self, learner: PPOLearner) -> dict[str, float]:
         # a game built for each match: one kept between matches could be broken by games
         # closed meanwhile (pygame, which some games quit when one of them is closed)
