@@ -29,6 +29,9 @@ def chunks(x, T):
 @pytest.mark.parametrize("config_file, overrides", [
     ("memory.yaml", ["game.num_envs=8"]),
     ("default.yaml", ["game.num_envs=4", "game.options.team_size=2", "ppo.chunk_len=8"]),
+    # every game against a bot: half the rows played by bots, left out of the inference
+    ("default.yaml", ["game.num_envs=4", "game.options.team_size=2", "ppo.chunk_len=8",
+                      "league.bot_prob=1.0"]),
     ("default.yaml", ["game.num_envs=2", "game.options.team_size=1", "model.per_agent_weights=true"]),
     # the games' halves stepped in turn while the other half is inferred
     ("memory.yaml", ["game.num_envs=8", "game.threads=2", "game.overlap=true"]),
