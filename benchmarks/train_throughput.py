@@ -23,7 +23,9 @@ For each setting, side by side in one run:
   minute (the floor timed alone varied by a third between runs), drifts for both alike.
   end to end / floor (total floor seconds / total seconds of the same updates) is the
   share of time that goes into the network; everything else (game, copies, PPO
-  bookkeeping, Python) is the rest. Where the run skipped chunks, the floor that replays
+  bookkeeping, Python) is the rest, and of it the seconds in the games' own steps are
+  printed (`perf/game_seconds`). The floor acts under torch.inference_mode, as the
+  collector does: the cheapest way plain PyTorch infers. Where the run skipped chunks, the floor that replays
   every chunk (as the baseline and nn_limit_shapes.py do; `--floor-repeats` times after
   the run, the median) is printed beside it, for reference;
 * magent: the shared CleanRL-style single-file LSTM PPO (../shared/bench/
@@ -199,7 +201,8 @@ class Probe(Callback):
         self.floor: Floor | None = None
         self.since = 0.0  # when the update now running started (its clock)
         self.steps_before = 0
-        # per measured update: (seconds, agent-steps, floor forward s, floor update s, replayed)
+        # per measured update: (seconds, agent-steps, floor forward s, floor update s, replayed,
+        # seconds in the games' own steps (nan with actors: they step the games))
         self.measured: list[tuple[float, int, float, float, float]] = []
         self.learner_threads: set[int] = set()  # torch threads of the measured updates
         # at the last measured update: (share of games against snapshots, distinct snapshots)
@@ -217,7 +220,8 @@ class Probe(Callback):
             replayed = learner.last_metrics.get("loss/replayed_chunks", 1.0)
             forward, update = self.floor.seconds(replayed) if self.interleave else (np.nan,) * 2
             self.measured.append((now - self.since, learner.agent_steps - self.steps_before,
-                                  forward, update, replayed))
+                                  forward, update, replayed,
+                                  learner.last_metrics.get("perf/game_seconds", np.nan)))
             self.learner_threads.add(int(learner.last_metrics.get("perf/torch_threads", 0)))
             opponents = getattr(learner.collector, "opponents", None)  # None: in actors
             if opponents is not None:
@@ -241,6 +245,7 @@ class Probe(Callback):
         return {"e2e": steps / seconds, "floor": steps / (forward + update),
                 "forward": forward / len(m), "update": update / len(m),
                 "rollout_steps": steps / len(m), "replayed": float(m[:, 4].mean()),
+                "game": float(m[:, 5].mean()), "game_share": float(m[:, 5].sum() / seconds),
                 "ratio": (forward + update) / seconds, "ratio_min": float(ratios.min()),
                 "ratio_max": float(ratios.max())}
 
@@ -387,6 +392,11 @@ def main() -> None:
         target = 0.8 if name.startswith("moba") else 0.7
         print(f"[{name}] ratio        {f['ratio']:10.2f}  (target >= {target}; per update "
               f"{f['ratio_min']:.2f}-{f['ratio_max']:.2f})")
+        if np.isfinite(f["game"]):  # what the floor leaves out: the game is not the network
+            floor_s = f["forward"] + f["update"]
+            print(f"[{name}] games' steps {f['game']:10.2f} s per update  ({f['game_share']:.0%} "
+                  "of end to end; the floor has none: a run that steps its games between "
+                  f"inferences reaches at most {floor_s / (floor_s + f['game']):.2f})")
         if f["replayed"] < 0.995:  # for reference: the floor of a PPO that replays every chunk
             every = [probe.floor.seconds() for _ in range(args.floor_repeats)]
             f_all, u_all = sorted(every, key=sum)[len(every) // 2]

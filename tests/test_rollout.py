@@ -145,6 +145,33 @@ def test_agents_that_leave_produce_no_training_data():
     assert ro.active.sum() == B * (3 * 20 + 6)
 
 
+@pytest.mark.parametrize("overrides", [[], ["game.threads=2", "game.overlap=true"]])
+def test_the_games_share_of_a_rollout_is_measured(overrides):
+    """perf/game_seconds: the seconds of the last rollout spent in the games' own steps
+    (waiting for them, with overlap), measured on a game slowed down by a known amount."""
+    import time
+
+    learner = learner_for("memory.yaml", "game.num_envs=4", *overrides)
+    collector = learner.collector
+    collector.collect()  # started, compiled
+    vec = collector.vec
+    slow = 0.004  # seconds added to every step of the games (each half's, with overlap)
+    if overrides:
+        wait = vec.wait
+        vec.wait = lambda games=None: (time.sleep(slow), wait(games))[1]
+    else:
+        step = vec.step
+        vec.step = lambda actions: (time.sleep(slow), step(actions))[1]
+    try:
+        ro = collector.collect()
+        seconds = collector.metrics()["perf/game_seconds"]
+    finally:
+        collector.close()
+    waits = collector.length * (2 if overrides else 1)
+    assert waits * slow <= seconds < ro.seconds
+    assert learner.collector.metrics()["perf/game_seconds"] == seconds
+
+
 def test_host_staging_copies_nothing_on_the_cpu():
     """Off the GPU a step's rows reach the network as a view of the game's own buffer; the
     pinned buffers (and benchmarks/staging_check.py, which checks them) are for CUDA."""
