@@ -280,15 +280,10 @@ class Collector:
         self.episodes_started = 0
         self.game_seconds = 0.0  # the last rollout's time in the games' own steps
 
-    def _step_games(self, actions: np.ndarray) -> VecStep:
+    def _games(self, call, *args) -> VecStep:
+        """The games' vec.step or vec.wait, its time counted in `game_seconds`."""
         t = time.perf_counter()
-        step = self.vec.step(actions)
-        self.game_seconds += time.perf_counter() - t
-        return step
-
-    def _wait_games(self, games: slice) -> VecStep:
-        t = time.perf_counter()
-        step = self.vec.wait(games)
+        step = call(*args)
         self.game_seconds += time.perf_counter() - t
         return step
 
@@ -427,7 +422,7 @@ class Collector:
             step = self._step
             for t in range(L):
                 self._act(t, step, everything, run)
-                step = self._step_games(self._actions)
+                step = self._games(vec.step, self._actions)
                 self._after(t, step, everything, run)
         else:
             threads = torch.get_num_threads()
@@ -435,13 +430,13 @@ class Collector:
             try:
                 for t in range(L):
                     for h in halves:
-                        st = vec.view(h) if t == 0 else self._wait_games(h)
+                        st = vec.view(h) if t == 0 else self._games(vec.wait, h)
                         if t > 0:
                             self._after(t - 1, st, h, run)
                         self._act(t, st, h, run)
                         vec.step_async(self._actions[h], h)
                 for h in halves:
-                    self._after(L - 1, self._wait_games(h), h, run)
+                    self._after(L - 1, self._games(vec.wait, h), h, run)
             except BaseException:
                 try:  # leave nothing in flight; the first error is the one to see
                     vec.wait()
