@@ -65,7 +65,7 @@ class RunningMeanStd(nn.Module):
 
         `mask` (...) bool: only those vectors count (they are not gathered: a rollout's
         padding and dead agents are skipped by weight). `reduce` sums a float64 tensor over
-        ranks (arena.distributed.all_reduce_sum): the batch is then the union of every
+        ranks (arena.scale.distributed.all_reduce_sum): the batch is then the union of every
         rank's `x`, and every rank must call it."""
         x = x.detach().to(device=self.mean.device)
         if mask is not None:

@@ -131,7 +131,7 @@ def load_learner(path: str | Path, expect_game: str | None = None):
     The checkpoint may come from anyone: its game must be one this process trusts
     (`check_saved_game`) before the learner builds it, and its `actors.curve_keys` (the
     training machine's key folder) is dropped, since playing needs no keys."""
-    from arena.learner import PPOLearner
+    from arena.learn.learner import PPOLearner
 
     path = find_checkpoint(path)
     checkpoint = read_checkpoint(path)

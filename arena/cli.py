@@ -69,8 +69,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _choose_gloo_interface() -> None:
-    """Multi-machine launches: an interface gloo can be reached on (arena/distributed.py)."""
-    from arena.distributed import choose_gloo_interface
+    """Multi-machine launches: an interface gloo can be reached on (arena/scale/distributed.py)."""
+    from arena.scale.distributed import choose_gloo_interface
 
     note = choose_gloo_interface()
     if note is not None:
@@ -96,8 +96,8 @@ def _how_it_ended(run_dir: Path) -> str:
 
 # ---- arena actor / arena keys ----------------------------------------------------------------
 def _cmd_actor(args: argparse.Namespace) -> int:
-    from arena.actors import ActorError, run_actor
-    from arena.transport import KeysError
+    from arena.scale.actors import ActorError, run_actor
+    from arena.scale.transport import KeysError
 
     if not re.fullmatch(r"tcp://[^:/\s]+:\d{1,5}", args.connect):
         raise UsageError(f"--connect: expected tcp://HOST:PORT, got {args.connect!r}")
@@ -132,7 +132,7 @@ def _allow_games(args: argparse.Namespace) -> None:
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:
-    from arena.transport import KeysError, create_keys
+    from arena.scale.transport import KeysError, create_keys
 
     try:
         keys = create_keys(args.directory)

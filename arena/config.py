@@ -163,7 +163,7 @@ class TrainerConfig:
     checkpoint_minutes: Optional[float] = 10.0  # also checkpoint after this long without one
     log_every: int = 1
     # torch intra-op threads; None: torch's own count (this rank's share of the cores), less
-    # those of local actor processes that collect ahead (arena/learner.learner_threads)
+    # those of local actor processes that collect ahead (arena/learn/learner.learner_threads)
     num_threads: Optional[int] = None
 
 
@@ -192,7 +192,7 @@ class WatchConfig:
 
 @dataclass
 class ActorsConfig:
-    """Rollout collection outside the learner (arena/actors.py): actor processes step their
+    """Rollout collection outside the learner (arena/scale/actors.py): actor processes step their
     own games with CPU copies of the policies and push rollouts over pyzmq.
 
     num_workers 0 with listen false keeps collection in the learner's process."""

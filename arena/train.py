@@ -39,7 +39,12 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from arena.checkpoints import AtomicCheckpointIO, CheckpointError, latest_in_run, read_checkpoint
+from arena.checkpoints import (
+    AtomicCheckpointIO,
+    CheckpointError,
+    latest_in_run,
+    read_checkpoint,
+)
 from arena.config import (
     Config,
     ConfigError,
@@ -48,7 +53,13 @@ from arena.config import (
     to_flat_dict,
     to_yaml,
 )
-from arena.learn.callbacks import Evaluation, LeagueSnapshots, MatchGifs, Periodic, ThreadChoice
+from arena.learn.callbacks import (
+    Evaluation,
+    LeagueSnapshots,
+    MatchGifs,
+    Periodic,
+    ThreadChoice,
+)
 from arena.rundir import (
     CHECKPOINT_DIR,
     RunDirError,
@@ -235,7 +246,7 @@ class UpdateCheckpoint(ModelCheckpoint):
 
 def _all_ranks_any(flag: bool, pl_module: Any) -> bool:
     """One decision on every rank (a checkpoint is a collective under DDP)."""
-    from arena.distributed import all_reduce_sum, world_size
+    from arena.scale.distributed import all_reduce_sum, world_size
 
     if world_size() == 1:
         return flag
@@ -449,7 +460,7 @@ def _game_is_named(name: str) -> bool:
 
 
 def _build_learner(cfg: Config):
-    from arena.learner import PPOLearner
+    from arena.learn.learner import PPOLearner
 
     check_game(cfg)
     try:
@@ -487,8 +498,8 @@ def _plan_surgery(checkpoint: dict[str, Any], ckpt_path: Path, learner: Any,
                   run_dir: Path) -> Surgery:
     """The checkpoint transferred to the networks of `learner`'s config (ConfigError when
     that cannot keep what the networks compute)."""
+    from arena.learn.learner import PPOLearner
     from arena.learn.surgery import SurgeryError, transfer_checkpoint
-    from arena.learner import PPOLearner
 
     blame = f"{run_dir / 'config.yaml'} (with the overrides given)"
     try:

@@ -356,7 +356,7 @@ def check_pools(run_dir: Path, learner: Any) -> tuple[list[str], dict[str, int]]
     from safetensors.torch import load_file
 
     from arena.learn.networks import group_module_key
-    from arena.opponents import group_weights
+    from arena.learn.opponents import group_weights
     from league.pool import INDEX, entries_from_state
 
     failures: list[str] = []

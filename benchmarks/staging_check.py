@@ -23,7 +23,7 @@ import torch
 
 from arena.config import CONFIG_DIR, load_config
 from arena.learn.networks import build_policy
-from arena.rollout import Collector, collection_vec, policy_groups
+from arena.learn.rollout import Collector, collection_vec, policy_groups
 
 
 def main() -> int:

@@ -93,11 +93,11 @@ class Floor:
         import contextlib
 
         from arena.learn.networks import build_policy
-        from arena.rollout import policy_groups
+        from arena.learn.rollout import policy_groups
         from games.vector import make_vec
 
         self.p = p = cfg.ppo
-        if cfg.trainer.num_threads:  # as the learner runs (arena/learner.py setup)
+        if cfg.trainer.num_threads:  # as the learner runs (arena/learn/learner.py setup)
             torch.set_num_threads(cfg.trainer.num_threads)
         self.L, self.T = p.chunk_len * p.chunks_per_update, p.chunk_len
         gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (
@@ -423,7 +423,7 @@ def main() -> None:
                       f"LSTM PPO, {note}; peak RSS {peak})")
                 print(f"[{name}] vs baseline  {f['e2e'] / rate:10.2f}x (target >= 3)")
                 base_rates[name] = rate
-            from arena.rollout import policy_groups
+            from arena.learn.rollout import policy_groups
             from games.vector import make_vec
 
             vec = make_vec(g.name, g.num_envs, **g.options)

@@ -17,11 +17,11 @@ from lightning.pytorch.callbacks import Callback
 from safetensors.numpy import save_file
 
 from arena.config import load_config
-from arena.rollout import Collector, concat_rollouts
+from arena.learn.rollout import Collector, concat_rollouts
 from arena.train import train
 from games.vector import make_vec
 
-RANK_SEED = 7919  # arena.learner: collector seed = run.seed + 7919 * rank
+RANK_SEED = 7919  # arena.learn.learner: collector seed = run.seed + 7919 * rank
 
 
 class Capture(Callback):

@@ -19,17 +19,17 @@ from hypothesis import strategies as st
 from lightning.pytorch.callbacks import Callback
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from arena.actors import ActorService, decode_rollout, rollout_arrays, run_actor
-from arena.league_link import ActorError, ControlClient
 from arena.checkpoints import read_checkpoint
 from arena.config import load_config, to_dict
 from arena.learn.callbacks import ThreadChoice
-from arena.learner import PPOLearner, learner_threads
-from arena.rollout import Collector
+from arena.learn.learner import PPOLearner, learner_threads
+from arena.learn.rollout import Collector
 from arena.rundir import TEMPORARY, stale_temporaries
+from arena.scale.actors import ActorService, decode_rollout, rollout_arrays, run_actor
+from arena.scale.league_link import ActorError, ControlClient
+from arena.scale.transport import ChunkSender, CurveKeys, create_keys
+from arena.scale.wire import WireError
 from arena.train import train
-from arena.transport import ChunkSender, CurveKeys, create_keys
-from arena.wire import WireError
 from games.vector import make_vec
 from league.pool import OpponentPool
 

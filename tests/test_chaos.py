@@ -18,7 +18,7 @@ import torch
 
 from arena.checkpoints import AtomicCheckpointIO, read_checkpoint
 from arena.config import load_config, to_dict
-from arena.learner import PPOLearner
+from arena.learn.learner import PPOLearner
 from arena.rundir import remove_stale_temporaries, stale_temporaries
 from arena.train import train
 from games.files import atomic_write_bytes
@@ -257,7 +257,7 @@ def test_a_short_chaos_run_kills_the_learner_and_an_actor_and_passes_its_checks(
 
 ARMED_CHILD = """
 import os, sys, time
-from arena.actors import die_with_parent
+from arena.scale.actors import die_with_parent
 die_with_parent(os.getppid())
 print(os.getpid(), flush=True)
 time.sleep(120)

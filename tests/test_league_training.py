@@ -7,7 +7,7 @@ import torch
 from arena.checkpoints import read_checkpoint
 from arena.cli import main
 from arena.config import CONFIG_DIR, load_config, to_dict
-from arena.learner import PPOLearner
+from arena.learn.learner import PPOLearner
 from arena.train import train
 from league.pool import OpponentPool
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from arena import distributed
-from arena.actors import STOP_VERSION, ActorService, run_actor
 from arena.config import load_config, to_dict
-from arena.transport import encode_weights
+from arena.scale import distributed
+from arena.scale.actors import STOP_VERSION, ActorService, run_actor
+from arena.scale.transport import encode_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "multihost_rehearsal.py"
@@ -91,7 +91,7 @@ def test_a_wildcard_endpoint_is_named_by_this_nodes_address_not_the_masters():
     net = rehearsal.Network(f"{rehearsal.PREFIX}-{os.getpid()}")
     try:
         net.open()
-        code = ("from arena.distributed import reachable_endpoint as r; "
+        code = ("from arena.scale.distributed import reachable_endpoint as r; "
                 "print(r('tcp://0.0.0.0:5000'), r('tcp://10.9.9.9:7'))")
         for host in range(2):
             out = subprocess.run(
@@ -151,7 +151,7 @@ def test_gloo_interface_is_chosen_only_across_machines_when_the_hostname_is_loop
 def test_actor_waiting_on_a_finished_rank_zero_stops_cleanly_on_the_stop_message(tmp_path):
     """Was: a remote actor in a league request when rank 0 closed its control socket
     ignored the stop message on the weights channel and failed 30 s later (exit 2)."""
-    from arena.learner import PPOLearner
+    from arena.learn.learner import PPOLearner
     from league.pool import OpponentPool
 
     cfg = load_config(None, [

@@ -19,7 +19,13 @@ from games.bots import MixtureBot, NoisyBot, bot_act, team_columns
 from games.moba.bots import TeamfighterBot
 from games.moba.bots import make_bot as moba_bot
 from games.moba.config import MobaConfig
-from games.moba.layout import E_ILLEGAL, ENTITY_FEATURES, GLOBAL_DIM, SELF_FEATURES, MobaLayout
+from games.moba.layout import (
+    E_ILLEGAL,
+    ENTITY_FEATURES,
+    GLOBAL_DIM,
+    SELF_FEATURES,
+    MobaLayout,
+)
 from games.registry import (
     BotMember,
     BotSpec,
@@ -367,7 +373,7 @@ def test_composite_specs_in_configs_and_tournaments():
 
 def test_mixture_in_the_league_plays_each_hero_with_its_bot(tmp_path):
     from arena.config import to_dict
-    from arena.learner import PPOLearner
+    from arena.learn.learner import PPOLearner
 
     cfg = load_config(CONFIG_DIR / "default.yaml", [
         "league.bot_prob=1.0", "league.bots=[passive+lasthitter+pusher]",

@@ -8,7 +8,7 @@ from pettingzoo import ParallelEnv
 
 import games
 from arena.config import CONFIG_DIR, load_config, to_dict
-from arena.learner import PPOLearner
+from arena.learn.learner import PPOLearner
 
 
 def learner_for(config_file, *overrides, game_options=None) -> PPOLearner:
@@ -268,10 +268,10 @@ def test_an_overlapped_rollout_is_what_its_games_make_of_its_actions(config_file
 ])
 def test_the_fields_left_unzeroed_are_written_in_full(config_file, overrides, tmp_path,
                                                       monkeypatch):
-    """The collector does not zero the buffers it fills at every step (arena.rollout.
+    """The collector does not zero the buffers it fills at every step (arena.learn.rollout.
     EVERY_STEP_FIELDS): two collections from the same seed, one into buffers first filled
     with ones and one into buffers filled with zeros, record the same rollout."""
-    import arena.rollout as R
+    import arena.learn.rollout as R
 
     real = R.group_buffers
 
@@ -305,7 +305,7 @@ def test_the_fields_left_unzeroed_are_written_in_full(config_file, overrides, tm
 def test_overlap_needs_two_games_in_worker_processes():
     from arena.config import ConfigError
     from arena.learn.networks import build_policy
-    from arena.rollout import Collector, collection_vec, policy_groups
+    from arena.learn.rollout import Collector, collection_vec, policy_groups
 
     for bad in (["game.threads=1"], ["game.threads=2", "game.num_envs=1"]):
         with pytest.raises(ConfigError, match=r"game.overlap: expected false unless "

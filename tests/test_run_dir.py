@@ -19,7 +19,7 @@ import games
 from arena.checkpoints import latest_in_run, read_checkpoint, recorded_update
 from arena.cli import main
 from arena.config import CONFIG_DIR, ConfigError, load_config
-from arena.learner import TrainingDiverged
+from arena.learn.learner import TrainingDiverged
 from arena.train import TrainingStopped, train
 from games.memory import MemoryGame
 

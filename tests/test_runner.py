@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from agents.policy import RecurrentPolicy
+from arena.learn.rollout import policy_groups
 from arena.play.runner import BotSide, PolicyRunner, play_against
-from arena.rollout import policy_groups
 from games.bots import ConnectFourBot, RandomBot
 from games.vector import make_vec
 

@@ -197,7 +197,7 @@ MEMORY = ["game.options.num_cues=3", "game.options.length=4", "game.options.team
 
 
 def learner(base: str, *overrides: str):
-    from arena.learner import PPOLearner
+    from arena.learn.learner import PPOLearner
 
     return PPOLearner(to_dict(load_config(CONFIG_DIR / base, list(overrides))))
 

@@ -13,7 +13,7 @@ import torch
 from arena.checkpoints import CheckpointError
 from arena.cli import main
 from arena.config import CONFIG_DIR, load_config, to_dict
-from arena.learner import PPOLearner
+from arena.learn.learner import PPOLearner
 from arena.play.evaluate import BotEvaluator, play_vs_bots
 from arena.play.players import (
     BotPlayer,

@@ -8,10 +8,15 @@ import pytest
 import torch
 import zmq
 
-from arena.transport import (
-    ChunkReceiver, ChunkSender, WeightsPublisher, WeightsSubscriber, decode_weights, encode_weights,
+from arena.scale.transport import (
+    ChunkReceiver,
+    ChunkSender,
+    WeightsPublisher,
+    WeightsSubscriber,
+    decode_weights,
+    encode_weights,
 )
-from arena.wire import WireError
+from arena.scale.wire import WireError
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from pettingzoo import ParallelEnv
 from agents.policy import RecurrentPolicy
 from arena.checkpoints import load_learner
 from arena.config import CONFIG_DIR, load_config
-from arena.learner import group_module_key
-from arena.rollout import Collector, policy_groups
+from arena.learn.learner import group_module_key
+from arena.learn.rollout import Collector, policy_groups
 from arena.train import train
 from games.vector import make_vec
 

@@ -12,13 +12,13 @@ import zmq
 
 import games
 from arena import trust
-from arena.actors import ActorError, ActorService, run_actor
 from arena.checkpoints import CheckpointError, load_learner
 from arena.cli import main
 from arena.config import ConfigError, load_config, to_dict
-from arena.learner import PPOLearner
+from arena.learn.learner import PPOLearner
 from arena.play.players import MatchGame, load_player, saved_config
-from arena.wire import decode, encode
+from arena.scale.actors import ActorError, ActorService, run_actor
+from arena.scale.wire import decode, encode
 from games.registry import UntrustedGameError, check_trusted
 from league.pool import OpponentPool
 
@@ -46,7 +46,7 @@ def evil_config(marker, name="pettingzoo:os:system"):
 
 class SpoofedLearner:
     """A REP socket on 127.0.0.1 answering every `hello` with `config`, on the wire format
-    real actors expect (arena/wire.py); it serves nothing else."""
+    real actors expect (arena/scale/wire.py); it serves nothing else."""
 
     def __init__(self, config):
         self.context = zmq.Context()

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from arena.config import CONFIG_DIR, load_config, to_dict
+from arena.learn.learner import PPOLearner, group_module_key
 from arena.learn.update import ppo_update
-from arena.learner import PPOLearner, group_module_key
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "ppo_update_golden.json").read_text())
 SMALL = ["ppo.chunk_len=8", "ppo.chunks_per_update=2", "ppo.update_epochs=2",
@@ -39,7 +39,7 @@ def fixed_rollout(name, monkeypatch=None):
     learner = PPOLearner(to_dict(load_config(path, overrides)))
     learner.setup("fit")
     if monkeypatch is not None:
-        monkeypatch.setattr("arena.rollout.sample_actions", multinomial_sampler)
+        monkeypatch.setattr("arena.learn.rollout.sample_actions", multinomial_sampler)
     return learner, learner.collector.collect()
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arena.wire import MAX_MESSAGE_BYTES, WireError, decode, encode
+from arena.scale.wire import MAX_MESSAGE_BYTES, WireError, decode, encode
 
 
 def sample_arrays():

@@ -1,1 +1,2 @@
-"""Learning: the PPO update (more of the learner moves here as the work touches it)."""
+"""Learning: rollout collection, the league's opponents in it, the pure PPO update and the
+LightningModule over it, and the training callbacks."""

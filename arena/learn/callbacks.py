@@ -98,7 +98,7 @@ class MatchGifs(Periodic):
 class ThreadChoice(Callback):
     """Where local actors collect while the learner updates and `trainer.num_threads` is
     unset, the learner's two candidate torch thread counts (`pl_module.thread_candidates`,
-    set in its setup: the cores the actors leave, arena/learner.learner_threads, then all)
+    set in its setup: the cores the actors leave, arena/learn/learner.learner_threads, then all)
     take turns in blocks of `block` updates, `rounds` times each, after `warmup` updates;
     the one whose updates went faster end to end (pauses left out; the first update of a
     block left out too, as its rollout was collected beside the block before) is kept.

@@ -7,7 +7,7 @@ entropy losses summed over the groups, one optimiser step per minibatch (skipped
 applied, when the loss or gradient is not finite), an optional KL early stop, and the
 observation statistics moved after the last epoch. It takes the networks, the optimiser
 and the settings as arguments and returns the metrics, so a test can call it without a
-Trainer; the LightningModule (arena/learner.py) only passes it its parts: its optimiser,
+Trainer; the LightningModule (arena/learn/learner.py) only passes it its parts: its optimiser,
 `manual_backward` (Lightning's DDP and precision hooks) and, under DDP, the all-reduce.
 """
 

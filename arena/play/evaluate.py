@@ -28,7 +28,7 @@ from games.registry import bot_names, make_side_bots, parse_bot
 from games.vector import VecGame, make_vec
 
 if TYPE_CHECKING:
-    from arena.learner import PPOLearner
+    from arena.learn.learner import PPOLearner
 
 
 def _games(vec_teams: int, games: int) -> int:

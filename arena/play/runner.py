@@ -6,7 +6,7 @@ snapshot's); a `BotSide` plays the rows with the game's scripted bots (games/reg
 `play_games` seats sides at the teams of every game of a batch (any number of teams, any
 roles) and plays one episode each: winners, lengths, team returns and event totals;
 `play_against` is its two-sided form, the first side playing each team in turn, scored
-1 win, 0.5 draw, 0 loss. Collection (arena/rollout.py) shares the episode-transition rule,
+1 win, 0.5 draw, 0 loss. Collection (arena/learn/rollout.py) shares the episode-transition rule,
 the group-rows view and the sampler."""
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def open_rows(rows: np.ndarray | None, slots: int, closed: np.ndarray
 
 
 class PolicyRunner:
-    """Acts for the slots of `groups` (arena.rollout.PolicyGroup) in every game of `vec`, or,
+    """Acts for the slots of `groups` (arena.learn.rollout.PolicyGroup) in every game of `vec`, or,
     after `reset(mine)`, only for the rows of the slots it plays in a match."""
 
     def __init__(self, vec: VecGame, groups: Sequence[Any], policy_for: Callable[[str], Any],

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 import torch
 
-from arena.media import log_gif
+from arena.play.media import log_gif
 from arena.play.players import MatchGame
 from arena.play.runner import StackedRunner, play_games
 from games.gif import ClipPreview, Recorder
 from games.render import Renderer, make_rendering_vec, renderer
 
 if TYPE_CHECKING:
-    from arena.learner import PPOLearner
+    from arena.learn.learner import PPOLearner
 
 TB_MAX_WIDTH = 384  # `watch --tensorboard` logs a bounded preview, never every full-size frame
 TB_MAX_FRAMES = 200

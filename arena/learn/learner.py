@@ -25,16 +25,10 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from agents.normalize import ValueNorm
 from agents.policy import RecurrentPolicy
-from arena.actors import ActorCollector, ActorService
 from arena.config import Config, config_from_dict, to_dict
-from arena.distributed import all_reduce_sum, broadcast_text, world_size
-from arena.league_link import ControlClient, PoolMirror, sync_league
 from arena.learn.networks import build_policy, group_module_key, pool_settings
-from arena.learn.surgery import arch_metadata, policy_arch
-from arena.learn.update import ppo_update
-from arena.memory import keep_freed_memory
-from arena.opponents import OpponentManager, pool_metrics
-from arena.rollout import (
+from arena.learn.opponents import OpponentManager, pool_metrics
+from arena.learn.rollout import (
     Collector,
     PolicyGroup,
     Rollout,
@@ -42,8 +36,14 @@ from arena.rollout import (
     collection_vec,
     policy_groups,
 )
+from arena.learn.surgery import arch_metadata, policy_arch
+from arena.learn.update import ppo_update
+from arena.memory import keep_freed_memory
 from arena.rundir import starts_recorded
-from arena.transport import CurveKeys
+from arena.scale.actors import ActorCollector, ActorService
+from arena.scale.distributed import all_reduce_sum, broadcast_text, world_size
+from arena.scale.league_link import ControlClient, PoolMirror, sync_league
+from arena.scale.transport import CurveKeys
 from games.registry import bot_anchors
 from games.vector import make_vec
 from league.exploiters import MAIN, Exploiter, exploiter_names, game_blocks
@@ -142,7 +142,7 @@ class PPOLearner(L.LightningModule):
         self.paused_seconds = 0.0
         self.run_dir: Path | None = None  # set by arena.train; the league pool lives there
         self.pools: dict[str, OpponentPool] = {}
-        self.service = None  # arena.actors.ActorService: actors, or the league for other ranks
+        self.service = None  # arena.scale.actors.ActorService: actors, or the league for other ranks
         self._threads_before: int | None = None  # torch threads before setup (see teardown)
         # (cores the actors leave, all cores): the two thread counts arena.learn.callbacks.
         # ThreadChoice tries, where actors collect ahead and trainer.num_threads is unset
@@ -192,7 +192,7 @@ class PPOLearner(L.LightningModule):
         league = cfg.league.enabled and self.run_dir is not None
         games = a.num_envs or cfg.game.num_envs
         # Rank 0 owns the league on disk; actors and other ranks reach it over its control
-        # socket (arena/actors.py), whose address every rank learns by broadcast.
+        # socket (arena/scale/actors.py), whose address every rank learns by broadcast.
         league_endpoint = ""
         need = a.rollouts_per_update or max(a.num_workers, 1)
         per_version = -(-need // max(a.num_workers, 1))  # each actor's share of an update
@@ -539,8 +539,8 @@ def _identity(x):
 
 
 def _reachable(endpoint: str) -> str:
-    """An endpoint other hosts can use (arena.distributed.reachable_endpoint)."""
-    from arena.distributed import reachable_endpoint
+    """An endpoint other hosts can use (arena.scale.distributed.reachable_endpoint)."""
+    from arena.scale.distributed import reachable_endpoint
 
     return reachable_endpoint(endpoint)
 

@@ -3,13 +3,13 @@
 Each learner rank with `actors.num_workers > 0` (or `actors.listen`) runs an `ActorService`:
 
     control   REP   hello (config, ports, seed, actor id), league state, snapshot weights
-    rollouts  PULL  one wire message per rollout (arena/wire.py), bounded queue (HWM)
+    rollouts  PULL  one wire message per rollout (arena/scale/wire.py), bounded queue (HWM)
     weights   PUB   the policies' weights as safetensors, newest only (CONFLATE at actors)
 
 An actor (`run_actor`, the same code for the local processes the `Supervisor` starts and
 for `arena actor --connect tcp://HOST:PORT`) asks for the config, builds the game batch,
 CPU policies and the league opponents, then loops: take the newest weights, collect a
-rollout with `arena.rollout.Collector` (the very code in-process collection runs), push it.
+rollout with `arena.learn.rollout.Collector` (the very code in-process collection runs), push it.
 Snapshot opponents are fetched by id from rank 0's control socket and cached; results
 against them travel back with the next league request. Nothing is pickled anywhere: JSON
 headers, raw numpy buffers and safetensors bytes only.
@@ -36,10 +36,10 @@ import numpy as np
 import torch
 import zmq
 
-from arena.league_link import ActorError, ControlClient, PoolMirror, sync_league
+from arena.learn.rollout import TORCH_DTYPES, Rollout, RolloutSpec, join_dim
 from arena.memory import keep_freed_memory
-from arena.rollout import TORCH_DTYPES, Rollout, RolloutSpec, join_dim
-from arena.transport import (
+from arena.scale.league_link import ActorError, ControlClient, PoolMirror, sync_league
+from arena.scale.transport import (
     ChunkReceiver,
     ChunkSender,
     CurveKeys,
@@ -50,7 +50,7 @@ from arena.transport import (
     _bind,
     encode_weights,
 )
-from arena.wire import WireError, decode, encode
+from arena.scale.wire import WireError, decode, encode
 from league.pool import snapshot_file
 
 STOP_VERSION = -1  # a weights message with this version tells actors the run is over
@@ -58,7 +58,7 @@ HELLO_TIMEOUT_S = 30.0
 
 
 # ---- rollouts on the wire ------------------------------------------------------------------
-# The fields and their shapes are the rollout schema (arena/rollout.py: GROUP_FIELDS,
+# The fields and their shapes are the rollout schema (arena/learn/rollout.py: GROUP_FIELDS,
 # SHARED_FIELDS, RolloutSpec); a rollout travels as `Rollout.arrays()`.
 
 
@@ -546,8 +546,8 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
     is built."""
     from arena.config import ConfigError, config_from_dict
     from arena.learn.networks import build_policy, group_module_key, pool_settings
-    from arena.opponents import OpponentManager, group_weights
-    from arena.rollout import Collector, collection_vec, policy_groups
+    from arena.learn.opponents import OpponentManager, group_weights
+    from arena.learn.rollout import Collector, collection_vec, policy_groups
     from arena.trust import check_config_game
     from games.registry import UntrustedGameError
 

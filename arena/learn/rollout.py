@@ -252,7 +252,7 @@ class Collector:
                  overlap: bool = False) -> None:
         self.vec = vec
         self.overlap = overlap  # infer one half of the games while the other steps
-        self.opponents = opponents  # arena.opponents.OpponentManager, or None: pure self-play
+        self.opponents = opponents  # arena.learn.opponents.OpponentManager, or None: pure self-play
         self.policies = policies
         self.blocks = blocks or [(policies, 0, vec.num_games)]
         ends = [b0 for _, b0, _ in self.blocks] + [vec.num_games]

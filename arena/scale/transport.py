@@ -1,7 +1,7 @@
 """pyzmq channels between actors and the learner (OpenAI Five's Rapid: rollout workers apart
 from the optimizer, new weights published to them).
 
-    actors  --PUSH-->  learner    trajectory chunks: arena/wire.py multipart messages
+    actors  --PUSH-->  learner    trajectory chunks: arena/scale/wire.py multipart messages
     learner --PUB--->  actors     weights: one frame, header + safetensors bytes; the
                                   subscriber keeps only the newest (ZMQ_CONFLATE)
 
@@ -31,7 +31,7 @@ import zmq
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from arena.wire import MAX_MESSAGE_BYTES, WireError, decode, encode
+from arena.scale.wire import MAX_MESSAGE_BYTES, WireError, decode, encode
 
 LOOPBACK = "tcp://127.0.0.1"
 _LEN = struct.Struct("<I")

@@ -1,11 +1,11 @@
 """The league link: how a process that is not rank 0 reaches rank 0's league and control
-socket — actors (arena/actors.py) and the learner's other DDP ranks (arena/learner.py).
+socket — actors (arena/scale/actors.py) and the learner's other DDP ranks (arena/learn/learner.py).
 
 `ControlClient` makes bounded requests (JSON + raw arrays, never pickles) to a learner's
 control socket; `PoolMirror` is a read-only view of one role's pool on rank 0 (sampling as
 in `OpponentPool`, snapshot weights fetched by id and cached, results queued for rank 0);
 `sync_league` sends the queued results and takes rank 0's current index. Rank 0 serves the
-requests with `arena.actors.ControlServer`.
+requests with `arena.scale.actors.ControlServer`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import zmq
 
-from arena.transport import Secure
-from arena.wire import WireError, decode, encode
+from arena.scale.transport import Secure
+from arena.scale.wire import WireError, decode, encode
 from league.pool import OpponentPool, PoolError, arch_from_bytes, entries_from_state
 
 
