@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from arena.config import CONFIG_DIR, load_config
-from arena.learn.networks import build_policy
-from arena.learn.rollout import Collector, collection_vec, policy_groups
+from arena.learn.networks import build_policy, policy_groups
+from arena.learn.rollout import Collector, collection_vec
 
 
 def main() -> int:

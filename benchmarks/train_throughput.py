@@ -92,8 +92,7 @@ class Floor:
     def __init__(self, cfg, games: int) -> None:
         import contextlib
 
-        from arena.learn.networks import build_policy
-        from arena.learn.rollout import policy_groups
+        from arena.learn.networks import build_policy, policy_groups
         from games.vector import make_vec
 
         self.p = p = cfg.ppo
@@ -423,7 +422,7 @@ def main() -> None:
                       f"LSTM PPO, {note}; peak RSS {peak})")
                 print(f"[{name}] vs baseline  {f['e2e'] / rate:10.2f}x (target >= 3)")
                 base_rates[name] = rate
-            from arena.learn.rollout import policy_groups
+            from arena.learn.networks import policy_groups
             from games.vector import make_vec
 
             vec = make_vec(g.name, g.num_envs, **g.options)

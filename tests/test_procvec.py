@@ -328,8 +328,8 @@ def test_a_game_error_in_an_overlapped_collection_is_the_error_seen(clean_regist
     import torch
 
     from arena.config import CONFIG_DIR, load_config
-    from arena.learn.networks import build_policy
-    from arena.learn.rollout import Collector, policy_groups
+    from arena.learn.networks import build_policy, policy_groups
+    from arena.learn.rollout import Collector
 
     games.register("procvec_boom", BoomGame, "raises in one game")
     cfg = load_config(CONFIG_DIR / "memory.yaml", ["model.hidden=8", "model.lstm_hidden=8"])

@@ -304,8 +304,8 @@ def test_the_fields_left_unzeroed_are_written_in_full(config_file, overrides, tm
 
 def test_overlap_needs_two_games_in_worker_processes():
     from arena.config import ConfigError
-    from arena.learn.networks import build_policy
-    from arena.learn.rollout import Collector, collection_vec, policy_groups
+    from arena.learn.networks import build_policy, policy_groups
+    from arena.learn.rollout import Collector, collection_vec
 
     for bad in (["game.threads=1"], ["game.threads=2", "game.num_envs=1"]):
         with pytest.raises(ConfigError, match=r"game.overlap: expected false unless "

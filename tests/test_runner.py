@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from agents.policy import RecurrentPolicy
-from arena.learn.rollout import policy_groups
+from arena.learn.networks import policy_groups
 from arena.play.runner import BotSide, PolicyRunner, play_against
 from games.bots import ConnectFourBot, RandomBot
 from games.vector import make_vec

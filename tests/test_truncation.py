@@ -19,7 +19,8 @@ from agents.policy import RecurrentPolicy
 from arena.checkpoints import load_learner
 from arena.config import CONFIG_DIR, load_config
 from arena.learn.learner import group_module_key
-from arena.learn.rollout import Collector, policy_groups
+from arena.learn.networks import policy_groups
+from arena.learn.rollout import Collector
 from arena.train import train
 from games.vector import make_vec
 

@@ -26,15 +26,19 @@ from torch.utils.data import DataLoader, IterableDataset
 from agents.normalize import ValueNorm
 from agents.policy import RecurrentPolicy
 from arena.config import Config, config_from_dict, to_dict
-from arena.learn.networks import build_policy, group_module_key, pool_settings
+from arena.learn.networks import (
+    PolicyGroup,
+    build_policy,
+    group_module_key,
+    policy_groups,
+    pool_settings,
+)
 from arena.learn.opponents import OpponentManager, pool_metrics
 from arena.learn.rollout import (
     Collector,
-    PolicyGroup,
     Rollout,
     RolloutSpec,
     collection_vec,
-    policy_groups,
 )
 from arena.learn.surgery import arch_metadata, policy_arch
 from arena.learn.update import ppo_update

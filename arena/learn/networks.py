@@ -1,14 +1,40 @@
-"""How a config becomes networks: one RecurrentPolicy per policy group of its game, and
-the names and pool settings that go with them. Shared by the learner, actors and players
-(which build networks from a saved config without a learner)."""
+"""How a config becomes networks: the policy groups of its game (one network each), one
+RecurrentPolicy per group, and the names and pool settings that go with them. Shared by
+the learner, actors and players (which build networks from a saved config without a
+learner)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from agents.policy import EntityLayout, RecurrentPolicy
 from arena.config import Config
-from games.vector import RoleSpec
+from games.vector import RoleSpec, VecGame
+
+
+@dataclass(frozen=True)
+class PolicyGroup:
+    """A network and the agent slots it plays (columns of the game batch)."""
+
+    key: str
+    role: RoleSpec
+    slots: tuple[int, ...]
+    role_columns: tuple[int, ...]  # positions of `slots` inside the role's obs arrays
+
+
+def policy_groups(vec: VecGame, per_agent_weights: bool) -> list[PolicyGroup]:
+    """One group per role of `vec` (both teams of a symmetric game share one), or one per
+    agent slot with `per_agent_weights` (model.per_agent_weights)."""
+    groups = []
+    for role in vec.roles:
+        if per_agent_weights:
+            for col, slot in enumerate(role.slots):
+                groups.append(PolicyGroup(f"{role.name}.{vec.slot_agents[slot]}", role, (slot,), (col,)))
+        else:
+            groups.append(PolicyGroup(role.name, role, tuple(role.slots),
+                                      tuple(range(len(role.slots)))))
+    return groups
 
 
 def build_policy(role: RoleSpec, cfg: Config) -> RecurrentPolicy:

@@ -25,19 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from arena.learn.networks import PolicyGroup
 from arena.play.runner import HostStaging, group_rows, sample_actions, transitions
 from games.registry import vectorizer_path
-from games.vector import RoleSpec, VecGame, VecStep, make_vec
-
-
-@dataclass(frozen=True)
-class PolicyGroup:
-    """A network and the agent slots it plays (columns of the game batch)."""
-
-    key: str
-    role: RoleSpec
-    slots: tuple[int, ...]
-    role_columns: tuple[int, ...]  # positions of `slots` inside the role's obs arrays
+from games.vector import VecGame, VecStep, make_vec
 
 
 def collection_vec(cfg: Any, num_games: int) -> VecGame:
@@ -48,18 +39,6 @@ def collection_vec(cfg: Any, num_games: int) -> VecGame:
             and vectorizer_path(cfg.game.name) is None:
         extra["split"] = 2  # the overlap's halves: the same games whatever the threads
     return make_vec(cfg.game.name, num_games, **cfg.game.options, **extra)
-
-
-def policy_groups(vec: VecGame, per_agent_weights: bool) -> list[PolicyGroup]:
-    groups = []
-    for role in vec.roles:
-        if per_agent_weights:
-            for col, slot in enumerate(role.slots):
-                groups.append(PolicyGroup(f"{role.name}.{vec.slot_agents[slot]}", role, (slot,), (col,)))
-        else:
-            groups.append(PolicyGroup(role.name, role, tuple(role.slots),
-                                      tuple(range(len(role.slots)))))
-    return groups
 
 
 # ---- the one rollout record ---------------------------------------------------------------

@@ -24,7 +24,7 @@ does not have — raises `CheckpointError` with a message that starts with the s
 The game of a match (`MatchGame`) is the first trained player's (its saved config's game
 name and options), or the one named for bots alone; `match_game` also insists that every
 trained player comes from that game. Loading a policy builds only its networks from the
-saved config (arena.learn.learner.build_policy, one per policy group of the game), never a
+saved config (arena.learn.networks.build_policy, one per policy group of the game), never a
 learner. A player becomes a side of a match with `side(vec, seed)`: a `PolicyRunner` or a
 `BotSide` (arena/play/runner.py), so every match plays through the one runner.
 """
@@ -130,7 +130,7 @@ class PolicyPlayer(Player):
     def groups(self, vec: Any) -> list[Any]:
         """The policy groups of `vec`, each with a network of this player that fits it;
         CheckpointError naming what does not fit."""
-        from arena.learn.rollout import policy_groups
+        from arena.learn.networks import policy_groups
 
         groups = policy_groups(vec, self.per_agent_weights)
         where = self.spec or self.name
@@ -482,8 +482,7 @@ def _build_policies(spec: str, cfg: Any, weights: Mapping[str, torch.Tensor],
     """The networks of a saved config (one per policy group of its game), with `weights`;
     a snapshot's network with the architecture it stored (`archs`), its input and output
     layers adapted to the game of `cfg` (arena/learn/surgery.py)."""
-    from arena.learn.networks import build_policy, group_module_key
-    from arena.learn.rollout import policy_groups
+    from arena.learn.networks import build_policy, group_module_key, policy_groups
     from arena.learn.surgery import SurgeryError, snapshot_arch, snapshot_policy
 
     try:

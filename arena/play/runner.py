@@ -125,7 +125,7 @@ def open_rows(rows: np.ndarray | None, slots: int, closed: np.ndarray
 
 
 class PolicyRunner:
-    """Acts for the slots of `groups` (arena.learn.rollout.PolicyGroup) in every game of `vec`, or,
+    """Acts for the slots of `groups` (arena.learn.networks.PolicyGroup) in every game of `vec`, or,
     after `reset(mine)`, only for the rows of the slots it plays in a match."""
 
     def __init__(self, vec: VecGame, groups: Sequence[Any], policy_for: Callable[[str], Any],

@@ -545,9 +545,14 @@ def run_actor(endpoint: str, actor_id: int | None = None, keys: str | None = Non
     game must be one this process trusts (arena/trust.py), or ActorError before anything
     is built."""
     from arena.config import ConfigError, config_from_dict
-    from arena.learn.networks import build_policy, group_module_key, pool_settings
+    from arena.learn.networks import (
+        build_policy,
+        group_module_key,
+        policy_groups,
+        pool_settings,
+    )
     from arena.learn.opponents import OpponentManager, group_weights
-    from arena.learn.rollout import Collector, collection_vec, policy_groups
+    from arena.learn.rollout import Collector, collection_vec
     from arena.trust import check_config_game
     from games.registry import UntrustedGameError
 
