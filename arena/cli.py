@@ -151,8 +151,9 @@ def _cmd_keys(args: argparse.Namespace) -> int:
 # ---- arena tournament / arena watch: the game of a match ---------------------------------
 def _match_game(specs: Sequence[str], args: argparse.Namespace) -> Any:
     """The game the players meet on: the first trained player's (else --game, default the
-    MOBA), with --set options and the MOBA's --team-size/--max-ticks on top; built once here
-    so a bad option is a usage error before anything is loaded or played."""
+    MOBA), with --set options and --team-size/--max-ticks (shorthands for --set team_size=N
+    and max_ticks=N) on top; built once here so an option the game refuses is a usage error
+    before anything is loaded or played."""
     import yaml
 
     from arena.checkpoints import CheckpointError
@@ -175,9 +176,6 @@ def _match_game(specs: Sequence[str], args: argparse.Namespace) -> Any:
         game = match_game(list(specs), args.game, options)
     except CheckpointError as e:
         raise UsageError(str(e)) from None
-    if game.name != "moba" and (args.team_size is not None or args.max_ticks is not None):
-        raise UsageError(f"--team-size and --max-ticks are MOBA settings; game {game.name!r} "
-                         f"takes its options as --set KEY=VALUE")
     try:
         game.vec(1).close()
     except Exception as e:  # noqa: BLE001 - an option the game refuses
@@ -283,9 +281,11 @@ def _add_game_options(p: argparse.ArgumentParser) -> None:
                    help="a game option on top of the trained player's (YAML value; "
                         "repeatable), e.g. --set max_cycles=50")
     p.add_argument("--team-size", type=_positive_int, default=None, metavar="N",
-                   help="MOBA: heroes per team, 1-5 (default: a trained player's, else 3)")
+                   help="--set team_size=N: the MOBA's heroes per team, 1-5 (default: a "
+                        "trained player's, else 3)")
     p.add_argument("--max-ticks", type=_positive_int, default=None, metavar="N",
-                   help="MOBA: time limit in ticks, 2 per game second (default: the game's)")
+                   help="--set max_ticks=N: the MOBA's time limit in ticks, 2 per game second "
+                        "(default: the game's)")
 
 
 # ---- parser ------------------------------------------------------------------------------

@@ -423,7 +423,7 @@ def test_tournament_errors_are_one_line_and_exit_2(capsys, tmp_path):
         (["tournament", "random", "superbot"], "unknown bot 'superbot'"),
         (["tournament", "--bots", "--team-size", "9"], "team_size"),
         (["tournament", "--bots", "--game", "connect_four", "--max-ticks", "9"],
-         "--team-size and --max-ticks are MOBA settings"),
+         "game 'connect_four' with options {'max_ticks': 9}: "),  # the game refuses it
         (["tournament", "--bots", "--set", "max_ticks"], "expected KEY=VALUE"),
         (["tournament", "--bots", "--game", "no_such_game"], "no_such_game"),
     ]
