@@ -294,7 +294,7 @@ def test_the_progress_line_shows_the_recent_rate_not_the_average_since_start(mon
     import io
     from types import SimpleNamespace
 
-    from arena.train import UpdateProgress
+    from arena.learn.callbacks import UpdateProgress
 
     clock, module = _fake_clock_and_learner(monkeypatch, max_updates=1000)
     trainer = SimpleNamespace(is_global_zero=True)
@@ -320,7 +320,7 @@ def test_the_first_progress_line_gives_the_first_update_time_and_the_next_leave_
     import io
     from types import SimpleNamespace
 
-    from arena.train import UpdateProgress
+    from arena.learn.callbacks import UpdateProgress
 
     clock, module = _fake_clock_and_learner(monkeypatch, max_updates=100)
     trainer = SimpleNamespace(is_global_zero=True)
@@ -347,7 +347,7 @@ def test_the_progress_line_leaves_evaluation_pauses_out_of_the_rate_and_counts_t
     from types import SimpleNamespace
 
     from arena.learn.callbacks import Evaluation
-    from arena.train import UpdateProgress
+    from arena.learn.callbacks import UpdateProgress
 
     clock, module = _fake_clock_and_learner(monkeypatch, max_updates=100)
 
