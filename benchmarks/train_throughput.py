@@ -15,8 +15,9 @@ For each setting, side by side in one run:
 * the floor: the same network modules (built from the run's config, one per policy group)
   doing the least work PPO needs on the same shapes, in plain PyTorch and not through the
   learner — one forward per collected step with action sampling, then update_epochs x
-  num_minibatches of forward, backward and Adam over the rollout's chunks with a minimal
-  loss — for the agent-steps of a real rollout of the run, replaying as many chunks as the
+  num_minibatches of forward, backward and Adam (fused, as the learner's) over the
+  rollout's chunks with a minimal loss, the observations normalised once per update where
+  the encoder reads only those (as the learner does) — for the agent-steps of a real rollout of the run, replaying as many chunks as the
   run did (those with a step that trains: that update's `loss/replayed_chunks`), timed
   right after each measured update, for its rollout, its time left out of the next
   update's: the two alternate, so the speed of these machines, which drifts from minute to
@@ -93,6 +94,7 @@ class Floor:
         import contextlib
 
         from arena.learn.networks import build_policy, policy_groups
+        from arena.learn.update import make_adam
         from games.vector import make_vec
 
         self.p = p = cfg.ppo
@@ -121,8 +123,15 @@ class Floor:
                     -1, m.shape[-1]).to(dev)
         finally:
             vec.close()
-        params = [q for pol in self.policies.values() for q in pol.parameters()]
-        self.opt = torch.optim.Adam(params, lr=p.lr, eps=1e-5)
+        # the learner's Adam (fused where torch has it): the cheapest step plain PyTorch takes
+        self.opt = make_adam([q for pol in self.policies.values() for q in pol.parameters()],
+                             p.lr)
+        # A policy whose encoder reads only normalised observations gets its rollout's
+        # observations normalised once per update, as the learner does, rather than in every
+        # forward: (L, rows, D) buffers, normalised into at each update.
+        self.rollout_obs = {k: (self.obs[k].expand(self.L, *self.obs[k].shape).contiguous(),
+                                torch.empty((self.L, *self.obs[k].shape), device=dev))
+                            for k, pol in self.policies.items() if not pol.reads_raw_obs}
         self._batches: dict[tuple[str, int], tuple] = {}
         self.seconds()  # warm-up
 
@@ -153,13 +162,17 @@ class Floor:
     def update(self, replayed: float) -> None:
         p, dev = self.p, self.dev
         batches = {k: self.batch(k, replayed) for k in self.policies}
+        with torch.no_grad():
+            for k, (raw, out) in self.rollout_obs.items():
+                self.policies[k].normalize_obs(raw, out=out)
         for _ in range(p.update_epochs * p.num_minibatches):
             total = torch.zeros((), device=dev)
             for k, pol in self.policies.items():
                 x, m, starts, n = batches[k]
                 with self.autocast():
-                    logits, values, _ = pol.forward_sequence(x, pol.initial_state(n, dev),
-                                                             starts, m)
+                    logits, values, _ = pol.forward_sequence(
+                        x, pol.initial_state(n, dev), starts, m,
+                        normalized=k in self.rollout_obs)  # (values unused: a timing)
                 total = total + logits.float().logsumexp(-1).mean() + values.float().pow(2).mean()
             self.opt.zero_grad()
             total.backward()

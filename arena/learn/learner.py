@@ -41,7 +41,7 @@ from arena.learn.rollout import (
     collection_vec,
 )
 from arena.learn.surgery import arch_metadata, policy_arch
-from arena.learn.update import ppo_update
+from arena.learn.update import make_adam, ppo_update
 from arena.memory import keep_freed_memory
 from arena.rundir import starts_recorded
 from arena.scale.actors import ActorCollector, ActorService
@@ -341,14 +341,7 @@ class PPOLearner(L.LightningModule):
             self.service = None
 
     def configure_optimizers(self):
-        # fused: one kernel for all parameters (CPU too, since torch 2.4): 2.5x faster steps
-        # than the per-parameter loop, the same update up to float rounding; the loop where
-        # this torch or device has no fused Adam
-        params = list(self.parameters())
-        try:
-            return torch.optim.Adam(params, lr=self.cfg.ppo.lr, eps=1e-5, fused=True)
-        except (RuntimeError, ValueError):
-            return torch.optim.Adam(params, lr=self.cfg.ppo.lr, eps=1e-5)
+        return make_adam(self.parameters(), self.cfg.ppo.lr)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_RolloutStream(self), batch_size=None, collate_fn=_identity)
