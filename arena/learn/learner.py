@@ -146,7 +146,8 @@ class PPOLearner(L.LightningModule):
         self.paused_seconds = 0.0
         self.run_dir: Path | None = None  # set by arena.train; the league pool lives there
         self.pools: dict[str, OpponentPool] = {}
-        self.service = None  # arena.scale.actors.ActorService: actors, or the league for other ranks
+        # arena.scale.actors.ActorService: actors, or the league for other ranks
+        self.service = None
         self._threads_before: int | None = None  # torch threads before setup (see teardown)
         # (cores the actors leave, all cores): the two thread counts arena.learn.callbacks.
         # ThreadChoice tries, where actors collect ahead and trainer.num_threads is unset

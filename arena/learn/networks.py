@@ -30,7 +30,8 @@ def policy_groups(vec: VecGame, per_agent_weights: bool) -> list[PolicyGroup]:
     for role in vec.roles:
         if per_agent_weights:
             for col, slot in enumerate(role.slots):
-                groups.append(PolicyGroup(f"{role.name}.{vec.slot_agents[slot]}", role, (slot,), (col,)))
+                groups.append(PolicyGroup(f"{role.name}.{vec.slot_agents[slot]}", role,
+                                          (slot,), (col,)))
         else:
             groups.append(PolicyGroup(role.name, role, tuple(role.slots),
                                       tuple(range(len(role.slots)))))

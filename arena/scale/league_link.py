@@ -1,5 +1,6 @@
 """The league link: how a process that is not rank 0 reaches rank 0's league and control
-socket — actors (arena/scale/actors.py) and the learner's other DDP ranks (arena/learn/learner.py).
+socket — actors (arena/scale/actors.py) and the learner's other DDP ranks
+(arena/learn/learner.py).
 
 `ControlClient` makes bounded requests (JSON + raw arrays, never pickles) to a learner's
 control socket; `PoolMirror` is a read-only view of one role's pool on rank 0 (sampling as
