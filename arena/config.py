@@ -520,6 +520,20 @@ def _explain(err: Exception, source: str, key_hint: str = "") -> ConfigError:
     return ConfigError(f"{source}: {msg}" + (f" (key '{key}')" if key else ""))
 
 
+def _other_game_hint(path: Path, from_file: DictConfig, merged: DictConfig) -> str:
+    """Where an override switched the config's game, what to do about settings written for
+    the old one (its bots, options, reward weights), which overrides can fix only one at a
+    time and cannot remove (a key given in the file stays in a mapping such as
+    game.options)."""
+    written_for = OmegaConf.select(from_file, "game.name", default=GameConfig.name)
+    now = OmegaConf.select(merged, "game.name")
+    if now == written_for:
+        return ""
+    return (f" ({path.name} is written for game {written_for!r}: its bots, game options and "
+            f"reward weights are that game's; to train {now!r}, start from a config of its "
+            f"own, as the README's 'Your own game' shows)")
+
+
 def load_config(path: str | os.PathLike | None = None,
                 overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Schema defaults <- YAML file (default configs/default.yaml) <- `key=value` overrides."""
@@ -550,7 +564,8 @@ def load_config(path: str | os.PathLike | None = None,
     try:
         config = OmegaConf.to_object(merged)
     except ConfigError as exc:
-        raise ConfigError(f"{path} (with overrides {list(overrides)}): {exc}") from None
+        raise ConfigError(f"{path} (with overrides {list(overrides)}): {exc}"
+                          + _other_game_hint(path, from_file, merged)) from None
     except _BAD_VALUE as exc:  # an interpolation resolved here, e.g. ${oc.decode:...}
         raise _explain(exc, f"{path} (with overrides {list(overrides)})") from None
     assert isinstance(config, Config)

@@ -230,6 +230,25 @@ def test_league_bots_are_the_games_own():
     assert cfg.league.bots == ["random"]
 
 
+def test_switching_the_game_by_override_says_the_config_was_written_for_another():
+    """`arena train game.name=X` on a config written for another game: its bots, options and
+    reward weights are that game's, one error at a time, and an override cannot remove a key
+    of game.options; the first error says so and points to a config of the game's own. Not
+    where the game stays the config's."""
+    import pytest
+
+    from arena.config import ConfigError
+
+    spec = "pettingzoo:pettingzoo.classic.tictactoe_v3:env"
+    with pytest.raises(ConfigError, match=r"league.bots: .*\(default.yaml is written for game "
+                                          r"'moba': .* start from a config of its own") as err:
+        load_config(CONFIG_DIR / "default.yaml", [f"game.name={spec}"])
+    assert f"to train {spec!r}" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_config(CONFIG_DIR / "default.yaml", ["league.bots=[nobody]"])
+    assert "is written for game" not in str(err.value)
+
+
 def test_bf16_mixed_training_with_snapshot_opponents_keeps_the_lstm_state_in_float32(tmp_path):
     """Under trainer.precision=bf16-mixed (autocast), snapshot opponents play beside the
     learner's rows: the LSTM states the policies return stay in the weights' dtype (an
