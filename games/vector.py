@@ -646,6 +646,19 @@ class _EnvVec(VecGame):
         agents = [self.slot_agents[role.slots[j]] for j in cols]
         rows = self._obs[role.name][b]
         try:
+            arrays = [obs[a] for a in agents]
+            shape = arrays[0].shape
+            if len(cols) == rows.shape[0] and shape and all(x.shape == shape for x in arrays):
+                # every agent of the role, arrays of one shape: one pass straight into the
+                # rows (C order: stacked on a new first axis = joined along the first), not
+                # a stacked copy copied again. A many-agent game's observations are
+                # megabytes a step (magent2 gather's 495 agents: half the batch's step).
+                np.concatenate(arrays, out=rows.reshape(len(cols) * shape[0], *shape[1:]),
+                               casting="unsafe")
+                return
+        except (AttributeError, KeyError, TypeError, ValueError):
+            pass  # not arrays of one shape, or not the space's size: the general path says
+        try:
             stacked = np.array([obs[a] for a in agents])  # arrays of one shape, or raises
         except (KeyError, TypeError, ValueError):
             stacked = None

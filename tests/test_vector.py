@@ -512,6 +512,26 @@ def test_an_observation_of_the_wrong_size_is_named(clean_registry):  # noqa: F81
         vec.step(np.zeros((2, 2), np.int64))
 
 
+class OversizedGame(MisreportingGame):
+    """From the first step on, both agents observe 4 values where their space says 3: arrays
+    of one shape, as the one-pass copy of a whole role takes, but not the space's size."""
+
+    def step(self, actions):
+        obs, *rest = super().step(actions)
+        return {a: np.ones(4, np.float32) for a in obs}, *rest
+
+
+def test_observations_of_one_shape_but_the_wrong_size_are_named(clean_registry):  # noqa: F811
+    import games
+
+    games.register("oversized", OversizedGame, "observes one value too many")
+    vec = make_vec("oversized", 2)
+    vec.reset(seed=0)
+    with pytest.raises(ValueError, match=r"agent 'red_0' observation has 4 values, its "
+                                          r"space says 3"):
+        vec.step(np.zeros((2, 2), np.int64))
+
+
 class OddRewardsGame(MisreportingGame):
     """Plain observations of the right size; rewards given as None, a one-value array, a
     number, and (with `bad`) a string."""
