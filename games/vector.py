@@ -648,7 +648,8 @@ class _EnvVec(VecGame):
         try:
             arrays = [obs[a] for a in agents]
             shape = arrays[0].shape
-            if len(cols) == rows.shape[0] and shape and all(x.shape == shape for x in arrays):
+            if len(cols) == rows.shape[0] and shape and rows.flags.c_contiguous \
+                    and all(x.shape == shape for x in arrays):  # (reshape: a view of rows)
                 # every agent of the role, arrays of one shape: one pass straight into the
                 # rows (C order: stacked on a new first axis = joined along the first), not
                 # a stacked copy copied again. A many-agent game's observations are
