@@ -25,7 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from arena.learn.networks import PolicyGroup
+from arena.learn.networks import (  # noqa: F401 - policy_groups: its home until it moved
+    PolicyGroup,
+    policy_groups,
+)
 from arena.play.runner import HostStaging, group_rows, sample_actions, transitions
 from games.registry import vectorizer_path
 from games.vector import VecGame, VecStep, make_vec
