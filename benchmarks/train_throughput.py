@@ -20,8 +20,9 @@ For each setting, side by side in one run:
   the encoder reads only those (as the learner does) — for the agent-steps of a real
   rollout of the run, replaying as many chunks as the run did (those with a step that
   trains: that update's `loss/replayed_chunks`), timed right after each measured update,
-  for its rollout, its time left out of the next update's: the two alternate, so the speed of these machines, which drifts from minute to
-  minute (the floor timed alone varied by a third between runs), drifts for both alike.
+  for its rollout, its time left out of the next update's: the two alternate, so the
+  speed of these machines, which drifts from minute to minute (the floor timed alone
+  varied by a third between runs), drifts for both alike.
   end to end / floor (total floor seconds / total seconds of the same updates) is the
   share of time that goes into the network; everything else (game, copies, PPO
   bookkeeping, Python) is the rest, and of it the seconds in the games' own steps are
