@@ -647,22 +647,28 @@ class _EnvVec(VecGame):
         rows = self._obs[role.name][b]
         try:
             arrays = [obs[a] for a in agents]
-            shape = arrays[0].shape
+        except (KeyError, TypeError):  # an agent without an observation: the slot path names it
+            arrays = None
+        stacked = None
+        if arrays is not None:
+            shape = getattr(arrays[0], "shape", None)
             if len(cols) == rows.shape[0] and shape and rows.flags.c_contiguous \
-                    and all(x.shape == shape for x in arrays):  # (reshape: a view of rows)
+                    and all(getattr(x, "shape", None) == shape for x in arrays):
                 # every agent of the role, arrays of one shape: one pass straight into the
-                # rows (C order: stacked on a new first axis = joined along the first), not
-                # a stacked copy copied again. A many-agent game's observations are
-                # megabytes a step (magent2 gather's 495 agents: half the batch's step).
-                np.concatenate(arrays, out=rows.reshape(len(cols) * shape[0], *shape[1:]),
-                               casting="unsafe")
-                return
-        except (AttributeError, KeyError, TypeError, ValueError):
-            pass  # not arrays of one shape, or not the space's size: the general path says
-        try:
-            stacked = np.array([obs[a] for a in agents])  # arrays of one shape, or raises
-        except (KeyError, TypeError, ValueError):
-            stacked = None
+                # rows (C order: stacked on a new first axis = joined along the first;
+                # reshape is a view of contiguous rows), not a stacked copy copied again. A
+                # many-agent game's observations are megabytes a step (magent2 gather's 495
+                # agents: half the batch's step).
+                try:
+                    np.concatenate(arrays, out=rows.reshape(len(cols) * shape[0], *shape[1:]),
+                                   casting="unsafe")
+                    return
+                except (TypeError, ValueError):
+                    pass  # not the space's size: the general path says
+            try:
+                stacked = np.array(arrays)  # arrays of one shape, or raises
+            except (TypeError, ValueError):
+                pass
         if stacked is None or stacked.size != len(cols) * rows.shape[1]:
             for j in cols:
                 s = role.slots[j]
